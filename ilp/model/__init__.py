@@ -1,0 +1,21 @@
+"""The canonical ILP cohort model: tables, vocabularies, endpoint declarations and the date rule."""
+
+from ilp.model.endpoints import DEFAULT_ENDPOINTS, Endpoint, Exclusion
+from ilp.model.schema import Column, Table
+from ilp.model.tables import (
+    BY_NAME,
+    COHORT,
+    EVENTS,
+    PATIENTS,
+    PERFUSIONS,
+    RESPONSES,
+    TABLES,
+    TOXICITIES,
+    TREATMENTS,
+    TUMOURS,
+)
+
+__all__ = [
+    "BY_NAME", "COHORT", "DEFAULT_ENDPOINTS", "EVENTS", "PATIENTS", "PERFUSIONS", "RESPONSES", "TABLES",
+    "TOXICITIES", "TREATMENTS", "TUMOURS", "Column", "Endpoint", "Exclusion", "Table",
+]
