@@ -5,9 +5,18 @@ Commands grow as the stages land; each one is a thin shell over a stage's public
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from ilp import synth
 from ilp.model import dictionary
+
+DEMO_SEED = 20170731  # the reference study's survival cut-off date
+DEMO_OUT = Path("demo-output")
+SYNTH_OUT = DEMO_OUT / "synthetic"
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma.")
@@ -19,8 +28,9 @@ def main() -> None:
 
 
 @app.command("dictionary")
-def dictionary_command(check: bool = typer.Option(False, "--check", help="Fail if the doc is stale; write nothing.")
-                       ) -> None:
+def dictionary_command(
+    check: Annotated[bool, typer.Option("--check", help="Fail if the doc is stale; write nothing.")] = False,
+) -> None:
     """Write docs/data-dictionary.md from the canonical model.
 
     Example: ilp dictionary --check
@@ -32,3 +42,50 @@ def dictionary_command(check: bool = typer.Option(False, "--check", help="Fail i
         typer.echo("data dictionary is up to date")
         return
     typer.echo(f"wrote {dictionary.write()}")
+
+
+@app.command("synth")
+def synth_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the consortium to.")] = SYNTH_OUT,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same bytes.")] = DEMO_SEED,
+    patients: Annotated[int | None, typer.Option(
+        "--patients", min=3, help="Total patients, split like the demo centres (default: 41/208/54).")] = None,
+    centre: Annotated[list[str] | None, typer.Option("--centre", help="Only this centre (repeatable).")] = None,
+    bundle_patients: Annotated[int, typer.Option(
+        "--bundle-patients", min=0, help="Patients per transaction Bundle; 0 writes no Bundles.")] = 50,
+) -> None:
+    """Write the synthetic demo consortium: FHIR per centre dialect, ConceptMaps and ground truth.
+
+    Examples:
+
+      ilp synth --out /tmp/consortium
+
+      ilp synth --patients 100000 --bundle-patients 0 --out /data/bench
+
+      ilp synth --centre borealis --seed 7
+    """
+    profiles = synth.scaled_consortium(patients)
+    known = {p.centre_id for p in profiles}
+    centre = centre or []
+    if unknown := set(centre) - known:
+        typer.echo(f"unknown centre(s) {sorted(unknown)}; demo centres are {sorted(known)}", err=True)
+        raise typer.Exit(2)
+    chosen = [p for p in profiles if not centre or p.centre_id in centre]
+    started = time.perf_counter()
+    description = synth.generate(chosen, seed, out, bundle_patients)
+    for c in description["centres"]:
+        typer.echo(f"{c['centre_id']:<10} {c['dialect']:<12} {c['patients']:>7} patients "
+                   f"{sum(c['resources'].values()):>9} resources")
+    typer.echo(f"wrote {out} in {time.perf_counter() - started:.1f} s")
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option("--out", help="Root folder of the demo's zones.")] = DEMO_OUT,
+) -> None:
+    """Run the main job on the built-in demo consortium (the stages that exist so far).
+
+    Example: ilp demo --out /tmp/ilp-demo
+    """
+    synth_command(out=out / "synthetic")
+    typer.echo(f"demo consortium: {out / 'synthetic'} (FHIR per centre, ConceptMaps, ground truth)")

@@ -52,7 +52,7 @@ RESPONSE_CATEGORY = ("CR", "PR", "SD", "PD", "NR")
 
 TREATMENT_KIND = ("resection", "amputation", "radiotherapy", "systemic_therapy")
 RADIOTHERAPY_SETTING = ("postoperative", "exclusive")
-AMPUTATION_REASON = ("progression", "local_relapse", "toxicity")
+AMPUTATION_REASON = ("tumour_extent", "progression", "local_relapse", "toxicity")
 
 EVENT_KIND = ("local_relapse", "distant_metastasis", "death", "last_contact")
 METASTASIS_SITE = ("lung", "bone", "liver", "lymph_node", "soft_tissue")
