@@ -14,7 +14,6 @@ import typer
 from ilp import synth
 from ilp.model import dictionary
 
-DEMO_SEED = 20170731  # the reference study's survival cut-off date
 DEMO_OUT = Path("demo-output")
 SYNTH_OUT = DEMO_OUT / "synthetic"
 
@@ -47,7 +46,7 @@ def dictionary_command(
 @app.command("synth")
 def synth_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the consortium to.")] = SYNTH_OUT,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same bytes.")] = DEMO_SEED,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same bytes.")] = synth.DEMO_SEED,
     patients: Annotated[int | None, typer.Option(
         "--patients", min=3, help="Total patients, split like the demo centres (default: 41/208/54).")] = None,
     centre: Annotated[list[str] | None, typer.Option("--centre", help="Only this centre (repeatable).")] = None,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
 
 from ilp.spark import get_spark
+from ilp.synth import DEMO_CONSORTIUM, DEMO_SEED, RESOURCE_TYPES, generate
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +19,20 @@ def spark() -> Iterator[SparkSession]:
     session = get_spark({"spark.app.name": "ilp-tests"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_consortium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The demo consortium as `ilp demo` writes it: (folder, consortium.json)."""
+    out = tmp_path_factory.mktemp("synthetic")
+    return out, generate(DEMO_CONSORTIUM, DEMO_SEED, out)
+
+
+def read_ndjson(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def centre_resources(folder: Path) -> list[dict[str, Any]]:
+    """Every resource a synthetic centre's NDJSON holds."""
+    return [r for t in RESOURCE_TYPES for r in read_ndjson(folder / "fhir" / f"{t}.ndjson")]

@@ -17,6 +17,9 @@ from ilp.synth.profiles import CentreProfile, Survival
 
 K = TypeVar("K")
 YEAR = 365.25
+# Share of patients whose local and distant relapse share one frailty draw: between independence (RFS too low)
+# and full dependence (RFS = MFS), this reproduces the reference study's RFS from its LRFS and MFS.
+RELAPSE_DEPENDENCE = 0.5
 GIVEN = ("Anna", "Marie", "Sofia", "Eva", "Lena", "Jan", "Pieter", "Lars", "Karl", "Paul", "Louise", "Henrik")
 FAMILY = ("Martin", "Bernard", "de Vries", "Jansen", "Andersson", "Johansson", "Dubois", "Visser", "Nilsson")
 CTCAE_POSTOP_TERMS = ("wound_infection", "wound_dehiscence", "seroma", "lymphocele", "skin_necrosis",
@@ -101,12 +104,15 @@ def _days(rng: random.Random, low: int, high: int) -> timedelta:
     return timedelta(days=rng.randint(low, high))
 
 
-def _time_to_event(rng: random.Random, target: Survival, hazard_ratio: float = 1.0) -> float:
-    """Years to an event under piecewise-constant hazards that hit the 1/5/10-year survival targets."""
+def _time_to_event(target: Survival, budget: float, hazard_ratio: float = 1.0) -> float:
+    """Years to an event under piecewise-constant hazards that hit the 1/5/10-year survival targets.
+
+    `budget` is the cumulative hazard at which the event happens (an Exp(1) draw); sharing one draw between two
+    events makes them dependent, as local and distant relapse are in practice.
+    """
     pieces = ((0.0, 1.0, -math.log(target.y1)),
               (1.0, 5.0, -math.log(target.y5 / target.y1) / 4),
               (5.0, math.inf, -math.log(target.y10 / target.y5) / 5))
-    budget = rng.expovariate(1.0)  # cumulative hazard at the event
     for start, end, hazard in pieces:
         rate = hazard * hazard_ratio
         if rate > 0 and budget <= rate * (end - start):
@@ -235,15 +241,20 @@ def _follow_up(rng: random.Random, profile: CentreProfile, case: PatientCase, re
     if rng.random() < profile.lost_to_follow_up:
         end = min(end, origin + timedelta(days=int(rng.uniform(0.5, 6) * YEAR)))
 
-    def after(start: date, target: Survival, ratio: float) -> date | None:
-        years = _time_to_event(rng, target, ratio)
+    def after(start: date, target: Survival, budget: float, ratio: float = 1.0) -> date | None:
+        years = _time_to_event(target, budget, ratio)
         return start + timedelta(days=int(years * YEAR)) if math.isfinite(years) else None
 
     treated_until = max(d for d in _dated(case) if d is not None)
-    death = after(case.diagnosis, profile.os, worse)
+    # OS targets are net of the early deaths simulated before follow-up starts.
+    alive = 1 - profile.early_death
+    os = Survival(profile.os.y1 / alive, profile.os.y5 / alive, profile.os.y10 / alive)
+    death = after(case.diagnosis, os, rng.expovariate(1.0))
     death = max(death, treated_until + timedelta(days=14)) if death else None
-    local = after(origin + timedelta(days=30), profile.lrfs, worse)
-    mets = after(origin + timedelta(days=30), profile.mfs, worse)
+    relapse_frailty = rng.expovariate(1.0)
+    local_budget = relapse_frailty if rng.random() < RELAPSE_DEPENDENCE else rng.expovariate(1.0)
+    local = after(origin + timedelta(days=30), profile.lrfs, local_budget, worse)
+    mets = after(origin + timedelta(days=30), profile.mfs, relapse_frailty, worse)
     if death and mets is None and (death - origin).days > 60 and rng.random() < 0.7:
         mets = origin + timedelta(days=rng.randint(30, (death - origin).days - 30))  # deaths mostly follow spread
     horizon = min(end, death) if death else end

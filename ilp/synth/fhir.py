@@ -33,13 +33,12 @@ class Rendered:
     # Canonical values a dialect wrote in a form the truth must follow (e.g. melphalan as total mg and volume).
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, resource: Resource, *row_keys: str) -> str:
-        """Keep a resource and record it as a source of the given canonical rows; return its reference."""
+    def add(self, resource: Resource, *row_keys: str) -> None:
+        """Keep a resource and record it as a source of the given canonical rows."""
         self.resources.append(resource)
         ref = f"{resource['resourceType']}/{resource['id']}"
         for key in row_keys:
             self.sources.setdefault(key, []).append(ref)
-        return ref
 
 
 class StandardRenderer:
@@ -272,12 +271,13 @@ class StandardRenderer:
     def treatments(self, case: PatientCase, out: Rendered, subject: dict[str, str], condition: str) -> None:
         reason = [self.reference("Condition", condition)]
         if case.resection:
-            rid = out.add(self.procedure(case, "resection", subject, self.concept("procedure", "resection"),
-                                         extension=[{"url": LIMB_SPARING_URL, "valueBoolean": True}],
-                                         performedDateTime=case.resection.isoformat(),
-                                         bodySite=self.body_site(case)[:1], reasonReference=reason), "resection")
+            out.add(self.procedure(case, "resection", subject, self.concept("procedure", "resection"),
+                                   extension=[{"url": LIMB_SPARING_URL, "valueBoolean": True}],
+                                   performedDateTime=case.resection.isoformat(),
+                                   bodySite=self.body_site(case)[:1], reasonReference=reason), "resection")
+            specimen = [self.reference("Procedure", self.id(case, "resection"))]
             out.add(self.observation(case, "necrosis", subject, self.concept("observation", "necrosis"),
-                                     case.resection.isoformat(), focus=[{"reference": rid}],
+                                     case.resection.isoformat(), focus=specimen,
                                      valueQuantity=self.quantity(case.necrosis_pct or 0.0, "%")), "response-path")
         if case.amputation:
             day, why = case.amputation
