@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Idempotent setup on a fresh machine: a virtualenv in .venv with the project and its test tools.
-# Reinstalls only when pyproject.toml changes; the pip log is shown only when the install fails.
+# Idempotent setup on a fresh machine: a virtualenv in .venv with the project and its test tools, and the
+# local FHIR server's Node packages (Node 22 itself comes from npm). Each part reinstalls only when its
+# manifest changes; install logs are shown only when an install fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
-if [ ! -f "$stamp" ]; then
-  echo "setup: installing the project and its dependencies into .venv (a few minutes the first time)"
-  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[test]'; } \
-      > .venv/install.log 2>&1; then
-    cat .venv/install.log
-    echo "setup: pip install failed (log above, and in .venv/install.log)" >&2
+
+install_step() {  # name, stamp file, log file, command...
+  local name=$1 stamp=$2 log=$3
+  shift 3
+  [ -f "$stamp" ] && return 0
+  echo "setup: installing $name (a few minutes the first time)"
+  if ! "$@" > "$log" 2>&1; then
+    cat "$log"
+    echo "setup: installing $name failed (log above, and in $log)" >&2
     exit 1
   fi
-  rm -f .venv/.installed-*
+  rm -f "$(dirname "$stamp")"/.installed-*
   touch "$stamp"
-fi
+}
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+install_step "the project into .venv" ".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)" .venv/install.log \
+  bash -c ".venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[test]'"
+
+server=tests/fhir_server
+mkdir -p "$server/node_modules"
+install_step "the local FHIR server" "$server/node_modules/.installed-$(sha256sum $server/package-lock.json | cut -c1-16)" \
+  "$server/install.log" npm ci --prefix "$server" --no-audit --no-fund

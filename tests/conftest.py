@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from ilp.spark import get_spark
 from ilp.synth import DEMO_CONSORTIUM, DEMO_SEED, RESOURCE_TYPES, generate
+from tests.fhir_harness import FhirTestServer
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,20 @@ def spark() -> Iterator[SparkSession]:
     session = get_spark({"spark.app.name": "ilp-tests"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def fhir_server_process() -> Iterator[FhirTestServer]:
+    server = FhirTestServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fhir_server(fhir_server_process: FhirTestServer) -> FhirTestServer:
+    """The local FHIR server, emptied and with no auth or faults, for one test."""
+    fhir_server_process.reset()
+    return fhir_server_process
 
 
 @pytest.fixture(scope="session")

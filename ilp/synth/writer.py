@@ -8,7 +8,6 @@ was generated, from which seed, with counts and a sha256 per file. Same seed and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ilp.fileio import sha256_file
 from ilp.model import BY_NAME, TABLES
 from ilp.synth.case import simulate
 from ilp.synth.dialects import LocalCodesRenderer, renderer_for
@@ -110,14 +110,6 @@ def _write_bundle(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def generate(profiles: Iterable[CentreProfile], seed: int, out: Path, bundle_patients: int = 50) -> dict[str, Any]:
     """Write the consortium under `out` and its description to `out/consortium.json`; return the description."""
     out.mkdir(parents=True, exist_ok=True)
@@ -125,7 +117,7 @@ def generate(profiles: Iterable[CentreProfile], seed: int, out: Path, bundle_pat
     for profile in profiles:
         folder = out / profile.centre_id
         counts = generate_centre(profile, seed, folder, bundle_patients)
-        files = {str(p.relative_to(out)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(out)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
         centres.append({"centre_id": profile.centre_id, "name": profile.name, "dialect": profile.dialect,
                         "calibrated_to": profile.calibrated_to, **counts, "files": files})
     description = {"generator_version": GENERATOR_VERSION, "seed": seed, "centres": centres}

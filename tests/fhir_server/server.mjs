@@ -119,7 +119,10 @@ async function routeFhir(method, path, query, body, headers) {
     repo);
   const status = getStatus(result);
   if (status >= 400) return [status, result];
-  if (resource?.resourceType === 'Bundle' && resource.type === 'searchset') withPaging(resource, path, query);
+  if (resource?.resourceType === 'Bundle' && resource.type === 'searchset') {
+    resource.meta = { lastUpdated: new Date().toISOString() }; // the server's clock, as HAPI stamps searches
+    withPaging(resource, path, query);
+  }
   return [status, resource ?? result];
 }
 

@@ -1,0 +1,55 @@
+"""A source of FHIR resources, and the one verb every source shares: ingest into the landing zone."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from connectors.landing import LandingRun, LandingZone
+from connectors.progress import PullProgress, pull_progress
+
+RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
+CONNECTOR_VERSION = "0.1.0"
+
+
+class Source(ABC):
+    """Where a centre's resources come from: a FHIR REST API, a Bulk Data export, or files."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies this pull (server, types, options): a checkpoint resumes only the same pull."""
+
+    @abstractmethod
+    def stream_names(self) -> list[str]:
+        """The output streams (resource types) the pull writes."""
+
+    @abstractmethod
+    def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
+        """Land everything the run's window covers; return what the manifest should say about the source."""
+
+    def close(self) -> None:  # noqa: B027 - sources without connections have nothing to close
+        """Release connections."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def ingest(source: Source, zone: LandingZone, incremental: bool = True,
+           progress: PullProgress | None = None) -> Path:
+    """Pull from `source` into `zone` (resuming an interrupted pull of the same source); return the run folder."""
+    run = zone.start(source.fingerprint(), source.stream_names(), incremental=incremental)
+    started = time.perf_counter()
+    if progress is None:
+        with pull_progress() as bars:
+            described = source.pull(run, bars)
+    else:
+        described = source.pull(run, progress)
+    return run.complete({**described, "connector": {"kind": source.kind, "version": CONNECTOR_VERSION},
+                         "timings": {"pull_seconds": round(time.perf_counter() - started, 3)}})

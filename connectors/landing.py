@@ -1,0 +1,189 @@
+"""The raw landing zone: what a connector received, exactly once per resource version, published atomically.
+
+Layout (architecture doc): `landing/centre=<id>/run=<run_id>/<ResourceType>.ndjson` plus `manifest.json`,
+`_tombstones.ndjson` (deletions) and `_rejected.ndjson` (input that was not a FHIR resource, with the reason);
+`state/centre=<id>/checkpoint.json` for the run in progress and `watermarks.json` for incremental pulls.
+
+A run is written under `.partial-<run_id>` and renamed to `run=<run_id>` when complete, so readers never see
+half a run. Each page is appended and fsynced before the checkpoint records the new file length; a killed run
+truncates each file back to its checkpointed length and continues from the checkpointed page, so every
+resource version lands exactly once. Watermarks advance only after the rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from ilp.fileio import fsync_dir, sha256_file, write_json_atomically
+
+TOMBSTONES = "_tombstones"
+REJECTED = "_rejected"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class StreamProgress:
+    """How far one output stream (a resource type, the tombstones, the rejects) has got; checkpointed."""
+
+    bytes: int = 0
+    count: int = 0
+    pages: int = 0
+    next_url: str | None = None
+    done: bool = False
+    watermark: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # connector-specific (e.g. bulk files finished)
+
+
+class NdjsonStream:
+    """Append-only NDJSON with de-duplication on a key, truncated back to its checkpointed length on resume."""
+
+    def __init__(self, path: Path, progress: StreamProgress, key_fields: tuple[str, ...]) -> None:
+        self.path = path
+        self.progress = progress
+        self.key_fields = key_fields
+        self.seen: set[tuple[Any, ...]] = set()
+        with path.open("ab") as handle:
+            handle.truncate(progress.bytes)
+        with path.open("rb") as handle:
+            for line in handle:
+                self.seen.add(self._key(json.loads(line)))
+        self.handle: IO[bytes] = path.open("ab")
+        self.lock = threading.Lock()  # the tombstone and reject streams are shared by the type threads
+
+    def _key(self, item: dict[str, Any]) -> tuple[Any, ...]:
+        meta = item.get("meta")
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        return tuple(version if f == "versionId" else item.get(f) for f in self.key_fields)
+
+    def append(self, items: list[dict[str, Any]]) -> int:
+        """Write the items not seen before, durably; return how many were new."""
+        with self.lock:
+            return self._append(items)
+
+    def _append(self, items: list[dict[str, Any]]) -> int:
+        fresh = []
+        for item in items:
+            key = self._key(item)
+            if key not in self.seen:
+                self.seen.add(key)
+                fresh.append(item)
+        if fresh:
+            self.handle.write(b"".join(json.dumps(i, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+                                       for i in fresh))
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        self.progress.bytes = self.handle.tell()
+        self.progress.count += len(fresh)
+        return len(fresh)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class LandingRun:
+    """One pull of one centre, in progress. Connectors append pages and call `checkpoint()` after each."""
+
+    def __init__(self, zone: LandingZone, run_id: str, fingerprint: dict[str, Any], since: dict[str, str | None],
+                 started_at: str, streams: dict[str, StreamProgress], resumed: bool) -> None:
+        self.zone = zone
+        self.run_id = run_id
+        self.fingerprint = fingerprint
+        self.since = since
+        self.started_at = started_at
+        self.progress = streams
+        self.resumed = resumed
+        self.folder = zone.landing / f".partial-{run_id}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._streams: dict[str, NdjsonStream] = {}
+        self._lock = threading.Lock()
+
+    def stream(self, name: str) -> NdjsonStream:
+        """The NDJSON of a resource type (keyed on id and versionId), or of the tombstones or rejects."""
+        with self._lock:
+            if name not in self._streams:
+                key = {TOMBSTONES: ("resourceType", "id", "deleted_at"), REJECTED: ("source", "line")}.get(
+                    name, ("id", "versionId"))
+                progress = self.progress.setdefault(name, StreamProgress())
+                self._streams[name] = NdjsonStream(self.folder / f"{name}.ndjson", progress, key)
+            return self._streams[name]
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            write_json_atomically(self.zone.checkpoint_path, {
+                "run_id": self.run_id, "fingerprint": self.fingerprint, "since": self.since,
+                "started_at": self.started_at, "streams": {k: asdict(v) for k, v in self.progress.items()}})
+
+    def complete(self, manifest: dict[str, Any]) -> Path:
+        """Close the files, write the manifest, publish the run by renaming it, then advance the watermarks."""
+        for stream in self._streams.values():
+            stream.close()
+        files = {}
+        for path in sorted(self.folder.glob("*.ndjson")):
+            name = path.stem
+            files[name] = {"file": path.name, "count": self.progress[name].count, "bytes": path.stat().st_size,
+                           "sha256": sha256_file(path)}
+        watermarks = {t: p.watermark for t, p in self.progress.items() if p.watermark}
+        body = {"run_id": self.run_id, "centre_id": self.zone.centre_id, "started_at": self.started_at,
+                "finished_at": utc_now(), "resumed": self.resumed, "window": {"since": self.since},
+                "files": files, "watermarks": watermarks, "outcome": "complete", **manifest}
+        write_json_atomically(self.folder / "manifest.json", body)
+        final = self.zone.landing / f"run={self.run_id}"
+        os.replace(self.folder, final)
+        fsync_dir(self.zone.landing)
+        self.zone.advance_watermarks(watermarks)
+        self.zone.checkpoint_path.unlink(missing_ok=True)
+        return final
+
+
+class LandingZone:
+    """The landing and state folders of one centre under the zones' root."""
+
+    def __init__(self, root: Path, centre_id: str) -> None:
+        self.root = Path(root)
+        self.centre_id = centre_id
+        self.landing = self.root / "landing" / f"centre={centre_id}"
+        self.state = self.root / "state" / f"centre={centre_id}"
+        self.checkpoint_path = self.state / "checkpoint.json"
+        self.watermarks_path = self.state / "watermarks.json"
+
+    def watermarks(self) -> dict[str, str]:
+        if not self.watermarks_path.exists():
+            return {}
+        return dict(json.loads(self.watermarks_path.read_text(encoding="utf-8")))
+
+    def advance_watermarks(self, new: dict[str, str]) -> None:
+        write_json_atomically(self.watermarks_path, {**self.watermarks(), **new})
+
+    def runs(self) -> list[Path]:
+        """Completed runs, oldest first (run ids sort by time)."""
+        return sorted(p for p in self.landing.glob("run=*") if (p / "manifest.json").exists())
+
+    def start(self, fingerprint: dict[str, Any], stream_names: list[str], incremental: bool = True) -> LandingRun:
+        """Resume the interrupted run of the same source, or start a new one (discarding a stale partial run)."""
+        if self.checkpoint_path.exists():
+            saved = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
+            partial = self.landing / f".partial-{saved['run_id']}"
+            if saved["fingerprint"] == fingerprint and partial.exists():
+                streams = {k: StreamProgress(**v) for k, v in saved["streams"].items()}
+                return LandingRun(self, saved["run_id"], fingerprint, saved["since"], saved["started_at"], streams,
+                                  resumed=True)
+            shutil.rmtree(partial, ignore_errors=True)
+            self.checkpoint_path.unlink()
+        marks = self.watermarks() if incremental else {}
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        run = LandingRun(self, run_id, fingerprint, {n: marks.get(n) for n in stream_names}, utc_now(),
+                         {n: StreamProgress() for n in stream_names}, resumed=False)
+        run.checkpoint()
+        return run
+

@@ -1,0 +1,64 @@
+"""Progress of a pull: a bar per resource type on a terminal, plain log lines otherwise (cron, CI, JSON logs)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+log = logging.getLogger("connectors.progress")
+
+
+class PullProgress(Protocol):
+    def advance(self, stream: str, resources: int, total: int | None = None, note: str = "") -> None: ...
+
+    def finish(self, stream: str) -> None: ...
+
+
+class LogProgress:
+    """One log line per page: what schedulers and log collectors want."""
+
+    def advance(self, stream: str, resources: int, total: int | None = None, note: str = "") -> None:
+        of = f" of {total}" if total is not None else ""
+        log.info("%s: +%d resources%s%s", stream, resources, of, f" ({note})" if note else "")
+
+    def finish(self, stream: str) -> None:
+        log.info("%s: done", stream)
+
+
+class BarProgress:
+    def __init__(self, bars: Progress) -> None:
+        self.bars = bars
+        self.tasks: dict[str, TaskID] = {}
+        self.lock = threading.Lock()
+
+    def _task(self, stream: str) -> TaskID:
+        with self.lock:
+            if stream not in self.tasks:
+                self.tasks[stream] = self.bars.add_task(stream, total=None)
+            return self.tasks[stream]
+
+    def advance(self, stream: str, resources: int, total: int | None = None, note: str = "") -> None:
+        self.bars.update(self._task(stream), advance=resources, total=total,
+                         description=f"{stream} {note}".strip())
+
+    def finish(self, stream: str) -> None:
+        task = self._task(stream)
+        done = self.bars.tasks[task].completed
+        self.bars.update(task, total=done, completed=done)
+
+
+@contextmanager
+def pull_progress(interactive: bool | None = None) -> Iterator[PullProgress]:
+    """Bars when stderr is a terminal (or `interactive`), log lines otherwise."""
+    if interactive if interactive is not None else sys.stderr.isatty():
+        columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as bars:
+            yield BarProgress(bars)
+    else:
+        yield LogProgress()

