@@ -1,0 +1,15 @@
+"""Pull FHIR resources from a centre into the landing zone: REST search, Bulk Data $export, or files."""
+
+from connectors.auth import AuthSettings
+from connectors.base import RESOURCE_TYPES, Source, ingest
+from connectors.bulk import BulkSettings, BulkSource
+from connectors.files import FilesSettings, FilesSource
+from connectors.http import TransportSettings
+from connectors.landing import LandingZone
+from connectors.rest import RestSettings, RestSource
+from connectors.secrets import SecretRef
+
+__all__ = [
+    "RESOURCE_TYPES", "AuthSettings", "BulkSettings", "BulkSource", "FilesSettings", "FilesSource", "LandingZone",
+    "RestSettings", "RestSource", "SecretRef", "Source", "TransportSettings", "ingest",
+]

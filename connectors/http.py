@@ -142,9 +142,12 @@ class FhirClient:
                                     f"attempts; last: {error.reason} ({url})") from None
         raise AssertionError("unreachable")
 
-    def _send(self, request: httpx.Request, what: str, stream: bool) -> httpx.Response:
+    def _send(self, request: httpx.Request, what: str, stream: bool, authenticated: bool = True) -> httpx.Response:
         try:
-            response = self._client.send(request, stream=stream)
+            if authenticated:
+                response = self._client.send(request, stream=stream)
+            else:
+                response = self._client.send(request, stream=stream, auth=None)
             if not stream or response.status_code >= 400:
                 response.read()
         except httpx.TransportError as error:  # refused, reset, timed out, cut mid-body
@@ -177,11 +180,14 @@ class FhirClient:
         return response, body
 
     @contextmanager
-    def stream(self, path: str, what: str, **kwargs: Any) -> Iterator[httpx.Response]:
-        """A streamed GET: retried until the response starts; a failure while reading is the caller's to retry."""
+    def stream(self, path: str, what: str, authenticated: bool = True, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A streamed GET: retried until the response starts; a failure while reading is the caller's to retry.
+
+        `authenticated=False` sends no credentials (a file on a host that does not need our token).
+        """
         url = self.url(path)
         response = self._with_retries(
-            lambda: self._send(self._client.build_request("GET", url, **kwargs), what, stream=True), what, url)
+            lambda: self._send(self._client.build_request("GET", url, **kwargs), what, True, authenticated), what, url)
         try:
             yield response
         finally:

@@ -96,6 +96,7 @@ class LandingRun:
 
     def __init__(self, zone: LandingZone, run_id: str, fingerprint: dict[str, Any], since: dict[str, str | None],
                  started_at: str, streams: dict[str, StreamProgress], resumed: bool) -> None:
+        """`since` has one entry per resource type the run lands: each gets a file, empty if nothing came."""
         self.zone = zone
         self.run_id = run_id
         self.fingerprint = fingerprint
@@ -126,6 +127,8 @@ class LandingRun:
 
     def complete(self, manifest: dict[str, Any]) -> Path:
         """Close the files, write the manifest, publish the run by renaming it, then advance the watermarks."""
+        for name in self.since:
+            self.stream(name)
         for stream in self._streams.values():
             stream.close()
         files = {}

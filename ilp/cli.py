@@ -5,13 +5,18 @@ Commands grow as the stages land; each one is a thin shell over a stage's public
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+import connectors
 from ilp import synth
+from ilp.errors import ConfigError, IlpError
 from ilp.model import dictionary
 
 DEMO_OUT = Path("demo-output")
@@ -88,3 +93,65 @@ def demo_command(
     """
     synth_command(out=out / "synthetic")
     typer.echo(f"demo consortium: {out / 'synthetic'} (FHIR per centre, ConceptMaps, ground truth)")
+
+
+@app.command("ingest")
+def ingest_command(
+    centre: Annotated[str, typer.Option("--centre", help="Consortium id of the centre.")],
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones (landing/, state/, ...).")] = DEMO_OUT,
+    rest: Annotated[str | None, typer.Option("--rest", help="FHIR base URL to pull by REST search.")] = None,
+    bulk: Annotated[str | None, typer.Option("--bulk", help="FHIR base URL to pull by Bulk Data $export.")] = None,
+    files: Annotated[Path | None, typer.Option("--files", help="Folder of NDJSON or Bundle files.")] = None,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, help="REST search page size.")] = 200,
+    full: Annotated[bool, typer.Option("--full", help="Ignore watermarks: pull everything again.")] = False,
+) -> None:
+    """Pull one centre's resources into the landing zone (resumes an interrupted pull of the same source).
+
+    Examples:
+
+      ilp ingest --centre aurora --rest http://localhost:8080/fhir
+
+      ilp ingest --centre cascade --bulk https://fhir.example.org/fhir --root /data/zones
+
+      ilp ingest --centre borealis --files /exports/2026-11
+    """
+    chosen = [s for s in (rest, bulk, files) if s is not None]
+    if len(chosen) != 1:
+        raise ConfigError("give exactly one of --rest, --bulk or --files")
+    source: connectors.Source
+    if rest:
+        source = connectors.RestSource(connectors.RestSettings(rest, page_size=page_size))
+    elif bulk:
+        source = connectors.BulkSource(connectors.BulkSettings(bulk))
+    else:
+        assert files is not None
+        source = connectors.FilesSource(connectors.FilesSettings(files))
+    with source:
+        run = connectors.ingest(source, connectors.LandingZone(root, centre), incremental=not full)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    counts = ", ".join(f"{name} {f['count']}" for name, f in manifest["files"].items())
+    typer.echo(f"landed {run}: {counts}")
+
+
+def run() -> None:
+    """Console entry point: typed errors become their exit code and one clear line, no traceback."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        code = app(standalone_mode=False)  # in this mode typer returns an Exit's code instead of exiting
+    except IlpError as error:
+        if debug:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except typer.exceptions.TyperException as error:  # usage errors: unknown option, missing value
+        typer.echo(f"error: {error.format_message()} (see --help)", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except typer.Exit as stop:
+        sys.exit(stop.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

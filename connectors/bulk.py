@@ -1,0 +1,215 @@
+"""Bulk Data `$export` (system, Patient or Group level): kick off, poll, stream the files, clean up.
+
+Kick-off sends `Prefer: respond-async` with `_type` and `_since`; polling honours `Retry-After`, shows
+`X-Progress` and gives up after a bounded wait; output files are streamed line by line (gzip as content
+encoding or as `.gz` files); error files and `deleted` entries (as tombstones) are kept; the job is deleted on
+the server when done. A killed run resumes at the first file not yet landed. The export's `transactionTime`
+becomes the watermark of every type.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from connectors.auth import AuthSettings
+from connectors.base import RESOURCE_TYPES, Source
+from connectors.http import FhirClient, TransportSettings, parse_retry_after
+from connectors.landing import TOMBSTONES, LandingRun, StreamProgress
+from connectors.ndjson import land_items, parse_lines
+from connectors.progress import PullProgress
+from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
+
+log = logging.getLogger(__name__)
+EXPORT = "_export"
+ERRORS = "_export_errors"
+
+
+@dataclass(frozen=True)
+class BulkSettings:
+    base_url: str
+    level: Literal["system", "patient", "group"] = "system"
+    group_id: str | None = None
+    resource_types: tuple[str, ...] = RESOURCE_TYPES
+    max_wait_s: float = 3600.0
+    poll_interval_s: float = 2.0
+    file_hosts: tuple[str, ...] = ()  # other hosts allowed to serve output files (e.g. a storage bucket)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    transport: TransportSettings = field(default_factory=TransportSettings)
+
+
+class BulkSource(Source):
+    kind = "bulk"
+
+    def __init__(self, settings: BulkSettings) -> None:
+        self.settings = settings
+        self.client = FhirClient(settings.base_url, settings.auth, settings.transport)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def fingerprint(self) -> dict[str, Any]:
+        s = self.settings
+        return {"kind": self.kind, "base_url": self.client.base_url, "level": s.level, "group": s.group_id,
+                "types": list(s.resource_types)}
+
+    def stream_names(self) -> list[str]:
+        return list(self.settings.resource_types)
+
+    def _kickoff_path(self) -> str:
+        s = self.settings
+        return {"system": "$export", "patient": "Patient/$export", "group": f"Group/{s.group_id}/$export"}[s.level]
+
+    def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
+        capability = self.client.capability()
+        job = run.progress.setdefault(EXPORT, StreamProgress()).state
+        marks = [run.since.get(t) for t in self.settings.resource_types]
+        since = min(m for m in marks if m) if all(marks) else None  # one _since for all: the oldest watermark
+        if "status_url" not in job:
+            job["status_url"] = self._kick_off(since)
+            run.checkpoint()
+        if "manifest" not in job:
+            job["manifest"] = self._wait(job["status_url"], progress)
+            run.checkpoint()
+        manifest = job["manifest"]
+        done = set(job.setdefault("files_done", []))
+        for output in manifest.get("output", []):
+            if output["url"] not in done:
+                counts = self._land_file(run, output, manifest)
+                progress.advance(output.get("type", "?"), sum(counts.values()), note=output["url"].rsplit("/", 1)[-1])
+                job["files_done"].append(output["url"])
+                run.checkpoint()
+        for name, entries in (("deleted", manifest.get("deleted", [])), ("error", manifest.get("error", []))):
+            for output in entries:
+                if output["url"] not in done:
+                    self._land_side_file(run, name, output, manifest)
+                    job["files_done"].append(output["url"])
+                    run.checkpoint()
+        for resource_type in self.settings.resource_types:
+            run.progress[resource_type].watermark = manifest["transactionTime"]
+            run.progress[resource_type].done = True
+            progress.finish(resource_type)
+        run.checkpoint()
+        self._delete_job(job["status_url"])
+        stats = self.client.stats
+        return {"source": {"kind": self.kind, "base_url": self.client.base_url, "level": self.settings.level,
+                           "group": self.settings.group_id, "since": since},
+                "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
+                "export": {"transactionTime": manifest["transactionTime"], "request": manifest.get("request"),
+                           "files": len(manifest.get("output", [])), "deleted_files": len(manifest.get("deleted", [])),
+                           "error_files": len(manifest.get("error", []))},
+                "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
+
+    def _kick_off(self, since: str | None) -> str:
+        params = {"_type": ",".join(self.settings.resource_types)}
+        if since:
+            params["_since"] = since
+        path = f"{self._kickoff_path()}?{urlencode(params)}"
+        response = self.client.request("GET", path, "the $export kick-off",
+                                       headers={"Prefer": "respond-async", "Accept": "application/fhir+json"})
+        location = response.headers.get("Content-Location")
+        if response.status_code != 202 or not location:
+            raise SourceProtocolError(f"{self.client.base_url}: $export kick-off answered HTTP {response.status_code} "
+                                      "without a Content-Location to poll")
+        return location
+
+    def _wait(self, status_url: str, progress: PullProgress) -> dict[str, Any]:
+        deadline = time.monotonic() + self.settings.max_wait_s
+        while True:
+            response = self.client.request("GET", status_url, "the $export status")
+            if response.status_code == 200:
+                manifest = response.json()
+                if "transactionTime" not in manifest or "output" not in manifest:
+                    raise SourceProtocolError(f"{self.client.base_url}: $export manifest lacks transactionTime/output")
+                return dict(manifest)
+            if response.status_code != 202:
+                raise SourceProtocolError(f"{self.client.base_url}: $export status answered HTTP "
+                                          f"{response.status_code}")
+            note = response.headers.get("X-Progress", "in progress")
+            progress.advance(EXPORT, 0, note=note)
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            wait = self.settings.poll_interval_s if wait is None else wait
+            if time.monotonic() + wait > deadline:
+                raise SourceUnreachable(f"{self.client.base_url}: $export did not finish within "
+                                        f"{self.settings.max_wait_s:.0f} s (last progress: {note}); "
+                                        f"status {status_url}")
+            time.sleep(wait)
+
+    def _authenticated(self, url: str, manifest: dict[str, Any]) -> bool:
+        """Whether to send our credentials with a file download; refuses hosts nobody allowed."""
+        host = urlsplit(url).netloc
+        if host == urlsplit(self.client.base_url).netloc:
+            return True
+        if host not in self.settings.file_hosts:
+            raise SourceProtocolError(f"{self.client.base_url}: $export file on another host ({host}) that the "
+                                      "configuration does not allow (file_hosts)")
+        return bool(manifest.get("requiresAccessToken"))
+
+    def _lines(self, url: str, manifest: dict[str, Any], what: str) -> Iterator[str]:
+        with self.client.stream(url, what, authenticated=self._authenticated(url, manifest),
+                                headers={"Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}) as response:
+            if urlsplit(url).path.endswith(".gz"):
+                raw = io.BufferedReader(_ByteStream(response.iter_raw()))
+                yield from io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8")
+            else:
+                yield from response.iter_lines()
+
+    def _land_file(self, run: LandingRun, output: dict[str, Any], manifest: dict[str, Any]) -> dict[str, int]:
+        what = f"$export file {output['url'].rsplit('/', 1)[-1]} ({output.get('type')})"
+        for attempt in range(1, self.client.transport.max_attempts + 1):
+            try:
+                return land_items(run, parse_lines(self._lines(output["url"], manifest, what)), what,
+                                  self.settings.resource_types)
+            except (httpx.TransportError, EOFError, gzip.BadGzipFile) as error:  # cut mid-file: land it again
+                log.warning("%s: %s (attempt %d), downloading again", what, type(error).__name__, attempt)
+        raise SourceUnreachable(f"{self.client.base_url}: {what} kept failing mid-download")
+
+    def _land_side_file(self, run: LandingRun, name: str, output: dict[str, Any], manifest: dict[str, Any]) -> None:
+        what = f"$export {name} file {output['url'].rsplit('/', 1)[-1]}"
+        items = [json.loads(line) for line in self._lines(output["url"], manifest, what) if line.strip()]
+        if name == "error":
+            run.stream(ERRORS).append([{"source": output["url"], "line": n, **item} for n, item in enumerate(items)])
+            log.warning("%s: %d OperationOutcome(s) from the server", what, len(items))
+            return
+        tombstones = [{"resourceType": e["request"]["url"].split("/")[0], "id": e["request"]["url"].split("/")[-1],
+                       "deleted_at": manifest["transactionTime"]}
+                      for bundle in items for e in bundle.get("entry", [])
+                      if (e.get("request") or {}).get("method") == "DELETE"]
+        run.stream(TOMBSTONES).append(tombstones)
+
+    def _delete_job(self, status_url: str) -> None:
+        try:
+            self.client.request("DELETE", status_url, "the $export job clean-up")
+        except IlpError as error:  # the data has landed: a left-over job is only worth a warning
+            log.warning("could not delete the $export job %s: %s", status_url, error)
+
+
+class _ByteStream(io.RawIOBase):
+    """A readable file over an iterator of byte chunks, for gzip.GzipFile."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self.buffer:
+            try:
+                self.buffer = next(self.chunks)
+            except StopIteration:
+                return 0
+        size = min(len(target), len(self.buffer))
+        target[:size] = self.buffer[:size]
+        self.buffer = self.buffer[size:]
+        return size
