@@ -40,6 +40,7 @@ class AuthSettings:
     algorithm: Literal["RS384", "ES384"] = "RS384"
     scope: str = "system/*.read"
     token_url: str | None = None  # discovered from .well-known/smart-configuration when absent
+    audience: str | None = None  # the assertion's `aud`; the token URL unless the server wants another
 
     def required(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) is None]
@@ -120,7 +121,7 @@ class SmartBackendAuth(ClientCredentialsAuth):
         settings = self.settings
         assert settings.client_id and settings.private_key and settings.key_id
         now = int(time.time())
-        claims = {"iss": settings.client_id, "sub": settings.client_id, "aud": self.token_url(),
+        claims = {"iss": settings.client_id, "sub": settings.client_id, "aud": settings.audience or self.token_url(),
                   "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
         try:
             assertion = jwt.encode(claims, settings.private_key.resolve().reveal(), algorithm=settings.algorithm,

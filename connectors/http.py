@@ -106,7 +106,8 @@ class FhirClient:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
     def _retrying(self, what: str) -> Retrying:
-        backoff = wait_exponential_jitter(initial=self.transport.backoff_initial_s, max=self.transport.backoff_max_s)
+        first = self.transport.backoff_initial_s
+        backoff = wait_exponential_jitter(multiplier=first, jitter=first, max=self.transport.backoff_max_s)
         cap = self.transport.retry_after_cap_s
 
         def wait(state: RetryCallState) -> float:

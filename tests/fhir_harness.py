@@ -24,7 +24,8 @@ class FhirTestServer:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the FHIR server did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+            errors = self.process.stderr.read() if self.process.stderr else ""
+            raise RuntimeError(f"the FHIR server did not start: {errors}")
         started = json.loads(line)
         self.base: str = started["base"]
         self.root = self.base.removesuffix("/fhir")

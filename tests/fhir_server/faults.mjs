@@ -21,7 +21,7 @@ export class Faults {
     this.delayMs = cfg.delayMs ?? 0;
   }
 
-  /** The fault for this request, or null. Kinds: 429, 500, 503, cut (connection cut mid-body), slow. */
+  /** The fault for this request, or null. Kinds: 429, 500, 503, cut (connection cut mid-body), slow, expire. */
   next() {
     if (!this.every || this.kinds.length === 0) return null;
     this.count += 1;

@@ -196,6 +196,9 @@ async function injectFault(kind, res) {
     case 'slow':
       await new Promise((r) => setTimeout(r, faults.delayMs));
       return false;
+    case 'expire': // every access token is revoked: this request and later ones get 401 until the client renews
+      auth.expireTokens();
+      return false;
     case 'cut':
       return 'cut';
     default:

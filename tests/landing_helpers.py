@@ -1,0 +1,45 @@
+"""Compare what a FHIR server holds with what a landing run holds, as {type: {id: versionId}}."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from connectors import RESOURCE_TYPES
+
+Versions = dict[str, dict[str, str]]
+
+
+def server_versions(base: str, types: tuple[str, ...] = RESOURCE_TYPES) -> Versions:
+    """Every resource the server holds now (read without auth, faults off)."""
+    held: Versions = {}
+    with httpx.Client(timeout=60) as client:
+        for resource_type in types:
+            bundle = client.get(f"{base}/{resource_type}", params={"_count": 100_000}).json()
+            held[resource_type] = {e["resource"]["id"]: e["resource"]["meta"]["versionId"]
+                                   for e in bundle.get("entry", [])}
+    return held
+
+
+def landed_lines(run: Path, name: str) -> list[dict[str, Any]]:
+    path = run / f"{name}.ndjson"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def landed_versions(run: Path, types: tuple[str, ...] = RESOURCE_TYPES) -> Versions:
+    """What a run landed; fails if any (id, versionId) landed twice."""
+    landed: Versions = {}
+    for resource_type in types:
+        lines = landed_lines(run, resource_type)
+        pairs = [(r["id"], (r.get("meta") or {}).get("versionId")) for r in lines]
+        assert len(pairs) == len(set(pairs)), f"{resource_type}: a resource version landed twice"
+        assert all(r["resourceType"] == resource_type for r in lines)
+        landed[resource_type] = dict(pairs)
+    return landed
+
+
+def manifest(run: Path) -> dict[str, Any]:
+    return dict(json.loads((run / "manifest.json").read_text(encoding="utf-8")))
