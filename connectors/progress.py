@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 log = logging.getLogger("connectors.progress")
@@ -54,11 +55,11 @@ class BarProgress:
 
 
 @contextmanager
-def pull_progress(interactive: bool | None = None) -> Iterator[PullProgress]:
+def pull_progress(interactive: bool | None = None, console: Console | None = None) -> Iterator[PullProgress]:
     """Bars when stderr is a terminal (or `interactive`), log lines otherwise."""
     if interactive if interactive is not None else sys.stderr.isatty():
         columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, transient=False) as bars:
+        with Progress(*columns, transient=False, console=console) as bars:
             yield BarProgress(bars)
     else:
         yield LogProgress()

@@ -1,0 +1,72 @@
+"""Bulk Data specifics against the real local FHIR server: levels, error files, bounded waits, progress."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+
+from connectors import BulkSettings, BulkSource, LandingZone, TransportSettings, ingest
+from connectors.progress import LogProgress, pull_progress
+from ilp.errors import SourceUnreachable
+from tests.fhir_harness import FhirTestServer
+from tests.landing_helpers import landed_lines, landed_versions, manifest, server_versions
+
+FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)
+Consortium = tuple[Path, dict[str, Any]]
+
+
+@pytest.fixture
+def cascade(fhir_server: FhirTestServer, demo_consortium: Consortium) -> FhirTestServer:
+    fhir_server.load_centre(demo_consortium[0] / "cascade")
+    fhir_server.configure(bulk={"pollsBeforeReady": 1, "retryAfter": 0})
+    return fhir_server
+
+
+def _export(server: FhirTestServer, root: Path, **settings: Any) -> Path:
+    with BulkSource(BulkSettings(server.base, poll_interval_s=0.05, transport=FAST, **settings)) as source:
+        return ingest(source, LandingZone(root, "cascade"), progress=LogProgress())
+
+
+def test_group_export_lands_only_the_group_members_resources(cascade: FhirTestServer, tmp_path: Path) -> None:
+    members = sorted(server_versions(cascade.base, ("Patient",))["Patient"])[:5]
+    group = {"resourceType": "Group", "id": "ilp-cohort", "type": "person", "actual": True,
+             "member": [{"entity": {"reference": f"Patient/{m}"}} for m in members]}
+    assert httpx.put(f"{cascade.base}/Group/ilp-cohort", json=group).status_code in (200, 201)
+    run = _export(cascade, tmp_path, level="group", group_id="ilp-cohort")
+    landed = landed_versions(run)
+    assert sorted(landed["Patient"]) == members
+    subjects = {r["subject"]["reference"] for t in ("Observation", "Procedure") for r in landed_lines(run, t)}
+    assert subjects == {f"Patient/{m}" for m in members}
+    assert manifest(run)["source"]["level"] == "group"
+
+
+def test_patient_export_and_error_file(cascade: FhirTestServer, tmp_path: Path) -> None:
+    run = _export(cascade, tmp_path, level="patient", resource_types=("Patient", "Condition", "Encounter"))
+    assert len(landed_versions(run, ("Patient",))["Patient"]) == 54
+    (error,) = landed_lines(run, "_export_errors")
+    assert error["resourceType"] == "OperationOutcome" and "Encounter" in error["issue"][0]["diagnostics"]
+    assert manifest(run)["export"]["error_files"] == 1
+
+
+def test_an_export_that_never_finishes_is_a_bounded_wait_with_a_clear_error(cascade: FhirTestServer,
+                                                                            tmp_path: Path) -> None:
+    cascade.configure(bulk={"neverFinish": True, "retryAfter": 0})
+    with pytest.raises(SourceUnreachable, match=r"did not finish within 0 s \(last progress: .*%"):
+        _export(cascade, tmp_path, max_wait_s=0.3)
+
+
+def test_progress_shows_a_bar_per_resource_type_on_a_terminal(cascade: FhirTestServer, tmp_path: Path) -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120)
+    with pull_progress(interactive=True, console=console) as bars, \
+            BulkSource(BulkSettings(cascade.base, poll_interval_s=0.05, transport=FAST)) as source:
+        ingest(source, LandingZone(tmp_path, "cascade"), progress=bars)
+    text = screen.getvalue()
+    for resource_type in ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration"):
+        assert resource_type in text
+    assert "54/54" in text and "837/837" in text
