@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connectors import jsonio
 from connectors.base import RESOURCE_TYPES, Source
 from connectors.landing import LandingRun, StreamProgress
 from connectors.ndjson import land_items, parse_lines
@@ -80,7 +81,7 @@ def _bundle_items(path: Path) -> Iterator[tuple[int, Any, str]]:
     """A Bundle's entry resources (numbered by entry), or the file's single resource."""
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     try:
-        document = json.loads(text)
+        document = jsonio.loads(text)
     except ValueError:
         yield 1, None, text[:100_000]
         return

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from connectors import jsonio
 from connectors.auth import AuthFactory, AuthSettings
 from ilp.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
 
@@ -173,7 +174,7 @@ class FhirClient:
     def get_json(self, path: str, what: str, **kwargs: Any) -> tuple[httpx.Response, dict[str, Any]]:
         response = self.request("GET", path, what, **kwargs)
         try:
-            body = response.json()
+            body = jsonio.loads(response.content)
         except ValueError:
             raise SourceProtocolError(f"{self.base_url}: {what} is not JSON ({self.url(path)})") from None
         if not isinstance(body, dict):

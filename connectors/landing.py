@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from connectors import jsonio
 from ilp.fileio import fsync_dir, sha256_file, write_json_atomically
 
 TOMBSTONES = "_tombstones"
@@ -57,7 +58,7 @@ class NdjsonStream:
             handle.truncate(progress.bytes)
         with path.open("rb") as handle:
             for line in handle:
-                self.seen.add(self._key(json.loads(line)))
+                self.seen.add(self._key(jsonio.loads(line)))
         self.handle: IO[bytes] = path.open("ab")
         self.lock = threading.Lock()  # the tombstone and reject streams are shared by the type threads
 
@@ -79,8 +80,7 @@ class NdjsonStream:
                 self.seen.add(key)
                 fresh.append(item)
         if fresh:
-            self.handle.write(b"".join(json.dumps(i, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-                                       for i in fresh))
+            self.handle.write(b"".join(jsonio.dumps_line(i) for i in fresh))
             self.handle.flush()
             os.fsync(self.handle.fileno())
         self.progress.bytes = self.handle.tell()

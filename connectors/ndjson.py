@@ -6,10 +6,10 @@ source and the line number, so the counts reconcile.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
+from connectors import jsonio
 from connectors.landing import REJECTED, LandingRun
 
 BATCH = 1000
@@ -59,6 +59,6 @@ def parse_lines(lines: Iterable[str]) -> Iterable[tuple[int, Any, str]]:
         if not text:
             continue
         try:
-            yield number, json.loads(text), text
+            yield number, jsonio.loads(text), text
         except ValueError:
             yield number, None, text

@@ -63,17 +63,18 @@ def test_rest_pull_lands_exactly_what_the_server_holds(fhir_server: FhirTestServ
     assert run.name.startswith("run=") and not list(run.parent.glob(".partial-*"))
 
 
-def test_bulk_export_lands_the_same_as_rest(loaded: FhirTestServer, tmp_path: Path) -> None:
-    loaded.configure(bulk={"gzip": True})
-    with rest(loaded) as source:
-        by_rest = ingest(source, LandingZone(tmp_path / "rest", "aurora"), progress=LogProgress())
-    with bulk(loaded) as source:
-        by_bulk = ingest(source, LandingZone(tmp_path / "bulk", "aurora"), progress=LogProgress())
-    assert landed_versions(by_bulk) == landed_versions(by_rest) == server_versions(loaded.base)
-    export = manifest(by_bulk)["export"]
-    assert export["files"] > 5  # several files per type (linesPerFile 150)
-    status = loaded.admin.get(export["request"].replace("$export", "_bulk/status/none"))
-    assert status.status_code == 404
+@pytest.mark.parametrize("centre", ["aurora", "borealis", "cascade"])
+def test_bulk_export_lands_the_same_as_rest(fhir_server: FhirTestServer, demo_consortium: Consortium,
+                                            tmp_path: Path, centre: str) -> None:
+    fhir_server.load_centre(demo_consortium[0] / centre)
+    fhir_server.configure(bulk={"pollsBeforeReady": 2, "retryAfter": 0, "linesPerFile": 150, "gzip": True})
+    with rest(fhir_server) as source:
+        by_rest = ingest(source, LandingZone(tmp_path / "rest", centre), progress=LogProgress())
+    with bulk(fhir_server) as source:
+        by_bulk = ingest(source, LandingZone(tmp_path / "bulk", centre), progress=LogProgress())
+    assert landed_versions(by_bulk) == landed_versions(by_rest) == server_versions(fhir_server.base)
+    assert manifest(by_bulk)["export"]["files"] > 5  # several files per type (linesPerFile 150)
+    assert fhir_server.stats()["bulkJobs"] == 0, "the export job was not deleted on the server"
 
 
 def _change_server(server: FhirTestServer) -> dict[str, set[str]]:
@@ -157,19 +158,20 @@ def test_when_retries_run_out_the_error_names_server_type_and_page(loaded: FhirT
     assert zone.runs() == [] and zone.checkpoint_path.exists() and zone.watermarks() == {}
 
 
-def test_killed_pull_resumes_and_lands_every_resource_once(loaded: FhirTestServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--rest", "--bulk"])
+def test_killed_pull_resumes_and_lands_every_resource_once(loaded: FhirTestServer, tmp_path: Path, flag: str) -> None:
     expected = server_versions(loaded.base)
-    loaded.configure(faults={"every": 1, "kinds": ["slow"], "delayMs": 150})
+    loaded.configure(faults={"every": 1, "kinds": ["slow"], "delayMs": 150}, bulk={"linesPerFile": 50})
     command = [sys.executable, "-m", "ilp", "ingest", "--centre", "aurora", "--root", str(tmp_path),
-               "--rest", loaded.base, "--page-size", "20"]
+               flag, loaded.base, "--page-size", "20"]
     zone = LandingZone(tmp_path, "aurora")
     pull = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _pages_checkpointed(zone, 4):
+    while time.monotonic() < deadline and not _progressed(zone, 4):
         time.sleep(0.05)
     os.kill(pull.pid, signal.SIGKILL)
     pull.wait()
-    assert _pages_checkpointed(zone, 4) and zone.runs() == [], "the pull was not killed mid-run"
+    assert _progressed(zone, 4) and zone.runs() == [], "the pull was not killed mid-run"
     loaded.configure(faults={})
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
@@ -178,14 +180,16 @@ def test_killed_pull_resumes_and_lands_every_resource_once(loaded: FhirTestServe
     assert landed_versions(run) == expected
 
 
-def _pages_checkpointed(zone: LandingZone, pages: int) -> bool:
+def _progressed(zone: LandingZone, steps: int) -> bool:
+    """Whether the checkpoint records at least `steps` REST pages or bulk files landed."""
     import json
 
     try:
         saved = json.loads(zone.checkpoint_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return sum(s["pages"] for s in saved["streams"].values()) >= pages
+    streams = saved["streams"].values()
+    return sum(s["pages"] + len(s["state"].get("files_done", [])) for s in streams) >= steps
 
 
 def test_files_source_lands_ndjson_and_bundles_alike(demo_consortium: Consortium, tmp_path: Path) -> None:

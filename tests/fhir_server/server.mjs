@@ -99,6 +99,28 @@ function typeHistory(type, query) {
     query, 100);
 }
 
+// Plain paged searches (only _count, _offset, _lastUpdated) are served here: Medplum's memory search filters
+// and deep-clones every match on every page before slicing, which makes paging a large type quadratic.
+// Same order as the router (insertion order), same total; only the page itself is cloned.
+const PLAIN_SEARCH = new Set(['_count', '_offset', '_lastUpdated']);
+const COMPARE = { ge: (a, b) => a >= b, gt: (a, b) => a > b, le: (a, b) => a <= b, lt: (a, b) => a < b,
+  eq: (a, b) => a.startsWith(b) };
+
+function plainSearch(type, query) {
+  if (![...query.keys()].every((k) => PLAIN_SEARCH.has(k)) || !TYPES.includes(type)) return null;
+  const bounds = query.getAll('_lastUpdated').map((v) => {
+    const prefix = /^[a-z]{2}/.test(v) ? v.slice(0, 2) : 'eq';
+    return [COMPARE[prefix], new Date(prefix === 'eq' && !/^[a-z]{2}/.test(v) ? v : v.slice(2)).toISOString()];
+  });
+  if (bounds.some(([compare]) => !compare)) return null;
+  const matches = repo.all(type).filter((r) => bounds.every(([compare, when]) => compare(r.meta.lastUpdated, when)));
+  const count = Number(query.get('_count') ?? 20);
+  const offset = Number(query.get('_offset') ?? 0);
+  const entry = matches.slice(offset, offset + count)
+    .map((r) => ({ fullUrl: `${baseUrl}/${type}/${r.id}`, search: { mode: 'match' }, resource: structuredClone(r) }));
+  return { resourceType: 'Bundle', type: 'searchset', total: matches.length, ...(entry.length ? { entry } : {}) };
+}
+
 async function routeFhir(method, path, query, body, headers) {
   const segments = path.split('/').filter(Boolean);
   const exportMatch = path.match(/^\/(?:(Patient)|Group\/([^/]+))?\/?\$export$/);
@@ -113,6 +135,13 @@ async function routeFhir(method, path, query, body, headers) {
   }
   if (segments[0] === '_bulk') return routeBulk(method, segments, headers);
   if (segments.length === 2 && segments[1] === '_history' && method === 'GET') return [200, typeHistory(segments[0], query)];
+  if (method === 'GET' && segments.length === 1) {
+    const page = plainSearch(segments[0], query);
+    if (page) {
+      page.meta = { lastUpdated: new Date().toISOString() };
+      return [200, withPaging(page, path, query)];
+    }
+  }
   const search = query.toString();
   const [result, resource] = await router.handleRequest(
     { method, url: path.slice(1) + (search ? `?${search}` : ''), pathname: '', params: {}, query: {}, body, headers },
@@ -160,7 +189,7 @@ async function admin(path, body) {
       auth.expireTokens();
       return [200, { expired: true }];
     case '/_admin/stats':
-      return [200, { requests, faultsInjected: faults.injected, changes: repo.changes.length }];
+      return [200, { requests, faultsInjected: faults.injected, changes: repo.changes.length, bulkJobs: bulk.jobs.size }];
     default:
       return outcome(404, 'not-found', `unknown admin path ${path}`);
   }
