@@ -6,10 +6,10 @@ from connectors.bulk import BulkSettings, BulkSource
 from connectors.files import FilesSettings, FilesSource
 from connectors.http import TransportSettings
 from connectors.landing import LandingZone
-from connectors.rest import RestSettings, RestSource
+from connectors.rest import ILP_PROCEDURE_CODES, RestSettings, RestSource
 from connectors.secrets import SecretRef
 
 __all__ = [
-    "RESOURCE_TYPES", "AuthSettings", "BulkSettings", "BulkSource", "FilesSettings", "FilesSource", "LandingZone",
-    "RestSettings", "RestSource", "SecretRef", "Source", "TransportSettings", "ingest",
+    "ILP_PROCEDURE_CODES", "RESOURCE_TYPES", "AuthSettings", "BulkSettings", "BulkSource", "FilesSettings",
+    "FilesSource", "LandingZone", "RestSettings", "RestSource", "SecretRef", "Source", "TransportSettings", "ingest",
 ]

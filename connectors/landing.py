@@ -27,6 +27,10 @@ from ilp.fileio import fsync_dir, sha256_file, write_json_atomically
 
 TOMBSTONES = "_tombstones"
 REJECTED = "_rejected"
+COHORT = "_cohort"
+# What makes a line of a side stream unique; other side streams (names starting with "_") are keyed by where the
+# line came from, and resource streams by (id, versionId).
+SIDE_STREAM_KEYS = {TOMBSTONES: ("resourceType", "id", "deleted_at"), COHORT: ("patient",)}
 
 
 def utc_now() -> str:
@@ -113,8 +117,7 @@ class LandingRun:
         """The NDJSON of a resource type (keyed on id and versionId), or of the tombstones or rejects."""
         with self._lock:
             if name not in self._streams:
-                key = {TOMBSTONES: ("resourceType", "id", "deleted_at"), REJECTED: ("source", "line")}.get(
-                    name, ("id", "versionId"))
+                key = SIDE_STREAM_KEYS.get(name, ("source", "line") if name.startswith("_") else ("id", "versionId"))
                 progress = self.progress.setdefault(name, StreamProgress())
                 self._streams[name] = NdjsonStream(self.folder / f"{name}.ndjson", progress, key)
             return self._streams[name]

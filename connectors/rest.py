@@ -9,6 +9,7 @@ concurrently, a bounded number at a time.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +22,16 @@ import httpx
 from connectors.auth import AuthSettings
 from connectors.base import RESOURCE_TYPES, Source
 from connectors.http import FhirClient, TransportSettings
-from connectors.landing import REJECTED, TOMBSTONES, LandingRun, StreamProgress
+from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.progress import PullProgress
 from ilp.errors import SourceProtocolError
 
 log = logging.getLogger(__name__)
+
+
+ILP_PROCEDURE_CODES = ("http://fhir.ohdsi.org/CodeSystem/concepts|4019656",
+                       "http://ilp-cohort.org/fhir/CodeSystem/ilp-local|ilp")
+CHUNK = 50  # patients per scoped search
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class RestSettings:
     resource_types: tuple[str, ...] = RESOURCE_TYPES
     page_size: int = 200
     concurrency: int = 3
+    # Scope to the cohort: only patients with a Procedure coded with one of these (system|code), and their
+    # resources. Empty: everything on the server.
+    cohort_codes: tuple[str, ...] = ()
     auth: AuthSettings = field(default_factory=AuthSettings)
     transport: TransportSettings = field(default_factory=TransportSettings)
 
@@ -67,13 +76,15 @@ class RestSource(Source):
     def fingerprint(self) -> dict[str, Any]:
         s = self.settings
         return {"kind": self.kind, "base_url": self.client.base_url, "types": list(s.resource_types),
-                "page_size": s.page_size}
+                "page_size": s.page_size, "cohort_codes": list(s.cohort_codes)}
 
     def stream_names(self) -> list[str]:
         return list(self.settings.resource_types)
 
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
         capability = self.client.capability()
+        if self.settings.cohort_codes:
+            self._find_cohort(run)
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="pull") as pool:
             for future in [pool.submit(self._pull_type, run, t, progress) for t in self.settings.resource_types]:
                 future.result()
@@ -82,11 +93,50 @@ class RestSource(Source):
                 "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
                 "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
 
-    def _search_url(self, resource_type: str, since: str | None) -> str:
+    def _search_url(self, resource_type: str, since: str | None, patients: list[str] | None = None) -> str:
         params: dict[str, Any] = {"_count": self.settings.page_size}
         if since:
             params["_lastUpdated"] = f"ge{since}"
+        if patients is not None:
+            ids = [p.rsplit("/", 1)[-1] for p in patients]
+            params.update({"_id": ",".join(ids)} if resource_type == "Patient"
+                          else {"patient": ",".join(f"Patient/{i}" for i in ids)})
         return f"{self.client.base_url}/{resource_type}?{urlencode(params)}"
+
+    def _find_cohort(self, run: LandingRun) -> None:
+        """Land the cohort (patients with an ILP procedure) and split it into patients new since the last run."""
+        state = run.progress.setdefault(COHORT, StreamProgress())
+        if state.done:
+            return
+        query = urlencode({"code": ",".join(self.settings.cohort_codes), "_count": self.settings.page_size})
+        members: set[str] = set()
+        for _, bundle, _ in self._pages(f"{self.client.base_url}/Procedure?{query}", StreamProgress(),
+                                        "cohort (ILP Procedure) search"):
+            for entry in bundle.get("entry") or []:
+                reference = ((entry.get("resource") or {}).get("subject") or {}).get("reference", "")
+                if "Patient/" in reference:
+                    members.add("Patient/" + reference.rsplit("/", 1)[-1])
+        previous = self._previous_cohort(run)
+        run.stream(COHORT).append([{"patient": p} for p in sorted(members)])
+        state.state.update(known=sorted(members & previous), new=sorted(members - previous))
+        state.done = True
+        run.checkpoint()
+
+    def _previous_cohort(self, run: LandingRun) -> set[str]:
+        runs = run.zone.runs()
+        path = runs[-1] / f"{COHORT}.ndjson" if runs else None
+        if path is None or not path.exists():
+            return set()
+        return {json.loads(line)["patient"] for line in path.read_text(encoding="utf-8").splitlines()}
+
+    def _queries(self, run: LandingRun, resource_type: str, since: str | None) -> list[str]:
+        """The searches that cover a type: one, or one per chunk of cohort patients (new ones without `since`)."""
+        if not self.settings.cohort_codes:
+            return [self._search_url(resource_type, since)]
+        cohort = run.progress[COHORT].state
+        return [self._search_url(resource_type, window, group[i:i + CHUNK])
+                for group, window in ((cohort["new"], None), (cohort["known"], since))
+                for i in range(0, len(group), CHUNK)]
 
     def _pages(self, first_url: str, progress_state: StreamProgress, what: str
                ) -> Iterator[tuple[httpx.Response, dict[str, Any], str | None]]:
@@ -112,17 +162,20 @@ class RestSource(Source):
         since = run.since.get(resource_type)
         if not state.done:
             stream = run.stream(resource_type)
-            for response, bundle, next_url in self._pages(self._search_url(resource_type, since), state,
-                                                         f"{resource_type} search"):
-                state.watermark = state.watermark or server_time(response, bundle)
-                resources, rejected = self._split(bundle, resource_type)
-                added = stream.append(resources)
-                if rejected:
-                    run.stream(REJECTED).append(rejected)
-                state.pages += 1
-                state.next_url = next_url
+            queries = self._queries(run, resource_type, since)
+            for number in range(state.state.get("query", 0), len(queries)):
+                for response, bundle, next_url in self._pages(queries[number], state, f"{resource_type} search"):
+                    state.watermark = state.watermark or server_time(response, bundle)
+                    resources, rejected = self._split(bundle, resource_type)
+                    added = stream.append(resources)
+                    if rejected:
+                        run.stream(REJECTED).append(rejected)
+                    state.pages += 1
+                    state.next_url = next_url
+                    run.checkpoint()
+                    progress.advance(resource_type, added, None if len(queries) > 1 else bundle.get("total"))
+                state.state["query"] = number + 1
                 run.checkpoint()
-                progress.advance(resource_type, added, bundle.get("total"))
             state.done = True
             state.next_url = None
             run.checkpoint()

@@ -104,6 +104,8 @@ def ingest_command(
     files: Annotated[Path | None, typer.Option("--files", help="Folder of NDJSON or Bundle files.")] = None,
     page_size: Annotated[int, typer.Option("--page-size", min=1, help="REST search page size.")] = 200,
     full: Annotated[bool, typer.Option("--full", help="Ignore watermarks: pull everything again.")] = False,
+    cohort_only: Annotated[bool, typer.Option(
+        "--cohort-only", help="REST: only patients with an ILP procedure, and their resources.")] = False,
 ) -> None:
     """Pull one centre's resources into the landing zone (resumes an interrupted pull of the same source).
 
@@ -120,7 +122,8 @@ def ingest_command(
         raise ConfigError("give exactly one of --rest, --bulk or --files")
     source: connectors.Source
     if rest:
-        source = connectors.RestSource(connectors.RestSettings(rest, page_size=page_size))
+        codes = connectors.ILP_PROCEDURE_CODES if cohort_only else ()
+        source = connectors.RestSource(connectors.RestSettings(rest, page_size=page_size, cohort_codes=codes))
     elif bulk:
         source = connectors.BulkSource(connectors.BulkSettings(bulk))
     else:

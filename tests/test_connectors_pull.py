@@ -219,3 +219,35 @@ def test_files_source_rejects_what_is_not_a_resource_and_counts_reconcile(tmp_pa
                        7: "resource type Encounter was not asked for", 8: "resource has no id"}
     files = manifest(run)["files"]
     assert files["Patient"]["count"] + files["_rejected"]["count"] + 1 == 8  # the repeated version
+
+
+def test_cohort_scoping_keeps_ilp_patients_and_catches_up_new_ones(loaded: FhirTestServer, tmp_path: Path) -> None:
+    from connectors import ILP_PROCEDURE_CODES
+
+    cohort = server_versions(loaded.base)
+    ilp = next(r for r in landed_lines_of(loaded, "Procedure") if r["code"]["coding"][0]["code"] == "4019656")
+    with httpx.Client(base_url=loaded.base, timeout=30) as client:
+        for n in range(2):  # patients without an ILP: out of the cohort, with a condition each
+            client.put(f"/Patient/outsider-{n}", json={"resourceType": "Patient", "id": f"outsider-{n}"})
+            client.put(f"/Condition/outsider-{n}", json={
+                "resourceType": "Condition", "id": f"outsider-{n}", "subject": {"reference": f"Patient/outsider-{n}"},
+                "code": {"text": "something else"}})
+    zone = LandingZone(tmp_path, "aurora")
+    settings = {"cohort_codes": ILP_PROCEDURE_CODES, "page_size": 500}
+    with rest(loaded, **settings) as source:
+        first = ingest(source, zone, progress=LogProgress())
+    assert landed_versions(first) == cohort
+    assert len(landed_lines(first, "_cohort")) == 41
+    with httpx.Client(base_url=loaded.base, timeout=30) as client:  # outsider-0 now has an ILP
+        late = {**ilp, "id": "late-ilp", "subject": {"reference": "Patient/outsider-0"}}
+        client.put("/Procedure/late-ilp", json=late)
+    with rest(loaded, **settings) as source:
+        second = ingest(source, zone, progress=LogProgress())
+    landed = landed_versions(second)
+    assert set(landed["Patient"]) == {"outsider-0"} and set(landed["Condition"]) == {"outsider-0"}
+    assert set(landed["Procedure"]) == {"late-ilp"} and landed["Observation"] == {}
+
+
+def landed_lines_of(server: FhirTestServer, resource_type: str) -> list[dict[str, Any]]:
+    bundle = httpx.get(f"{server.base}/{resource_type}", params={"_count": 10_000}).json()
+    return [e["resource"] for e in bundle["entry"]]
