@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors import BulkSettings, BulkSource, LandingZone, RestSettings, RestSource, Source, ingest  # noqa: E402
-from connectors.progress import LogProgress  # noqa: E402
-from ilp.synth import generate  # noqa: E402
-from ilp.synth.profiles import AURORA  # noqa: E402
-from tests.fhir_harness import FhirTestServer  # noqa: E402
-from tests.landing_helpers import manifest  # noqa: E402
+from connectors import BulkSettings, BulkSource, LandingZone, RestSettings, RestSource, Source, ingest
+from connectors.progress import LogProgress
+from ilp.fhir_server import FhirTestServer
+from ilp.synth import generate
+from ilp.synth.profiles import AURORA
+from tests.landing_helpers import manifest
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

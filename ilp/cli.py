@@ -87,12 +87,17 @@ def synth_command(
 def demo_command(
     out: Annotated[Path, typer.Option("--out", help="Root folder of the demo's zones.")] = DEMO_OUT,
 ) -> None:
-    """Run the main job on the built-in demo consortium (the stages that exist so far).
+    """Run the main job on the built-in demo consortium, behind real local FHIR servers.
+
+    Generates the three demo centres, serves each from its own FHIR server in its own dialect, and pulls two
+    by REST search and one by Bulk Data $export into the landing zone (later stages join as they land).
 
     Example: ilp demo --out /tmp/ilp-demo
     """
-    synth_command(out=out / "synthetic")
-    typer.echo(f"demo consortium: {out / 'synthetic'} (FHIR per centre, ConceptMaps, ground truth)")
+    from ilp.demo import run_demo
+
+    result = run_demo(out, typer.echo)
+    typer.echo(f"demo done in {result.seconds:.0f} s; landing zone: {out / 'zones' / 'landing'}")
 
 
 @app.command("ingest")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
+from ilp.fhir_server import FhirTestServer
 from ilp.spark import get_spark
 from ilp.synth import DEMO_CONSORTIUM, DEMO_SEED, RESOURCE_TYPES, generate
-from tests.fhir_harness import FhirTestServer
 
 
 @pytest.fixture(scope="session")

