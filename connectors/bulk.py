@@ -31,7 +31,7 @@ from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
 
 log = logging.getLogger(__name__)
 EXPORT = "_export"
-ERRORS = "_export_errors"
+ERRORS = "export-errors"
 
 
 @dataclass(frozen=True)

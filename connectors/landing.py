@@ -1,7 +1,7 @@
 """The raw landing zone: what a connector received, exactly once per resource version, published atomically.
 
 Layout (architecture doc): `landing/centre=<id>/run=<run_id>/<ResourceType>.ndjson` plus `manifest.json`,
-`_tombstones.ndjson` (deletions) and `_rejected.ndjson` (input that was not a FHIR resource, with the reason);
+`tombstones.ndjson` (deletions) and `rejected.ndjson` (input that was not a FHIR resource, with the reason);
 `state/centre=<id>/checkpoint.json` for the run in progress and `watermarks.json` for incremental pulls.
 
 A run is written under `.partial-<run_id>` and renamed to `run=<run_id>` when complete, so readers never see
@@ -25,11 +25,12 @@ from typing import IO, Any
 from connectors import jsonio
 from ilp.fileio import fsync_dir, sha256_file, write_json_atomically
 
-TOMBSTONES = "_tombstones"
-REJECTED = "_rejected"
-COHORT = "_cohort"
-# What makes a line of a side stream unique; other side streams (names starting with "_") are keyed by where the
-# line came from, and resource streams by (id, versionId).
+TOMBSTONES = "tombstones"
+REJECTED = "rejected"
+COHORT = "cohort"
+# Resource streams are named after their FHIR type (capitalised) and keyed by (id, versionId); side streams are
+# lowercase (Spark skips files whose names start with "_" or ".") and keyed by what makes their lines unique,
+# by default where the line came from.
 SIDE_STREAM_KEYS = {TOMBSTONES: ("resourceType", "id", "deleted_at"), COHORT: ("patient",)}
 
 
@@ -117,7 +118,7 @@ class LandingRun:
         """The NDJSON of a resource type (keyed on id and versionId), or of the tombstones or rejects."""
         with self._lock:
             if name not in self._streams:
-                key = SIDE_STREAM_KEYS.get(name, ("source", "line") if name.startswith("_") else ("id", "versionId"))
+                key = SIDE_STREAM_KEYS.get(name, ("id", "versionId") if name[:1].isupper() else ("source", "line"))
                 progress = self.progress.setdefault(name, StreamProgress())
                 self._streams[name] = NdjsonStream(self.folder / f"{name}.ndjson", progress, key)
             return self._streams[name]

@@ -47,7 +47,7 @@ def run_demo(out: Path, echo: Callable[[str], None] = print) -> DemoResult:
         finally:
             server.stop()
         files = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["files"]
-        landed = sum(f["count"] for name, f in files.items() if not name.startswith("_"))
+        landed = sum(f["count"] for name, f in files.items() if name[:1].isupper())
         echo(f"{centre.centre_id:<10} {centre.dialect:<12} server loaded with {loaded} resources; "
              f"{how} landed {landed} in {run}")
         landing[centre.centre_id] = run

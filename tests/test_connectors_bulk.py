@@ -48,7 +48,7 @@ def test_group_export_lands_only_the_group_members_resources(cascade: FhirTestSe
 def test_patient_export_and_error_file(cascade: FhirTestServer, tmp_path: Path) -> None:
     run = _export(cascade, tmp_path, level="patient", resource_types=("Patient", "Condition", "Encounter"))
     assert len(landed_versions(run, ("Patient",))["Patient"]) == 54
-    (error,) = landed_lines(run, "_export_errors")
+    (error,) = landed_lines(run, "export-errors")
     assert error["resourceType"] == "OperationOutcome" and "Encounter" in error["issue"][0]["diagnostics"]
     assert manifest(run)["export"]["error_files"] == 1
 

@@ -114,7 +114,7 @@ def test_incremental_run_lands_exactly_the_changes(loaded: FhirTestServer, tmp_p
     assert all(landed["Observation"][i] == now["Observation"][i] for i in changed["Observation"])
     assert set(landed["Condition"]) == changed["Condition"]
     assert landed["Patient"] == landed["Procedure"] == landed["MedicationAdministration"] == {}
-    tombstones = landed_lines(second, "_tombstones")
+    tombstones = landed_lines(second, "tombstones")
     assert {(t["resourceType"], t["id"]) for t in tombstones} == {("Procedure", i) for i in changed["deleted"]}
     assert manifest(second)["window"]["since"]["Observation"] == manifest(first)["watermarks"]["Observation"]
     with make_source(loaded) as source:
@@ -214,11 +214,11 @@ def test_files_source_rejects_what_is_not_a_resource_and_counts_reconcile(tmp_pa
     with FilesSource(FilesSettings(folder)) as source:
         run = ingest(source, LandingZone(tmp_path / "zones", "x"), progress=LogProgress())
     assert sorted(landed_versions(run)["Patient"]) == ["p1", "p2"]
-    reasons = {r["line"]: r["reason"] for r in landed_lines(run, "_rejected")}
+    reasons = {r["line"]: r["reason"] for r in landed_lines(run, "rejected")}
     assert reasons == {4: "not valid JSON", 5: "not a JSON object", 6: "no resourceType",
                        7: "resource type Encounter was not asked for", 8: "resource has no id"}
     files = manifest(run)["files"]
-    assert files["Patient"]["count"] + files["_rejected"]["count"] + 1 == 8  # the repeated version
+    assert files["Patient"]["count"] + files["rejected"]["count"] + 1 == 8  # the repeated version
 
 
 def test_cohort_scoping_keeps_ilp_patients_and_catches_up_new_ones(loaded: FhirTestServer, tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_cohort_scoping_keeps_ilp_patients_and_catches_up_new_ones(loaded: FhirT
     with rest(loaded, **settings) as source:
         first = ingest(source, zone, progress=LogProgress())
     assert landed_versions(first) == cohort
-    assert len(landed_lines(first, "_cohort")) == 41
+    assert len(landed_lines(first, "cohort")) == 41
     with httpx.Client(base_url=loaded.base, timeout=30) as client:  # outsider-0 now has an ILP
         late = {**ilp, "id": "late-ilp", "subject": {"reference": "Patient/outsider-0"}}
         client.put("/Procedure/late-ilp", json=late)

@@ -1,0 +1,95 @@
+"""Current state: landed runs merge into the latest version of every resource, idempotently, deletions applied."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from connectors import LandingZone, RestSettings, RestSource, ingest
+from connectors.progress import LogProgress
+from ilp.fhir_server import FhirTestServer
+from tests.landing_helpers import server_versions
+from tests.test_connectors_pull import _change_server
+from transforms.current import CurrentState
+from transforms.landed import completed_runs
+
+TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
+Consortium = tuple[Path, dict[str, Any]]
+
+
+def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, str]]:
+    rows = CurrentState(root, centre).read(spark).select("resource_type", "id", "version_id").collect()
+    state: dict[str, dict[str, str]] = {t: {} for t in TYPES}
+    for row in rows:
+        assert row["id"] not in state[row["resource_type"]], "two current versions of one resource"
+        state[row["resource_type"]][row["id"]] = row["version_id"]
+    return state
+
+
+def _pull(server: FhirTestServer, root: Path) -> None:
+    with RestSource(RestSettings(server.base)) as source:
+        ingest(source, LandingZone(root, "aurora"), progress=LogProgress())
+
+
+def test_merge_applies_updates_additions_and_deletions_and_reruns_change_nothing(
+        spark: SparkSession, fhir_server: FhirTestServer, demo_consortium: Consortium, tmp_path: Path) -> None:
+    fhir_server.load_centre(demo_consortium[0] / "aurora")
+    state = CurrentState(tmp_path, "aurora")
+    _pull(fhir_server, tmp_path)
+    first = state.merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t1")
+    assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
+    assert first.counts["Observation"]["in"] == first.counts["Observation"]["current"] == 526
+    time.sleep(0.01)
+    _change_server(fhir_server)
+    _pull(fhir_server, tmp_path)
+    second = state.merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t2")
+    assert len(second.merged_runs) == 1
+    assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
+    assert second.counts["Observation"]["previous_replaced"] == 3
+    pointer = state.pointer.read_text()
+    again = state.merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t3")
+    assert again.nothing_new and state.pointer.read_text() == pointer
+
+
+def test_the_same_resource_landed_twice_is_one_current_row(spark: SparkSession, fhir_server: FhirTestServer,
+                                                           demo_consortium: Consortium, tmp_path: Path) -> None:
+    fhir_server.load_centre(demo_consortium[0] / "aurora")
+    zone = LandingZone(tmp_path, "aurora")
+    for _ in range(2):
+        with RestSource(RestSettings(fhir_server.base)) as source:
+            ingest(source, zone, incremental=False, progress=LogProgress())
+    report = CurrentState(tmp_path, "aurora").merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t")
+    assert report.counts["Patient"] == {**report.counts["Patient"], "in": 82, "current": 41, "superseded": 41}
+    assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
+
+
+def test_lines_that_are_not_resources_are_quarantined_and_counts_reconcile(spark: SparkSession,
+                                                                          tmp_path: Path) -> None:
+    run = tmp_path / "landing" / "centre=x" / "run=20260101T000000Z-aaaaaa"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    (run / "Patient.ndjson").write_text("\n".join([
+        '{"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"}}',
+        '{"resourceType":"Patient","id":"p2"}',
+        '{"resourceType":"Patient"',
+        '{"resourceType":"Observation","id":"o1"}',
+        '{"id":"p3"}']) + "\n")
+    report = CurrentState(tmp_path, "x").merge(spark, completed_runs(tmp_path / "landing", "x"), ("Patient",), "t")
+    counts = report.counts["Patient"]
+    assert counts["in"] == 5 and counts["current"] == 2 and counts["quarantined"] == 3
+    assert counts["in"] == counts["current"] + counts["superseded"] + counts["deleted"] + counts["quarantined"]
+    quarantined = spark.read.parquet(str(tmp_path / "quarantine" / "stage=current" / "centre=x" / "run=t")).collect()
+    reasons = sorted(r["reason"] for r in quarantined)
+    assert reasons == ["resourceType differs from its stream"] + ["unparseable JSON, or no resourceType or id"] * 2
+    assert {r["landing_run_id"] for r in quarantined} == {"20260101T000000Z-aaaaaa"}
+    assert json.loads(CurrentState(tmp_path, "x").pointer.read_text())["counts"]["Patient"] == counts
+
+
+@pytest.fixture
+def fhir_server_loaded(fhir_server: FhirTestServer) -> FhirTestServer:
+    return fhir_server
