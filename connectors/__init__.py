@@ -7,7 +7,7 @@ from connectors.files import FilesSettings, FilesSource
 from connectors.http import TransportSettings
 from connectors.landing import LandingZone
 from connectors.rest import ILP_PROCEDURE_CODES, RestSettings, RestSource
-from connectors.secrets import SecretRef
+from ilp.secrets import SecretRef
 
 __all__ = [
     "ILP_PROCEDURE_CODES", "RESOURCE_TYPES", "AuthSettings", "BulkSettings", "BulkSource", "FilesSettings",

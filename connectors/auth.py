@@ -18,8 +18,8 @@ from typing import Any, Literal
 import httpx
 import jwt
 
-from connectors.secrets import Secret, SecretRef
 from ilp.errors import AuthenticationFailed, ConfigError, SourceUnreachable
+from ilp.secrets import Secret, SecretRef
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 RENEW_MARGIN_S = 60
