@@ -47,12 +47,13 @@ def pipeline(request: pytest.FixtureRequest, spark: SparkSession, demo_consortiu
 
 
 def _truth(folder: Path, table: str, centre: str) -> list[dict[str, Any]]:
+    """The ground truth with its keys pseudonymised as the pipeline does (source identities -> HMAC)."""
     rows = pq.read_table(folder / "truth" / f"{table}.parquet").to_pylist()
-    key = BY_NAME[table].key[1]
+    keys = [c for c in BY_NAME[table].column_names if c.endswith("_id") and c not in ("centre_id", "run_id")]
     for row in rows:
-        row["patient_id"] = pseudonym(SECRET, row["patient_id"])
-        if key != "patient_id":
-            row[key] = pseudonym(SECRET, f"{centre}|{row[key]}")
+        for key in keys:
+            if row[key] is not None:
+                row[key] = pseudonym(SECRET, row[key] if key == "patient_id" else f"{centre}|{row[key]}")
     return rows
 
 
@@ -82,3 +83,10 @@ def test_tumours_round_trip(pipeline: tuple[str, Path, CentreView]) -> None:
 def test_patients_round_trip(pipeline: tuple[str, Path, CentreView]) -> None:
     centre, folder, view = pipeline
     assert_same_table(build_patients(view, diagnoses(view), "t1"), _truth(folder, "patients", centre), "patients")
+
+
+def test_perfusions_round_trip(pipeline: tuple[str, Path, CentreView]) -> None:
+    from transforms.tables.perfusions import build_perfusions
+
+    centre, folder, view = pipeline
+    assert_same_table(build_perfusions(view, "t1"), _truth(folder, "perfusions", centre), "perfusions")

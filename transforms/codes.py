@@ -40,13 +40,18 @@ class CodeLookup:
         return self.first(valueset_name, concept["coding"])
 
     def first(self, valueset_name: str, codings: Column) -> Column:
+        """The canonical value of the first of `codings` (an array of Coding) that means something."""
+        return F.get(self.values(valueset_name, codings), 0)
+
+    def values(self, valueset_name: str, codings: Column) -> Column:
+        """The canonical values of every one of `codings` that means something in the ValueSet, in order."""
         table = self.table(valueset_name)
-        lookup = F.create_map(*[F.lit(x) for pair in table.items() for x in pair]) if table else None
-        if lookup is None:
-            return F.lit(None).cast("string")
-        mapped = F.transform(codings, lambda c: F.try_element_at(lookup, F.concat_ws("|", F.coalesce(
-            c["system"], F.lit("")), F.coalesce(c["code"], F.lit("")))))
-        return F.get(F.filter(mapped, lambda v: v.isNotNull()), 0)
+        if not table:
+            return F.array().cast("array<string>")
+        lookup = F.create_map(*[F.lit(x) for pair in table.items() for x in pair])
+        mapped = F.transform(F.coalesce(codings, F.array()), lambda c: F.try_element_at(lookup, F.concat_ws(
+            "|", F.coalesce(c["system"], F.lit("")), F.coalesce(c["code"], F.lit("")))))
+        return F.filter(mapped, lambda v: v.isNotNull())
 
     def known(self, codings: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which (system, code) pairs some canonical ValueSet or ConceptMap gives a meaning (for reports)."""

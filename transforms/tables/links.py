@@ -1,0 +1,29 @@
+"""How resources hang together: what each Observation or MedicationAdministration is part of or about, and
+the ILP procedures everything else is linked to."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from transforms.columns import fhir_date, reference_id
+from transforms.view import CentreView
+
+
+def performed_start(r: str = "r") -> Column:
+    return F.coalesce(F.col(f"{r}.performedPeriod.start"), F.col(f"{r}.performedDateTime"))
+
+
+def linked(rows: DataFrame, element: str) -> DataFrame:
+    """One row per (resource, target id) for a list of references (`partOf`, `focus`)."""
+    return (rows.select("*", F.explode_outer(F.col(f"r.{element}")).alias("link"))
+            .withColumn("target_id", reference_id(F.col("link.reference"))).drop("link"))
+
+
+def ilp_procedures(view: CentreView) -> DataFrame:
+    """ILP procedures: target_id, subject_id, perfusion reference and date, and its number for the patient."""
+    procedures = view.of("Procedure", "ilp").select(
+        F.col("id").alias("target_id"), "subject_id", F.col("ref").alias("perfusion_ref"),
+        fhir_date(performed_start()).alias("perfusion_date"))
+    order = Window.partitionBy("subject_id").orderBy("perfusion_date", "target_id")
+    return procedures.withColumn("perfusion_number", F.row_number().over(order))

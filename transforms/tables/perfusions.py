@@ -1,0 +1,63 @@
+"""`perfusions`: each ILP with its drugs, temperature, duration and leakage, gathered through `partOf`."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ilp.model import PERFUSIONS
+from transforms.columns import date_imputed, in_unit, reference_id
+from transforms.tables.links import ilp_procedures, linked, performed_start
+from transforms.view import CentreView
+
+ILP_LEVEL_URL = "http://ilp-cohort.org/fhir/StructureDefinition/ilp-level"
+# What a perfusion row is built from (toxicities and responses linked to the ILP are rows of their own tables).
+PARTS = ("tnf", "melphalan", "limb_volume", "perfusate_temperature", "perfusion_duration", "leakage")
+
+
+def build_perfusions(view: CentreView, run_id: str) -> DataFrame:
+    lookup = view.lookup
+    procedures = view.of("Procedure", "ilp")
+    level_codings = F.transform(F.filter(F.coalesce(F.col("r.extension"), F.array()),
+                                         lambda e: e["url"] == ILP_LEVEL_URL), lambda e: e["valueCoding"])
+    period = F.col("r.performedPeriod")
+    minutes = (F.unix_timestamp(F.try_to_timestamp(period["end"])) -
+               F.unix_timestamp(F.try_to_timestamp(period["start"]))) / 60
+    base = procedures.select(
+        F.col("id").alias("target_id"), "ref", F.col("r.performedPeriod.start").alias("start"),
+        date_imputed(performed_start()).alias("perfusion_date_imputed"),
+        lookup.first("site", F.flatten(F.transform(F.col("r.bodySite"), lambda s: s["coding"]))).alias("site"),
+        lookup.first("ilp-level", level_codings).alias("ilp_level"),
+        minutes.alias("period_minutes"),
+        F.concat(F.lit("Condition/"), reference_id(F.get(F.col("r.reasonReference"), 0)["reference"]))
+        .alias("tumour_ref"))
+    parts = linked(view.resources.where(F.col("resource_type").isin("Observation", "MedicationAdministration")),
+                   "partOf")
+    dose = F.col("r.dosage.dose")
+    unit = F.coalesce(dose["code"], dose["unit"])
+    quantity = F.col("r.valueQuantity")
+    per_procedure = parts.groupBy("target_id").agg(
+        F.max(F.when(F.col("kind") == "tnf", in_unit(dose, "mg"))).alias("tnf_dose_mg"),
+        F.max(F.when((F.col("kind") == "melphalan") & unit.isin("mg/L", "mg/l"), in_unit(dose, "mg/L")))
+        .alias("per_litre"),
+        F.max(F.when((F.col("kind") == "melphalan") & ~unit.isin("mg/L", "mg/l"), in_unit(dose, "mg")))
+        .alias("melphalan_total_mg"),
+        F.max(F.when(F.col("kind") == "limb_volume", in_unit(quantity, "L"))).alias("limb_volume_l"),
+        F.max(F.when(F.col("kind") == "perfusate_temperature", in_unit(quantity, "Cel"))).alias("max_temperature_c"),
+        F.max(F.when(F.col("kind") == "perfusion_duration", in_unit(quantity, "min"))).alias("duration_observed"),
+        F.max(F.when(F.col("kind") == "leakage", in_unit(quantity, "%"))).alias("leakage_pct"),
+        F.collect_set(F.when(F.col("kind").isin(*PARTS), F.col("ref"))).alias("part_refs"))
+    joined = (base.join(per_procedure, "target_id", "left")
+              .join(ilp_procedures(view).select("target_id", "subject_id", "perfusion_date", "perfusion_number"),
+                    "target_id")
+              .join(view.patient_ids(), "subject_id"))
+    return joined.select(
+        view.key(F.col("ref")).alias("perfusion_id"), "patient_id",
+        view.key(F.col("tumour_ref")).alias("tumour_id"), "perfusion_date", "perfusion_date_imputed",
+        F.col("perfusion_number").cast("int").alias("perfusion_number"), "site", "ilp_level", "tnf_dose_mg",
+        F.coalesce("per_litre", F.col("melphalan_total_mg") / F.col("limb_volume_l")).alias("melphalan_dose_mg_per_l"),
+        "melphalan_total_mg", "limb_volume_l", "max_temperature_c",
+        F.coalesce("period_minutes", "duration_observed").cast("double").alias("duration_min"), "leakage_pct",
+        F.array_union(F.array("ref"), F.coalesce("part_refs", F.array())).alias("source_resource_ids"),
+    ).select(*[c for c in PERFUSIONS.column_names if c not in ("centre_id", "run_id", "source_resource_ids")],
+             *view.provenance(run_id))
