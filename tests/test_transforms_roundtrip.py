@@ -90,3 +90,14 @@ def test_perfusions_round_trip(pipeline: tuple[str, Path, CentreView]) -> None:
 
     centre, folder, view = pipeline
     assert_same_table(build_perfusions(view, "t1"), _truth(folder, "perfusions", centre), "perfusions")
+
+
+@pytest.mark.parametrize("table", ["toxicities", "responses", "treatments", "events"])
+def test_outcome_tables_round_trip(pipeline: tuple[str, Path, CentreView], table: str) -> None:
+    from transforms.tables.followup import build_events, build_treatments
+    from transforms.tables.outcomes import build_responses, build_toxicities
+
+    builders = {"toxicities": build_toxicities, "responses": build_responses, "treatments": build_treatments,
+                "events": build_events}
+    centre, folder, view = pipeline
+    assert_same_table(builders[table](view, "t1"), _truth(folder, table, centre), table)

@@ -150,8 +150,9 @@ class TruthBuilder:
         toxicities = tables["toxicities"]
 
         def worst(scale: str) -> str | None:
-            graded = [t for t in toxicities if t["scale"] == scale]
-            return max(graded, key=lambda t: GRADE_RANK[scale][t["grade"]])["grade"] if graded else None
+            """The most severe grade: the latest in the scale's order (Clavien-Dindo IIIb beats IIIa)."""
+            graded = [t["grade"] for t in toxicities if t["scale"] == scale]
+            return max(graded, key=v.GRADES_BY_SCALE[scale].index) if graded else None
 
         window = [r["category"] for r in tables["responses"]
                   if r["kind"] == "radiological" and r["perfusion_id"] == first["perfusion_id"]
