@@ -101,3 +101,10 @@ def test_outcome_tables_round_trip(pipeline: tuple[str, Path, CentreView], table
                 "events": build_events}
     centre, folder, view = pipeline
     assert_same_table(builders[table](view, "t1"), _truth(folder, table, centre), table)
+
+
+def test_cohort_round_trip(pipeline: tuple[str, Path, CentreView]) -> None:
+    from transforms.tables import build_tables
+
+    centre, folder, view = pipeline
+    assert_same_table(build_tables(view, "t1")["cohort"], _truth(folder, "cohort", centre), "cohort")
