@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 
 from ilp.model import DEFAULT_ENDPOINTS, Endpoint
@@ -13,18 +15,15 @@ from transforms.tables.perfusions import build_perfusions
 from transforms.tables.tumours import build_tumours, diagnoses
 from transforms.view import CentreView
 
+Builder = Callable[[CentreView, str], DataFrame]
+BASE_TABLES: dict[str, Builder] = {"patients": lambda view, run_id: build_patients(view, diagnoses(view), run_id),
+               "tumours": build_tumours, "perfusions": build_perfusions, "toxicities": build_toxicities,
+               "responses": build_responses, "treatments": build_treatments, "events": build_events}
+
 
 def build_tables(view: CentreView, run_id: str,
                  endpoints: tuple[Endpoint, ...] = DEFAULT_ENDPOINTS) -> dict[str, DataFrame]:
     """The canonical tables (patients ... events, then cohort from them), as lazy DataFrames."""
-    tables = {
-        "patients": build_patients(view, diagnoses(view), run_id),
-        "tumours": build_tumours(view, run_id),
-        "perfusions": build_perfusions(view, run_id),
-        "toxicities": build_toxicities(view, run_id),
-        "responses": build_responses(view, run_id),
-        "treatments": build_treatments(view, run_id),
-        "events": build_events(view, run_id),
-    }
+    tables = {name: build(view, run_id) for name, build in BASE_TABLES.items()}
     tables["cohort"] = build_cohort(tables, endpoints, view.centre_id, run_id)
     return tables

@@ -1,0 +1,83 @@
+"""The transform of a centre end to end: staging tables, quarantine, reconciliation, reruns."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+
+from connectors import FilesSettings, FilesSource, LandingZone, ingest
+from connectors.progress import LogProgress
+from ilp.model import TABLES
+from ilp.secrets import Secret
+from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from transforms.pipeline import CentreSettings, read_manifest, transform_centre
+
+SECRET = Secret("test-consortium-secret-0123456789")
+Consortium = tuple[Path, dict[str, Any]]
+
+
+def _land(folder: Path, root: Path, centre: str) -> None:
+    with FilesSource(FilesSettings(folder / "fhir")) as source:
+        ingest(source, LandingZone(root, centre), progress=LogProgress())
+
+
+def _settings(folder: Path, centre: str, with_maps: bool = True) -> CentreSettings:
+    maps = tuple(sorted((folder / "conceptmaps").glob("*.json"))) if with_maps else ()
+    return CentreSettings(centre, maps, NATIONAL_ID_SYSTEM)
+
+
+def _rows(spark: SparkSession, snapshot: Path, table: str) -> list[tuple[Any, ...]]:
+    df = spark.read.parquet(str(snapshot / table)).drop("run_id")
+    return sorted(tuple(map(str, r)) for r in df.collect())
+
+
+@pytest.mark.parametrize("centre", ["aurora", "borealis", "cascade"])
+def test_every_resource_is_used_and_tables_match_the_truth_counts(spark: SparkSession, demo_consortium: Consortium,
+                                                                  tmp_path: Path, centre: str) -> None:
+    folder = demo_consortium[0] / centre
+    _land(folder, tmp_path, centre)
+    report = transform_centre(spark, tmp_path, _settings(folder, centre), SECRET, "r1")
+    for table in TABLES:
+        assert report.rows[table.name] == pq.read_metadata(folder / "truth" / f"{table.name}.parquet").num_rows
+        written = spark.read.parquet(str(report.snapshot / table.name))
+        assert set(written.columns) == set(table.column_names)
+    for resource_type, counts in report.reconciliation.items():
+        assert counts["resources"] == counts["used"] + counts["quarantined"], resource_type
+        assert counts["quarantined"] == 0, f"{resource_type}: synthetic resources left unused"
+    assert report.unmapped_codes == 0
+    assert read_manifest(report.snapshot, centre)["rows"] == report.rows
+
+
+def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSession, demo_consortium: Consortium,
+                                                                 tmp_path: Path) -> None:
+    folder = demo_consortium[0] / "borealis"
+    _land(folder, tmp_path, "borealis")
+    report = transform_centre(spark, tmp_path, _settings(folder, "borealis", with_maps=False), SECRET, "r1")
+    assert report.rows["tumours"] == 0 and report.rows["perfusions"] == 0 and report.rows["patients"] == 208
+    observations = report.reconciliation["Observation"]
+    assert observations["used"] == 0 and observations["quarantined"] == observations["resources"] > 0
+    quarantined = spark.read.parquet(str(tmp_path / "quarantine" / "stage=harmonise" / "centre=borealis" / "run=r1"))
+    reasons = {r["reason"] for r in quarantined.select("reason").distinct().collect()}
+    assert "code not in the canonical ValueSets or the centre's ConceptMaps" in reasons
+    (report_file,) = (tmp_path / "quarantine" / "unmapped_codes" / "centre=borealis" / "run=r1").glob("*.csv")
+    lines = list(csv.DictReader(report_file.open()))
+    assert len(lines) == report.unmapped_codes > 5
+    assert all(line["system"] == "http://borealis.example.org/fhir/CodeSystem/local-codes" for line in lines)
+    assert sum(int(line["resources"]) for line in lines) == sum(
+        c["quarantined"] for t, c in report.reconciliation.items() if t != "Patient")
+
+
+def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:
+    folder = demo_consortium[0] / "cascade"
+    _land(folder, tmp_path, "cascade")
+    first = transform_centre(spark, tmp_path, _settings(folder, "cascade"), SECRET, "r1")
+    before = {t.name: _rows(spark, first.snapshot, t.name) for t in TABLES}
+    again = transform_centre(spark, tmp_path, _settings(folder, "cascade"), SECRET, "r1")
+    assert again.merged_runs == [] and {t.name: _rows(spark, again.snapshot, t.name) for t in TABLES} == before
+    later = transform_centre(spark, tmp_path, _settings(folder, "cascade"), SECRET, "r2")
+    assert {t.name: _rows(spark, later.snapshot, t.name) for t in TABLES} == before
