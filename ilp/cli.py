@@ -89,15 +89,19 @@ def demo_command(
 ) -> None:
     """Run the main job on the built-in demo consortium, behind real local FHIR servers.
 
-    Generates the three demo centres, serves each from its own FHIR server in its own dialect, and pulls two
-    by REST search and one by Bulk Data $export into the landing zone (later stages join as they land).
+    Generates the three demo centres, serves each from its own FHIR server in its own dialect, pulls two by
+    REST search and one by Bulk Data $export into the landing zone, and transforms them into the canonical
+    tables of a staging snapshot (later stages join as they land).
 
     Example: ilp demo --out /tmp/ilp-demo
     """
     from ilp.demo import run_demo
 
     result = run_demo(out, typer.echo)
-    typer.echo(f"demo done in {result.seconds:.0f} s; landing zone: {out / 'zones' / 'landing'}")
+    typer.echo(f"demo done in {result.seconds:.0f} s")
+    typer.echo(f"  landing zone:          {out / 'zones' / 'landing'}")
+    typer.echo(f"  staged cohort tables:  {result.snapshot} (Parquet, partitioned by centre)")
+    typer.echo(f"  quarantine:            {out / 'zones' / 'quarantine'}")
 
 
 @app.command("ingest")
@@ -139,6 +143,45 @@ def ingest_command(
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     counts = ", ".join(f"{name} {f['count']}" for name, f in manifest["files"].items())
     typer.echo(f"landed {run}: {counts}")
+
+
+@app.command("transform")
+def transform_command(
+    centre: Annotated[list[str], typer.Option("--centre", help="Centre to transform (repeatable).")],
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = DEMO_OUT / "zones",
+    secret_env: Annotated[str | None, typer.Option(
+        "--secret-env", help="Environment variable holding the consortium secret.")] = None,
+    secret_file: Annotated[Path | None, typer.Option(
+        "--secret-file", help="File holding the consortium secret.")] = None,
+    conceptmaps: Annotated[Path | None, typer.Option(
+        "--conceptmaps", help="Folder of ConceptMap JSON files, one sub-folder per centre id.")] = None,
+    identifier_system: Annotated[str | None, typer.Option(
+        "--identifier-system", help="Patient identifier system that identifies a person across centres.")] = None,
+) -> None:
+    """Merge new landings and build the canonical tables of each centre into a staging snapshot.
+
+    Examples:
+
+      ilp transform --centre aurora --secret-env ILP_CONSORTIUM_SECRET
+
+      ilp transform --centre borealis --conceptmaps maps/ --secret-file /run/secrets/consortium
+    """
+    from ilp.secrets import SecretRef
+    from ilp.spark import get_spark
+    from transforms.pipeline import CentreSettings, new_run_id, transform_centre
+
+    if (secret_env is None) == (secret_file is None):
+        raise ConfigError("the consortium secret is required for pseudonymisation: give --secret-env or "
+                          "--secret-file (there is no default key)")
+    secret = SecretRef(env=secret_env, file=secret_file).resolve()
+    spark = get_spark()
+    run_id = new_run_id()
+    for centre_id in centre:
+        maps = tuple(sorted((conceptmaps / centre_id).glob("*.json"))) if conceptmaps else ()
+        report = transform_centre(spark, root, CentreSettings(centre_id, maps, identifier_system), secret, run_id)
+        quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
+        typer.echo(f"{centre_id}: {report.rows['cohort']} patients, {quarantined} resources quarantined, "
+                   f"{report.unmapped_codes} unmapped codes -> {report.snapshot}")
 
 
 def run() -> None:

@@ -7,6 +7,7 @@ centres are pulled by REST search and the third by Bulk Data $export, as a conso
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +16,28 @@ from pathlib import Path
 import connectors
 from ilp import synth
 from ilp.fhir_server import FhirTestServer
+from ilp.secrets import Secret, SecretRef
+from ilp.spark import get_spark
+from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from transforms.pipeline import CentreSettings, new_run_id, transform_centre
 
 
 @dataclass(frozen=True)
 class DemoResult:
     synthetic: Path
     landing: dict[str, Path]
+    snapshot: Path
     seconds: float
+
+
+def demo_secret(out: Path) -> Secret:
+    """The demo's consortium key: random, kept in the demo's output folder (never a key built into the code)."""
+    path = out / "secrets" / "consortium.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return SecretRef(file=path).resolve()
 
 
 def run_demo(out: Path, echo: Callable[[str], None] = print) -> DemoResult:
@@ -51,4 +67,14 @@ def run_demo(out: Path, echo: Callable[[str], None] = print) -> DemoResult:
         echo(f"{centre.centre_id:<10} {centre.dialect:<12} server loaded with {loaded} resources; "
              f"{how} landed {landed} in {run}")
         landing[centre.centre_id] = run
-    return DemoResult(out / "synthetic", landing, time.perf_counter() - started)
+    spark = get_spark()
+    run_id = new_run_id()
+    for centre in synth.DEMO_CONSORTIUM:
+        maps = tuple(sorted((out / "synthetic" / centre.centre_id / "conceptmaps").glob("*.json")))
+        report = transform_centre(spark, zones, CentreSettings(centre.centre_id, maps, NATIONAL_ID_SYSTEM),
+                                  demo_secret(out), run_id)
+        quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
+        echo(f"{centre.centre_id:<10} transformed: {report.rows['cohort']} patients, {report.rows['perfusions']} "
+             f"perfusions, {quarantined} resources quarantined")
+    return DemoResult(out / "synthetic", landing, zones / "cohort" / "staging" / f"run={run_id}",
+                      time.perf_counter() - started)
