@@ -157,6 +157,8 @@ def transform_command(
         "--conceptmaps", help="Folder of ConceptMap JSON files, one sub-folder per centre id.")] = None,
     identifier_system: Annotated[str | None, typer.Option(
         "--identifier-system", help="Patient identifier system that identifies a person across centres.")] = None,
+    spark_conf: Annotated[list[str] | None, typer.Option(
+        "--spark-conf", help="A Spark setting as key=value (repeatable), e.g. spark.master=yarn.")] = None,
 ) -> None:
     """Merge new landings and build the canonical tables of each centre into a staging snapshot.
 
@@ -165,6 +167,8 @@ def transform_command(
       ilp transform --centre aurora --secret-env ILP_CONSORTIUM_SECRET
 
       ilp transform --centre borealis --conceptmaps maps/ --secret-file /run/secrets/consortium
+
+      ilp transform --centre aurora --secret-env KEY --spark-conf spark.master=spark://head:7077
     """
     from ilp.secrets import SecretRef
     from ilp.spark import get_spark
@@ -174,7 +178,10 @@ def transform_command(
         raise ConfigError("the consortium secret is required for pseudonymisation: give --secret-env or "
                           "--secret-file (there is no default key)")
     secret = SecretRef(env=secret_env, file=secret_file).resolve()
-    spark = get_spark()
+    settings = dict(pair.split("=", 1) for pair in spark_conf or [] if "=" in pair)
+    if len(settings) != len(spark_conf or []):
+        raise ConfigError("--spark-conf takes key=value, e.g. --spark-conf spark.master=local[2]")
+    spark = get_spark(settings)
     run_id = new_run_id()
     for centre_id in centre:
         maps = tuple(sorted((conceptmaps / centre_id).glob("*.json"))) if conceptmaps else ()

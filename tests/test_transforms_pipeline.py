@@ -81,3 +81,26 @@ def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Con
     assert again.merged_runs == [] and {t.name: _rows(spark, again.snapshot, t.name) for t in TABLES} == before
     later = transform_centre(spark, tmp_path, _settings(folder, "cascade"), SECRET, "r2")
     assert {t.name: _rows(spark, later.snapshot, t.name) for t in TABLES} == before
+
+
+def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSession, demo_consortium: Consortium,
+                                                                tmp_path: Path) -> None:
+    """local-cluster[2,1,1024] runs two executor JVMs: nothing may rely on state held by the driver."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = demo_consortium[0] / "cascade"
+    _land(folder, tmp_path / "local", "cascade")
+    shutil.copytree(tmp_path / "local", tmp_path / "cluster")
+    local = transform_centre(spark, tmp_path / "local", _settings(folder, "cascade"), SECRET, "r1")
+    key = tmp_path / "key"
+    key.write_text(SECRET.reveal())
+    command = [sys.executable, "-m", "ilp", "transform", "--centre", "cascade", "--root", str(tmp_path / "cluster"),
+               "--secret-file", str(key), "--identifier-system", NATIONAL_ID_SYSTEM,
+               "--spark-conf", "spark.master=local-cluster[2,1,1024]", "--spark-conf", "spark.executor.memory=768m"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (snapshot,) = (tmp_path / "cluster" / "cohort" / "staging").glob("run=*")
+    for table in TABLES:
+        assert _rows(spark, snapshot, table.name) == _rows(spark, local.snapshot, table.name), table.name
