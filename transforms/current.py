@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -85,27 +86,29 @@ class CurrentState:
         candidates = previous.unionByName(valid.withColumn("origin", F.lit("new")))
         newest = Window.partitionBy("resource_type", "id").orderBy(
             F.col("last_updated").desc_nulls_last(), F.col("run_id").desc(), F.col("version_id").desc_nulls_last())
-        ranked = candidates.withColumn("rank", F.row_number().over(newest))
         tombstones = self._tombstones(spark, new)
-        kept = (ranked.where("rank = 1").alias("r")
-                .join(tombstones.alias("t"), ["resource_type", "id"], "left")
-                .withColumn("deleted", F.col("t.deleted_at").isNotNull()
-                            & (F.col("r.last_updated").isNull() | (F.col("t.deleted_at") >= F.col("r.last_updated"))))
-                .select("r.*", "deleted"))
-        outcome = (ranked.where("rank > 1").select("resource_type", "origin", F.lit("superseded").alias("outcome"))
-                   .unionByName(kept.select("resource_type", "origin",
-                                            F.when(F.col("deleted"), "deleted").otherwise("current").alias("outcome")))
-                   .unionByName(landed.where(F.col("reason").isNotNull())
-                                .select("resource_type", F.lit("new").alias("origin"),
-                                        F.lit("quarantined").alias("outcome"))))
+        # One pass decides every line's fate; the new state and the counts both read it (the window is a shuffle
+        # of every JSON line: computing it once is most of the merge's cost).
+        decided = (candidates.withColumn("rank", F.row_number().over(newest)).alias("r")
+                   .join(F.broadcast(tombstones).alias("t"), ["resource_type", "id"], "left")
+                   .select("r.*", F.when(F.col("rank") > 1, "superseded")
+                           .when(F.col("t.deleted_at").isNotNull()
+                                 & (F.col("r.last_updated").isNull()
+                                    | (F.col("t.deleted_at") >= F.col("r.last_updated"))),
+                                 "deleted").otherwise("current").alias("outcome"))
+                   .persist(StorageLevel.MEMORY_AND_DISK))
+        outcome = decided.select("resource_type", "origin", "outcome").unionByName(
+            landed.where(F.col("reason").isNotNull()).select("resource_type", F.lit("new").alias("origin"),
+                                                             F.lit("quarantined").alias("outcome")))
         version = f"v={datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-        (kept.where(~F.col("deleted")).select(*[c.split()[0] for c in COLUMNS.split(", ")])
+        (decided.where(F.col("outcome") == "current").select(*[c.split()[0] for c in COLUMNS.split(", ")])
          .write.partitionBy("resource_type").parquet(str(self.folder / version)))
         write_quarantine(landed.where(F.col("reason").isNotNull()).select(
             F.lit(self.centre_id).alias("centre_id"), F.col("run_id").alias("landing_run_id"), "resource_type",
             F.col("id").alias("resource_id"), "reason", "json"), self.root, "current", self.centre_id, transform_run)
         report.counts = _counts(outcome)
         landed.unpersist()
+        decided.unpersist()
         old = self._pointer()["version"]
         write_json_atomically(self.pointer, {"version": version, "runs": sorted(done | set(report.merged_runs)),
                                              "counts": report.counts, "transform_run": transform_run})

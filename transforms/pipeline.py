@@ -79,7 +79,7 @@ def transform_centre(spark: SparkSession, root: Path, centre: CentreSettings, se
                 "unmapped_codes": report.unmapped_codes, "endpoints": [e.name for e in endpoints],
                 "conceptmaps": [p.name for p in centre.conceptmaps], "finished_at": datetime.now(UTC).isoformat()}
     write_json_atomically(snapshot / f"manifest-{centre.centre_id}.json", manifest)
-    view.resources.unpersist()
+    view.release()
     return report
 
 
@@ -98,7 +98,7 @@ def _reconcile(spark: SparkSession, root: Path, view: CentreView, tables: dict[s
     """Quarantine every current resource no table used, with why; return per-type counts and unmapped codes."""
     used = (tables["cohort"].select(F.explode("source_resource_ids").alias("ref")).distinct()
             .withColumn("used", F.lit(True)))
-    resources = view.resources.join(used, "ref", "left")
+    resources = view.of_types(*RESOURCE_TYPES).join(used, "ref", "left")
     classified = resources.where(F.col("resource_type").isin(*KIND_VALUESETS))
     reason = (F.when(F.col("used"), None)
               .when(F.col("resource_type").isin(*KIND_VALUESETS) & F.col("kind").isNull(),

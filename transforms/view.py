@@ -7,7 +7,7 @@ reduced to the id they point at, whatever their style.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -31,6 +31,10 @@ class CentreView:
     lookup: CodeLookup
     secret: Secret
     national_id_system: str | None
+    # Each type cached apart, and the pseudonyms once: tables scan only the types they read (a scan of the
+    # parsed structs is most of a table's cost).
+    _by_type: dict[str, DataFrame] = field(default_factory=dict, repr=False)
+    _patient_ids: DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, spark: SparkSession, state: CurrentState, lookup: CodeLookup, secret: Secret,
@@ -46,14 +50,33 @@ class CentreView:
                            F.when(F.col("resource_type") == "Patient", F.col("id"))
                            .otherwise(reference_id(subject)).alias("subject_id"),
                            F.concat_ws("/", "resource_type", "id").alias("ref"))
-        return cls(spark, state.centre_id, rows.cache(), lookup, secret, national_id_system)
+        return cls(spark, state.centre_id, rows, lookup, secret, national_id_system)
 
     def of(self, resource_type: str, kind: str | None = None) -> DataFrame:
-        rows = self.resources.where(F.col("resource_type") == resource_type)
+        if resource_type not in self._by_type:
+            self._by_type[resource_type] = self.resources.where(F.col("resource_type") == resource_type).cache()
+        rows = self._by_type[resource_type]
         return rows.where(F.col("kind") == kind) if kind else rows
+
+    def of_types(self, *resource_types: str) -> DataFrame:
+        rows = self.of(resource_types[0])
+        for resource_type in resource_types[1:]:
+            rows = rows.unionByName(self.of(resource_type))
+        return rows
+
+    def release(self) -> None:
+        for rows in self._by_type.values():
+            rows.unpersist()
+        if self._patient_ids is not None:
+            self._patient_ids.unpersist()
 
     def patient_ids(self) -> DataFrame:
         """subject_id -> pseudonymised patient_id (national identifier when present, else centre and id)."""
+        if self._patient_ids is None:
+            self._patient_ids = self._pseudonymise_patients().cache()
+        return self._patient_ids
+
+    def _pseudonymise_patients(self) -> DataFrame:
         fallback = F.concat(F.lit(f"{self.centre_id}|Patient/"), F.col("id"))
         identity = fallback
         if self.national_id_system:

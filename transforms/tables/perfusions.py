@@ -31,8 +31,7 @@ def build_perfusions(view: CentreView, run_id: str) -> DataFrame:
         minutes.alias("period_minutes"),
         F.concat(F.lit("Condition/"), reference_id(F.get(F.col("r.reasonReference"), 0)["reference"]))
         .alias("tumour_ref"))
-    parts = linked(view.resources.where(F.col("resource_type").isin("Observation", "MedicationAdministration")),
-                   "partOf")
+    parts = linked(view.of_types("Observation", "MedicationAdministration"), "partOf")
     dose = F.col("r.dosage.dose")
     unit = F.coalesce(dose["code"], dose["unit"])
     quantity = F.col("r.valueQuantity")
