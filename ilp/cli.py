@@ -159,6 +159,8 @@ def transform_command(
         "--identifier-system", help="Patient identifier system that identifies a person across centres.")] = None,
     spark_conf: Annotated[list[str] | None, typer.Option(
         "--spark-conf", help="A Spark setting as key=value (repeatable), e.g. spark.master=yarn.")] = None,
+    shift_dates: Annotated[bool, typer.Option(
+        "--shift-dates", help="Move each patient's dates by a keyed offset of up to a year (intervals kept).")] = False,
 ) -> None:
     """Merge new landings and build the canonical tables of each centre into a staging snapshot.
 
@@ -178,14 +180,15 @@ def transform_command(
         raise ConfigError("the consortium secret is required for pseudonymisation: give --secret-env or "
                           "--secret-file (there is no default key)")
     secret = SecretRef(env=secret_env, file=secret_file).resolve()
-    settings = dict(pair.split("=", 1) for pair in spark_conf or [] if "=" in pair)
-    if len(settings) != len(spark_conf or []):
+    overrides = dict(pair.split("=", 1) for pair in spark_conf or [] if "=" in pair)
+    if len(overrides) != len(spark_conf or []):
         raise ConfigError("--spark-conf takes key=value, e.g. --spark-conf spark.master=local[2]")
-    spark = get_spark(settings)
+    spark = get_spark(overrides)
     run_id = new_run_id()
     for centre_id in centre:
         maps = tuple(sorted((conceptmaps / centre_id).glob("*.json"))) if conceptmaps else ()
-        report = transform_centre(spark, root, CentreSettings(centre_id, maps, identifier_system), secret, run_id)
+        settings = CentreSettings(centre_id, maps, identifier_system, shift_dates)
+        report = transform_centre(spark, root, settings, secret, run_id)
         quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
         typer.echo(f"{centre_id}: {report.rows['cohort']} patients, {quarantined} resources quarantined, "
                    f"{report.unmapped_codes} unmapped codes -> {report.snapshot}")

@@ -104,3 +104,30 @@ def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSess
     (snapshot,) = (tmp_path / "cluster" / "cohort" / "staging").glob("run=*")
     for table in TABLES:
         assert _rows(spark, snapshot, table.name) == _rows(spark, local.snapshot, table.name), table.name
+
+
+def test_shifted_dates_keep_every_interval_and_endpoint(spark: SparkSession, demo_consortium: Consortium,
+                                                        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    folder = demo_consortium[0] / "aurora"
+    for variant in ("plain", "shifted"):
+        _land(folder, tmp_path / variant, "aurora")
+    plain = transform_centre(spark, tmp_path / "plain", _settings(folder, "aurora"), SECRET, "r1")
+    shifted = transform_centre(spark, tmp_path / "shifted", replace(_settings(folder, "aurora"), shift_dates=True),
+                               SECRET, "r1")
+    a = {r["patient_id"]: r for r in spark.read.parquet(str(plain.snapshot / "cohort")).collect()}
+    b = {r["patient_id"]: r for r in spark.read.parquet(str(shifted.snapshot / "cohort")).collect()}
+    offsets = {p: (b[p]["diagnosis_date"] - a[p]["diagnosis_date"]).days for p in a}
+    assert len(set(offsets.values())) > 20 and all(-365 <= d <= 365 for d in offsets.values())
+    for p, row in a.items():
+        for column in ("first_ilp_date", "resection_date", "death_date", "last_contact_date"):
+            if row[column] is not None:
+                assert (b[p][column] - row[column]).days == offsets[p], (p, column)
+        for endpoint in ("os", "rfs", "lrfs", "mfs"):
+            assert b[p][f"{endpoint}_months"] == row[f"{endpoint}_months"]
+            assert b[p][f"{endpoint}_event"] == row[f"{endpoint}_event"]
+    events = spark.read.parquet(str(shifted.snapshot / "events")).collect()
+    plain_rows = spark.read.parquet(str(plain.snapshot / "events")).collect()
+    plain_events = {r["event_id"]: r["event_date"] for r in plain_rows}
+    assert all((e["event_date"] - plain_events[e["event_id"]]).days == offsets[e["patient_id"]] for e in events)

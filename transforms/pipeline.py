@@ -27,6 +27,7 @@ from ilp.terminology import ConceptMapIndex
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState
 from transforms.landed import completed_runs
+from transforms.pseudonym import date_shift_days
 from transforms.quarantine import write_quarantine
 from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
@@ -40,6 +41,7 @@ class CentreSettings:
     centre_id: str
     conceptmaps: tuple[Path, ...] = ()
     national_id_system: str | None = None
+    shift_dates: bool = False  # move each patient's dates by a keyed offset (intervals and endpoints unchanged)
 
 
 @dataclass
@@ -68,7 +70,10 @@ def transform_centre(spark: SparkSession, root: Path, centre: CentreSettings, se
     report = TransformReport(centre.centre_id, run_id, snapshot, merge.merged_runs)
     written: dict[str, DataFrame] = {}
     for name, build in BASE_TABLES.items():
-        written[name] = _write(spark, build(view, run_id), snapshot, name, centre.centre_id)
+        table = build(view, run_id)
+        if centre.shift_dates:
+            table = _shift_dates(table, name, secret)
+        written[name] = _write(spark, table, snapshot, name, centre.centre_id)
     written["cohort"] = _write(spark, build_cohort(written, endpoints, centre.centre_id, run_id), snapshot,
                                "cohort", centre.centre_id)
     report.rows = {name: df.count() for name, df in written.items()}
@@ -91,6 +96,13 @@ def _write(spark: SparkSession, table: DataFrame, snapshot: Path, name: str, cen
     conformed = table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model if c.name != "centre_id"])
     conformed.write.mode("overwrite").parquet(str(target))
     return spark.read.parquet(str(target)).withColumn("centre_id", F.lit(centre_id)).select(*model.column_names)
+
+
+def _shift_dates(table: DataFrame, name: str, secret: Secret) -> DataFrame:
+    """Every date column moved by the patient's keyed offset (the cohort, built from these, follows)."""
+    offset = date_shift_days(secret, F.col("patient_id"))
+    dates = [c.name for c in BY_NAME[name] if c.type == "date"]
+    return table.select(*[F.date_add(F.col(c), offset).alias(c) if c in dates else F.col(c) for c in table.columns])
 
 
 def _reconcile(spark: SparkSession, root: Path, view: CentreView, tables: dict[str, DataFrame],

@@ -51,3 +51,12 @@ def pseudonym_column(secret: Secret, identity: Column) -> Column:
 def source_identity(centre_id: str, reference: str) -> str:
     """The identity of a non-patient row: its centre and source reference (`Condition/<id>`)."""
     return f"{centre_id}|{reference}"
+
+
+SHIFT_DAYS = 365
+
+
+def date_shift_days(secret: Secret, patient_id: Column) -> Column:
+    """A patient's keyed date offset in days, in [-365, 365]: the same for all their dates, so intervals hold."""
+    digest = pseudonym_column(secret, F.concat(F.lit("date-shift|"), patient_id))
+    return (F.conv(F.substring(digest, 1, 8), 16, 10).cast("long") % (2 * SHIFT_DAYS + 1) - SHIFT_DAYS).cast("int")
