@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pyspark.sql import SparkSession
 
 from connectors import LandingZone, RestSettings, RestSource, ingest
@@ -88,8 +87,3 @@ def test_lines_that_are_not_resources_are_quarantined_and_counts_reconcile(spark
     assert reasons == ["resourceType differs from its stream"] + ["unparseable JSON, or no resourceType or id"] * 2
     assert {r["landing_run_id"] for r in quarantined} == {"20260101T000000Z-aaaaaa"}
     assert json.loads(CurrentState(tmp_path, "x").pointer.read_text())["counts"]["Patient"] == counts
-
-
-@pytest.fixture
-def fhir_server_loaded(fhir_server: FhirTestServer) -> FhirTestServer:
-    return fhir_server
