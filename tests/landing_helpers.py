@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 
 from connectors import RESOURCE_TYPES
+from ilp.fhir_server import FhirTestServer
 
 Versions = dict[str, dict[str, str]]
 
@@ -43,3 +45,25 @@ def landed_versions(run: Path, types: tuple[str, ...] = RESOURCE_TYPES) -> Versi
 
 def manifest(run: Path) -> dict[str, Any]:
     return dict(json.loads((run / "manifest.json").read_text(encoding="utf-8")))
+
+
+def change_server(server: FhirTestServer) -> dict[str, set[str]]:
+    """Update 3 Observations, add 2 Conditions, delete 2 Procedures; return what changed."""
+    held = server_versions(server.base)
+    with httpx.Client(base_url=server.base, timeout=30) as client:
+        updated = sorted(held["Observation"])[:3]
+        for rid in updated:
+            resource = client.get(f"/Observation/{rid}").json()
+            resource["status"] = "amended"
+            assert client.put(f"/Observation/{rid}", json=resource).status_code == 200
+        template = client.get(f"/Condition/{sorted(held['Condition'])[0]}").json()
+        added = set()
+        for n in range(2):
+            fresh = copy.deepcopy(template)
+            fresh["id"] = f"new-condition-{n}"
+            assert client.put(f"/Condition/{fresh['id']}", json=fresh).status_code in (200, 201)
+            added.add(fresh["id"])
+        deleted = set(sorted(held["Procedure"])[:2])
+        for rid in deleted:
+            assert client.delete(f"/Procedure/{rid}").status_code == 200
+    return {"Observation": set(updated), "Condition": added, "deleted": deleted}

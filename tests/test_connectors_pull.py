@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from connectors import (
 from connectors.progress import LogProgress
 from ilp.errors import SourceUnreachable
 from ilp.fhir_server import FhirTestServer
-from tests.landing_helpers import landed_lines, landed_versions, manifest, server_versions
+from tests.landing_helpers import change_server, landed_lines, landed_versions, manifest, server_versions
 
 FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)
 Consortium = tuple[Path, dict[str, Any]]
@@ -77,35 +76,13 @@ def test_bulk_export_lands_the_same_as_rest(fhir_server: FhirTestServer, demo_co
     assert fhir_server.stats()["bulkJobs"] == 0, "the export job was not deleted on the server"
 
 
-def _change_server(server: FhirTestServer) -> dict[str, set[str]]:
-    """Update 3 Observations, add 2 Conditions, delete 2 Procedures; return what changed."""
-    held = server_versions(server.base)
-    with httpx.Client(base_url=server.base, timeout=30) as client:
-        updated = sorted(held["Observation"])[:3]
-        for rid in updated:
-            resource = client.get(f"/Observation/{rid}").json()
-            resource["status"] = "amended"
-            assert client.put(f"/Observation/{rid}", json=resource).status_code == 200
-        template = client.get(f"/Condition/{sorted(held['Condition'])[0]}").json()
-        added = set()
-        for n in range(2):
-            fresh = copy.deepcopy(template)
-            fresh["id"] = f"new-condition-{n}"
-            assert client.put(f"/Condition/{fresh['id']}", json=fresh).status_code in (200, 201)
-            added.add(fresh["id"])
-        deleted = set(sorted(held["Procedure"])[:2])
-        for rid in deleted:
-            assert client.delete(f"/Procedure/{rid}").status_code == 200
-    return {"Observation": set(updated), "Condition": added, "deleted": deleted}
-
-
 @pytest.mark.parametrize("make_source", [rest, bulk], ids=["rest", "bulk"])
 def test_incremental_run_lands_exactly_the_changes(loaded: FhirTestServer, tmp_path: Path, make_source: Any) -> None:
     zone = LandingZone(tmp_path, "aurora")
     with make_source(loaded) as source:
         first = ingest(source, zone, progress=LogProgress())
     time.sleep(0.01)
-    changed = _change_server(loaded)
+    changed = change_server(loaded)
     with make_source(loaded) as source:
         second = ingest(source, zone, progress=LogProgress())
     landed = landed_versions(second)

@@ -12,8 +12,7 @@ from pyspark.sql import SparkSession
 from connectors import LandingZone, RestSettings, RestSource, ingest
 from connectors.progress import LogProgress
 from ilp.fhir_server import FhirTestServer
-from tests.landing_helpers import server_versions
-from tests.test_connectors_pull import _change_server
+from tests.landing_helpers import change_server, server_versions
 from transforms.current import CurrentState
 from transforms.landed import completed_runs
 
@@ -44,7 +43,7 @@ def test_merge_applies_updates_additions_and_deletions_and_reruns_change_nothing
     assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
     assert first.counts["Observation"]["in"] == first.counts["Observation"]["current"] == 526
     time.sleep(0.01)
-    _change_server(fhir_server)
+    change_server(fhir_server)
     _pull(fhir_server, tmp_path)
     second = state.merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t2")
     assert len(second.merged_runs) == 1

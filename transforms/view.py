@@ -25,7 +25,6 @@ KIND_VALUESETS = {"Observation": "observation", "Condition": "condition", "Proce
 
 @dataclass
 class CentreView:
-    spark: SparkSession
     centre_id: str
     resources: DataFrame  # resource_type, id, run_id, r (parsed), kind, subject_id, ref
     lookup: CodeLookup
@@ -50,7 +49,7 @@ class CentreView:
                            F.when(F.col("resource_type") == "Patient", F.col("id"))
                            .otherwise(reference_id(subject)).alias("subject_id"),
                            F.concat_ws("/", "resource_type", "id").alias("ref"))
-        return cls(spark, state.centre_id, rows, lookup, secret, national_id_system)
+        return cls(state.centre_id, rows, lookup, secret, national_id_system)
 
     def of(self, resource_type: str, kind: str | None = None) -> DataFrame:
         if resource_type not in self._by_type:

@@ -42,6 +42,10 @@ WIEBERDINK_GRADE = ("I", "II", "III", "IV", "V")
 CTCAE_GRADE = ("1", "2", "3", "4", "5")
 CLAVIEN_DINDO_GRADE = ("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V")
 GRADES_BY_SCALE = {"wieberdink": WIEBERDINK_GRADE, "ctcae": CTCAE_GRADE, "clavien_dindo": CLAVIEN_DINDO_GRADE}
+# Grades as 1-5 to compare across scales (Clavien-Dindo IIIa/IIIb -> 3, IVa/IVb -> 4).
+GRADE_RANK = {"wieberdink": {g: n for n, g in enumerate(WIEBERDINK_GRADE, start=1)},
+              "ctcae": {g: int(g) for g in CTCAE_GRADE},
+              "clavien_dindo": {"I": 1, "II": 2, "IIIa": 3, "IIIb": 3, "IVa": 4, "IVb": 4, "V": 5}}
 CTCAE_TERM = ("wound_infection", "wound_dehiscence", "seroma", "lymphocele", "skin_necrosis",
               "peripheral_neuropathy", "thrombosis", "pulmonary_embolism", "cardiac_arrest")
 

@@ -21,9 +21,6 @@ from ilp.synth.fhir import NATIONAL_ID_SYSTEM, Rendered, StandardRenderer
 from ilp.terminology import valueset
 
 Row = dict[str, Any]
-GRADE_RANK = {"wieberdink": {g: i + 1 for i, g in enumerate(v.WIEBERDINK_GRADE)},
-              "ctcae": {g: int(g) for g in v.CTCAE_GRADE},
-              "clavien_dindo": {"I": 1, "II": 2, "IIIa": 3, "IIIb": 3, "IVa": 4, "IVb": 4, "V": 5}}
 RUN_ID = "ground-truth"
 RELAPSE_ENDPOINT = next(e for e in DEFAULT_ENDPOINTS if e.name == "rfs")
 
@@ -91,7 +88,7 @@ class TruthBuilder:
         return self.provenance(
             f"toxicity-{n}", toxicity_id=self.key(f"toxicity-{n}"),
             perfusion_id=self.key(f"perfusion-{t.perfusion}") if t.perfusion else None, scale=t.scale,
-            grade=t.grade, grade_rank=GRADE_RANK[t.scale][t.grade], ctcae_term=t.term, onset_date=t.day)
+            grade=t.grade, grade_rank=v.GRADE_RANK[t.scale][t.grade], ctcae_term=t.term, onset_date=t.day)
 
     def responses(self) -> list[Row]:
         rows = [self.provenance(f"response-{p.number}-{k}", response_id=self.key(f"response-{p.number}-{k}"),

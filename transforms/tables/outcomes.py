@@ -6,14 +6,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ilp.model import RESPONSES, TOXICITIES
+from ilp.model import vocabulary as v
 from transforms.columns import fhir_date, in_unit
 from transforms.tables.links import ilp_procedures, linked
 from transforms.view import CentreView
 
 SCALES = {"wieberdink": ("wieberdink", "wieberdink-grade"), "ctcae_adverse_event": ("ctcae", "ctcae-grade"),
           "clavien_dindo": ("clavien_dindo", "clavien-dindo-grade")}
-RANKS = {"wieberdink": {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}, "ctcae": {g: int(g) for g in "12345"},
-         "clavien_dindo": {"I": 1, "II": 2, "IIIa": 3, "IIIb": 3, "IVa": 4, "IVb": 4, "V": 5}}
 
 
 def _perfusion_keys(view: CentreView) -> DataFrame:
@@ -28,7 +27,7 @@ def build_toxicities(view: CentreView, run_id: str) -> DataFrame:
     for kind, (_, valueset_name) in SCALES.items():
         grade = F.when(F.col("kind") == kind, lookup.value(valueset_name, F.col("r.valueCodeableConcept"))) \
             .otherwise(grade)
-    rank = F.create_map(*[F.lit(x) for name, grades in RANKS.items() for g, r in grades.items()
+    rank = F.create_map(*[F.lit(x) for name, grades in v.GRADE_RANK.items() for g, r in grades.items()
                           for x in (f"{name}|{g}", r)])
     term_components = F.filter(F.coalesce(F.col("r.component"), F.array()),
                                lambda c: lookup.value("observation", c["code"]) == "ctcae_term")
