@@ -1,0 +1,16 @@
+"""Analytics: survival, toxicity and response outputs, pooled and per centre, from a cohort snapshot.
+
+Verbs: `read_snapshot` (the cohort tables), `analyse` (every table, figure and the report). The estimators
+(`KaplanMeier`, `LogRankTest`, `CoxModel`) follow lifelines: `fit` returns self, results are attributes.
+"""
+
+from analytics.analysis import AnalysisResult, analyse
+from analytics.cohort import CohortData, read_snapshot
+from analytics.cox import CoxModel
+from analytics.kaplan_meier import KaplanMeier
+from analytics.logrank import LogRankTest
+from analytics.plan import AnalysisPlan, Factor
+from analytics.proportions import compare_groups, exact_rate
+
+__all__ = ["AnalysisPlan", "AnalysisResult", "CohortData", "CoxModel", "Factor", "KaplanMeier", "LogRankTest",
+           "analyse", "compare_groups", "exact_rate", "read_snapshot"]

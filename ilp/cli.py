@@ -90,8 +90,8 @@ def demo_command(
     """Run the main job on the built-in demo consortium, behind real local FHIR servers.
 
     Generates the three demo centres, serves each from its own FHIR server in its own dialect, pulls two by
-    REST search and one by Bulk Data $export into the landing zone, and transforms them into the canonical
-    tables of a staging snapshot (later stages join as they land).
+    REST search and one by Bulk Data $export into the landing zone, transforms them into the canonical
+    tables of a cohort snapshot, and analyses it (Tables 1-3, Figure 1, HTML report).
 
     Example: ilp demo --out /tmp/ilp-demo
     """
@@ -101,6 +101,7 @@ def demo_command(
     typer.echo(f"demo done in {result.seconds:.0f} s")
     typer.echo(f"  landing zone:          {out / 'zones' / 'landing'}")
     typer.echo(f"  staged cohort tables:  {result.snapshot} (Parquet, partitioned by centre)")
+    typer.echo(f"  report:                {result.report}")
     typer.echo(f"  quarantine:            {out / 'zones' / 'quarantine'}")
 
 
@@ -192,6 +193,38 @@ def transform_command(
         quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
         typer.echo(f"{centre_id}: {report.rows['cohort']} patients, {quarantined} resources quarantined, "
                    f"{report.unmapped_codes} unmapped codes -> {report.snapshot}")
+
+
+@app.command("analyse")
+def analyse_command(
+    snapshot: Annotated[Path, typer.Option("--snapshot", help="Cohort snapshot folder to analyse.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for tables, figures and the report (default: <root>/reports/<snapshot name>).")] = None,
+    ci: Annotated[str, typer.Option("--ci", help="Survival CI method: log (R's default), log-log or plain.")] = "log",
+    suppress_small_cells: Annotated[bool, typer.Option(
+        "--suppress-small-cells", help="Blank counts below --min-cell (for outputs that leave a centre).")] = False,
+    min_cell: Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")] = 5,
+) -> None:
+    """Survival, toxicity and response outputs (Tables 1-3, Figure 1, HTML report), pooled and per centre.
+
+    Examples:
+
+      ilp analyse --snapshot demo-output/zones/cohort/snapshots/run=20261128T081500Z
+
+      ilp analyse --snapshot cohort/snapshots/run=X --suppress-small-cells --min-cell 10 --out /share/report
+    """
+    from analytics import AnalysisPlan, analyse, read_snapshot
+    from analytics.kaplan_meier import CI_METHODS
+
+    if ci not in CI_METHODS:
+        raise ConfigError(f"--ci must be one of {', '.join(CI_METHODS)}, not {ci!r}")
+    if not snapshot.is_dir():
+        raise ConfigError(f"no cohort snapshot at {snapshot}")
+    plan = AnalysisPlan(ci_method=ci, suppress_small_cells=suppress_small_cells, min_cell=min_cell)
+    target = out or snapshot.parent.parent.parent / "reports" / snapshot.name
+    result = analyse(read_snapshot(snapshot), target, plan)
+    typer.echo(f"report: {result.report}")
+    typer.echo(f"tables: {result.folder / 'tables'} ({len(result.tables)} as CSV and Parquet)")
 
 
 def run() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import connectors
+from analytics import analyse, read_snapshot
 from ilp import synth
 from ilp.fhir_server import FhirTestServer
 from ilp.secrets import Secret, SecretRef
@@ -27,6 +28,7 @@ class DemoResult:
     synthetic: Path
     landing: dict[str, Path]
     snapshot: Path
+    report: Path
     seconds: float
 
 
@@ -76,5 +78,7 @@ def run_demo(out: Path, echo: Callable[[str], None] = print) -> DemoResult:
         quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
         echo(f"{centre.centre_id:<10} transformed: {report.rows['cohort']} patients, {report.rows['perfusions']} "
              f"perfusions, {quarantined} resources quarantined")
-    return DemoResult(out / "synthetic", landing, zones / "cohort" / "staging" / f"run={run_id}",
-                      time.perf_counter() - started)
+    snapshot = zones / "cohort" / "snapshots" / f"run={run_id}"
+    result = analyse(read_snapshot(snapshot), zones / "reports" / snapshot.name, title="ILP demo consortium")
+    echo(f"analysed: {len(result.tables)} tables, {len(result.figures)} figure files, report {result.report}")
+    return DemoResult(out / "synthetic", landing, snapshot, result.report, time.perf_counter() - started)

@@ -28,3 +28,13 @@ server=tests/fhir_server
 mkdir -p "$server/node_modules"
 install_step "the local FHIR server" "$server/node_modules/.installed-$(sha256sum $server/package-lock.json | cut -c1-16)" \
   "$server/install.log" npm ci --prefix "$server" --no-audit --no-fund
+
+# Headless Chromium renders the analytics report in a test (Debian's package; needs root, as on CI).
+if ! command -v chromium > /dev/null; then
+  echo "setup: installing Debian's chromium (for the report rendering test)"
+  if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) > .venv/apt.log 2>&1; then
+    cat .venv/apt.log
+    echo "setup: installing chromium failed (log above; run as root, or install it yourself)" >&2
+    exit 1
+  fi
+fi

@@ -51,3 +51,19 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
 def centre_resources(folder: Path) -> list[dict[str, Any]]:
     """Every resource a synthetic centre's NDJSON holds."""
     return [r for t in RESOURCE_TYPES for r in read_ndjson(folder / "fhir" / f"{t}.ndjson")]
+
+
+DemoRun = tuple[Path, str]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`ilp demo` run once for the suite (about two minutes): (its output folder, what it printed)."""
+    from typer.testing import CliRunner
+
+    from ilp.cli import app
+
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output

@@ -101,7 +101,7 @@ def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSess
                "--spark-conf", "spark.master=local-cluster[2,1,1024]", "--spark-conf", "spark.executor.memory=768m"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    (snapshot,) = (tmp_path / "cluster" / "cohort" / "staging").glob("run=*")
+    (snapshot,) = (tmp_path / "cluster" / "cohort" / "snapshots").glob("run=*")
     for table in TABLES:
         assert _rows(spark, snapshot, table.name) == _rows(spark, local.snapshot, table.name), table.name
 

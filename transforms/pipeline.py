@@ -5,7 +5,7 @@ in the canonical ValueSets or the centre's ConceptMaps, or it means something no
 `resources = used + quarantined`; the counts, with the merge's, go to the snapshot's manifest. The unmapped-codes
 report lists system, code, display and how many resources each cost.
 
-Snapshots are written under `cohort/staging/run=<id>/` (validation and publication are the expectations
+Snapshots are written under `cohort/snapshots/run=<id>/` (validation and publication are the expectations
 stage's); a rerun of the same run id rewrites the same snapshot, so crashes leave nothing half-used.
 """
 
@@ -66,7 +66,7 @@ def transform_centre(spark: SparkSession, root: Path, centre: CentreSettings, se
     merge = state.merge(spark, completed_runs(root / "landing", centre.centre_id), RESOURCE_TYPES, run_id)
     lookup = CodeLookup(ConceptMapIndex.from_files(centre.conceptmaps))
     view = CentreView.load(spark, state, lookup, secret, centre.national_id_system)
-    snapshot = root / "cohort" / "staging" / f"run={run_id}"
+    snapshot = root / "cohort" / "snapshots" / f"run={run_id}"
     report = TransformReport(centre.centre_id, run_id, snapshot, merge.merged_runs)
     written: dict[str, DataFrame] = {}
     for name, build in BASE_TABLES.items():

@@ -1,0 +1,55 @@
+"""The analytics' input: the cohort snapshot's tables as pandas frames, with the snapshot's provenance.
+
+Analytics work on one row per patient (a consortium of 100,000 patients is a few tens of MB), so they read the
+Parquet with pyarrow instead of starting Spark. Only the tables the outputs need are read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ilp.model import BY_NAME
+
+INPUT_TABLES = ("cohort", "toxicities")
+
+
+@dataclass
+class CohortData:
+    """The pooled cohort and the per-event tables the outputs need; `manifests` say where each centre came from."""
+
+    cohort: pd.DataFrame
+    toxicities: pd.DataFrame
+    source: str
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def centres(self) -> list[str]:
+        return sorted(self.cohort["centre_id"].unique())
+
+    def for_centre(self, centre_id: str) -> CohortData:
+        return CohortData(self.cohort[self.cohort["centre_id"] == centre_id],
+                          self.toxicities[self.toxicities["centre_id"] == centre_id], self.source,
+                          [m for m in self.manifests if m.get("centre_id") == centre_id])
+
+
+def read_snapshot(snapshot: Path) -> CohortData:
+    """Read a cohort snapshot written by the transforms (`<table>/centre_id=<c>/*.parquet` + manifests)."""
+    snapshot = Path(snapshot)
+    frames = {name: _read_table(snapshot / name, name) for name in INPUT_TABLES}
+    manifests = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(snapshot.glob("manifest-*.json"))]
+    return CohortData(frames["cohort"], frames["toxicities"], str(snapshot), manifests)
+
+
+def _read_table(folder: Path, name: str) -> pd.DataFrame:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"the cohort snapshot has no {name!r} table at {folder}")
+    table = pq.read_table(folder, partitioning="hive")
+    frame = table.to_pandas()
+    frame["centre_id"] = frame["centre_id"].astype(str)
+    return frame[[c for c in BY_NAME[name].column_names if c in frame.columns]]

@@ -1,0 +1,99 @@
+"""Human-readable versions of the tidy result tables (the CSVs keep the numbers; these keep the study's look).
+
+Counts read '19 (46.3%)', medians '51 [21-76]', survival '63% (48-81)', medians not reached 'NR'. Groups
+(pooled, then centres) become columns, as a reader compares centres side by side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analytics.descriptive import COUNT, MEDIAN
+
+SUPPRESSED = "suppressed"
+
+
+def _number(value: object, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NR"
+    number = float(value)  # type: ignore[arg-type]
+    return f"{number:.0f}" if number.is_integer() else f"{number:.{digits}f}"
+
+
+def descriptive(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows (section, variable, level) by group columns."""
+    def text(row: pd.Series) -> str:
+        if row.get("disclosure"):
+            return SUPPRESSED
+        if row["statistic"] == COUNT:
+            return f"{int(row['n'])} ({row['estimate']:.1f}%)" if row["total"] else "0"
+        if row["statistic"] == MEDIAN:
+            if pd.isna(row["estimate"]):
+                return "n/a"
+            return f"{_number(row['estimate'])} [{_number(row['lower'])}-{_number(row['upper'])}]"
+        return str(int(row["n"]))
+    shown = table.assign(text=table.apply(text, axis=1))
+    order = list(dict.fromkeys(shown["group"]))
+    wide = shown.pivot_table(index=["section", "variable", "level"], columns="group", values="text",
+                             aggfunc="first", sort=False)
+    return _flatten(wide[order])
+
+
+def survival_summary(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
+    """Table 3: per endpoint and group, events/n, median in years (CI) and each horizon's rate (CI)."""
+    rows = []
+    for record in table.to_dict("records"):
+        row = {"Endpoint": record["label"], "Group": record["group"]}
+        if record.get("disclosure"):
+            row["Events / n"] = SUPPRESSED
+            rows.append(row)
+            continue
+        row["Events / n"] = f"{record['events']} / {record['n']}"
+        row["Median, years (95% CI)"] = (f"{_number(record.get('median_years'))} "
+                                         f"({_number(record.get('median_lower_years'))}-"
+                                         f"{_number(record.get('median_upper_years'))})")
+        for years in horizons:
+            value = record.get(f"survival_{years}y")
+            row[f"{years}-year, % (95% CI)"] = "n/a" if value is None or pd.isna(value) else (
+                f"{100 * value:.0f} ({100 * record[f'survival_{years}y_lower']:.0f}-"
+                f"{100 * record[f'survival_{years}y_upper']:.0f})")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def logrank(table: pd.DataFrame) -> pd.DataFrame:
+    """Endpoint and factor rows, one column per group: 'chi2 3.21, p=0.073'."""
+    def text(row: pd.Series) -> str:
+        if row.get("disclosure"):
+            return SUPPRESSED
+        if pd.isna(row["p_value"]):
+            return row["note"] or "n/a"
+        return f"chi2 {row['chi_square']:.2f} (df {int(row['df'])}), p={row['p_value']:.3g}"
+    shown = table.assign(text=table.apply(text, axis=1))
+    order = list(dict.fromkeys(shown["group"]))
+    wide = shown.pivot_table(index=["endpoint", "factor"], columns="group", values="text", aggfunc="first",
+                             sort=False)
+    return _flatten(wide[order])
+
+
+def _flatten(wide: pd.DataFrame) -> pd.DataFrame:
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def cox(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model term with HR (CI), p and the proportional-hazards check."""
+    def hr(row: pd.Series) -> str:
+        if row.get("note"):
+            return row["note"]
+        return f"{row['hazard_ratio']:.2f} ({row['hr_lower']:.2f}-{row['hr_upper']:.2f})"
+    shown = pd.DataFrame({"Endpoint": table["endpoint"], "Model": table["model"], "Term": table.get("term"),
+                          "HR (95% CI)": table.apply(hr, axis=1)})
+    if "p" in table.columns:
+        shown["p"] = table["p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
+        shown["PH test p"] = table["ph_test_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
+        shown["n / events"] = [f"{n:.0f} / {e:.0f}" if not pd.isna(n) else "" for n, e in
+                               zip(table["n"], table["events"], strict=True)]
+    return shown

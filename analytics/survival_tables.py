@@ -1,0 +1,111 @@
+"""Table 3 (median and 1/5/10-year survival per endpoint), log-rank tests by factor and between centres, Cox models.
+
+Times in the cohort are months (days / 30.4375); horizons and medians are reported in years as the study did.
+An endpoint's patients are those with a time and an event flag (the declaration's exclusions leave them null).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lifelines.exceptions import ConvergenceError
+
+from analytics.cohort import CohortData
+from analytics.cox import CoxModel
+from analytics.descriptive import POOLED, groups
+from analytics.kaplan_meier import CI_LABEL, KaplanMeier
+from analytics.logrank import LogRankTest
+from analytics.plan import AnalysisPlan
+from ilp.model import Endpoint
+
+MONTHS_PER_YEAR = 12.0
+COX_COVARIATES = ("age_over_65", "sex", "bmi_over_30", "site", "size_over_10cm", "fnclcc_grade")
+CATEGORICAL = ("sex", "site", "fnclcc_grade", "centre_id")
+
+
+def endpoint_data(cohort: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
+    """The endpoint's patients with `time` (months) and `event` columns added."""
+    time, event = f"{endpoint.name}_months", f"{endpoint.name}_event"
+    frame = cohort[cohort[time].notna() & cohort[event].notna()].copy()
+    frame["time"] = frame[time].astype(float)
+    frame["event"] = frame[event].astype(bool)
+    return frame
+
+
+def fit_km(cohort: pd.DataFrame, endpoint: Endpoint, plan: AnalysisPlan, label: str) -> KaplanMeier | None:
+    frame = endpoint_data(cohort, endpoint)
+    if frame.empty:
+        return None
+    return KaplanMeier(plan.ci_method, plan.alpha).fit(frame["time"], frame["event"], label=label)
+
+
+def table3(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
+    """One row per (group, endpoint): n, events, median in years with CI, survival at each horizon with CI."""
+    rows = []
+    horizons = [h * MONTHS_PER_YEAR for h in plan.horizons_years]
+    for group, subset in groups(data):
+        for endpoint in plan.endpoints:
+            row: dict[str, Any] = {"group": group, "endpoint": endpoint.name, "label": endpoint.label,
+                                   "ci_method": CI_LABEL[plan.ci_method]}
+            km = fit_km(subset.cohort, endpoint, plan, group)
+            row.update({"n": km.n_ if km else 0, "events": km.events_ if km else 0})
+            if km is not None:
+                row.update({"median_years": km.median_ / MONTHS_PER_YEAR,
+                            "median_lower_years": km.median_lower_ / MONTHS_PER_YEAR,
+                            "median_upper_years": km.median_upper_ / MONTHS_PER_YEAR})
+                for years, estimate in zip(plan.horizons_years, km.at(horizons), strict=True):
+                    row.update({f"survival_{years}y": estimate.survival, f"survival_{years}y_lower": estimate.lower,
+                                f"survival_{years}y_upper": estimate.upper, f"at_risk_{years}y": estimate.at_risk})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def logrank_tests(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
+    """Log-rank by each prognostic factor (pooled and per centre) and between centres (pooled)."""
+    rows = []
+    for group, subset in groups(data):
+        for endpoint in plan.endpoints:
+            frame = endpoint_data(subset.cohort, endpoint)
+            comparisons = [(f.label, frame[f.column].map(lambda x, f=f: f.label_of(x))) for f in plan.factors]
+            if group == POOLED and len(data.centres) > 1:
+                comparisons.append(("Centre", frame["centre_id"]))
+            for factor, labels in comparisons:
+                rows.append({"group": group, "endpoint": endpoint.name, "factor": factor,
+                             **_logrank(frame, labels)})
+    return pd.DataFrame(rows)
+
+
+def _logrank(frame: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
+    present = labels.notna()
+    if labels[present].nunique() < 2:
+        return {"levels": "; ".join(sorted(labels[present].unique().astype(str))),
+                "smallest_group": int(present.sum()), "chi_square": np.nan, "df": np.nan, "p_value": np.nan,
+                "note": "fewer than two groups"}
+    test = LogRankTest().fit(frame.loc[present, "time"], frame.loc[present, "event"], labels[present])
+    levels = "; ".join(f"{r.group}: n={r.n}, O={r.observed}, E={r.expected:.1f}" for r in test.groups_.itertuples())
+    return {"levels": levels, "smallest_group": int(test.groups_["n"].min()), "chi_square": test.statistic_,
+            "df": test.degrees_of_freedom_, "p_value": test.p_value_, "note": ""}
+
+
+def cox_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
+    """Per endpoint, the study's factors in one model: stratified by centre, and with centre as a covariate."""
+    rows = []
+    several = len(data.centres) > 1
+    models: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+        ("stratified by centre", (), ("centre_id",)), ("centre as covariate", ("centre_id",), ())] \
+        if several else [("single centre", (), ())]
+    for endpoint in plan.endpoints:
+        frame = endpoint_data(data.cohort, endpoint)
+        for name, extra, strata in models:
+            base: dict[str, Any] = {"endpoint": endpoint.name, "model": name}
+            try:
+                model = CoxModel(plan.alpha).fit(frame, "time", "event", [*COX_COVARIATES, *extra], strata,
+                                                 categorical=CATEGORICAL)
+            except (ConvergenceError, ValueError, np.linalg.LinAlgError) as error:
+                rows.append({**base, "term": "", "note": f"not estimable: {str(error).splitlines()[0]}"})
+                continue
+            for term in model.summary_.to_dict("records"):
+                rows.append({**base, **term, "n": model.n_, "events": model.events_, "note": ""})
+    return pd.DataFrame(rows)

@@ -1,0 +1,117 @@
+"""The analytics on the demo consortium: Table 3 as the ground truth gives it, every output written, the report
+rendered in headless Chromium, small cells suppressed on request."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from playwright.sync_api import sync_playwright
+from typer.testing import CliRunner
+
+from analytics import AnalysisPlan, CohortData, read_snapshot
+from analytics.survival_tables import table3
+from ilp.cli import app
+from tests.conftest import DemoRun
+
+TABLES = ("table1", "table2", "outcomes", "centre_comparisons", "table3", "logrank", "cox")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _snapshot(demo_run: DemoRun) -> Path:
+    (snapshot,) = (demo_run[0] / "zones" / "cohort" / "snapshots").glob("run=*")
+    return snapshot
+
+
+def _report_folder(demo_run: DemoRun) -> Path:
+    return demo_run[0] / "zones" / "reports" / _snapshot(demo_run).name
+
+
+def _truth(demo_run: DemoRun) -> CohortData:
+    centres = sorted(p.name for p in (demo_run[0] / "synthetic").iterdir() if (p / "truth").is_dir())
+    frames = {t: pd.concat([pq.read_table(demo_run[0] / "synthetic" / c / "truth" / f"{t}.parquet").to_pandas()
+                            for c in centres], ignore_index=True) for t in ("cohort", "toxicities")}
+    return CohortData(frames["cohort"], frames["toxicities"], "ground truth")
+
+
+def test_table3_from_the_pipeline_equals_table3_from_the_ground_truth(demo_run: DemoRun) -> None:
+    plan = AnalysisPlan()
+    got = table3(read_snapshot(_snapshot(demo_run)), plan).set_index(["group", "endpoint"])
+    want = table3(_truth(demo_run), plan).set_index(["group", "endpoint"])
+    assert set(got.index) == set(want.index) and ("aurora", "os") in got.index
+    for key, row in want.iterrows():
+        for column, expected in row.items():
+            actual = got.loc[key, column]
+            if isinstance(expected, float) and math.isnan(expected):
+                assert math.isnan(actual), (key, column)
+            elif isinstance(expected, str):
+                assert actual == expected, (key, column)
+            else:
+                assert actual == pytest.approx(expected, rel=1e-12), (key, column, actual, expected)
+    aurora_os = got.loc[("aurora", "os")]
+    assert aurora_os["n"] == 41 and 0.5 < aurora_os["survival_5y"] < 0.8  # calibrated near the study's 63%
+
+
+def test_every_table_and_figure_is_written(demo_run: DemoRun) -> None:
+    folder = _report_folder(demo_run)
+    for name in TABLES:
+        csv = pd.read_csv(folder / "tables" / f"{name}.csv")
+        assert len(pq.read_table(folder / "tables" / f"{name}.parquet")) == len(csv) > 0, name
+    groups = ("pooled", "aurora", "borealis", "cascade")
+    for group in groups:
+        svg = (folder / "figures" / f"figure1_{group}.svg").read_text()
+        assert (folder / "figures" / f"figure1_{group}.png").stat().st_size > 10_000
+        for label in ("Years", "Survival probability", "At risk", "Overall survival", "Recurrence-free survival"):
+            assert label in svg, (group, label)
+    table1 = pd.read_csv(folder / "tables" / "table1.csv")
+    assert table1.query("group == 'aurora' and variable == 'Number of patients'")["n"].item() == 41
+
+
+def test_the_report_renders_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
+    report = _report_folder(demo_run) / "report.html"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri())
+        headings = page.locator("h2").all_inner_texts()
+        captions = page.locator("h3").all_inner_texts()
+        image_widths = page.evaluate("Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+        figures = page.locator("figcaption").all_inner_texts()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    for title in ("Provenance", "Methods", "Table 1", "Table 2", "Toxicity and treatment", "Table 3",
+                  "Prognostic factors", "Figure 1"):
+        assert any(h.startswith(title) for h in headings), (title, headings)
+    for caption in ("Table 1", "Table 2", "Table 3", "Log-rank tests", "Cox models", "Between-centre comparisons"):
+        assert caption in captions
+    assert figures == [f"Figure 1 ({g})" for g in ("pooled", "aurora", "borealis", "cascade")]
+    assert len(image_widths) == 4 and min(image_widths) > 800  # every figure decoded
+    assert all(url.startswith(("file:", "data:")) for url in requests)  # self-contained: nothing fetched
+    assert (tmp_path / "report.png").stat().st_size > 100_000
+
+
+def test_small_cells_are_suppressed_when_asked(demo_run: DemoRun, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["analyse", "--snapshot", str(_snapshot(demo_run)), "--out", str(tmp_path / "r"),
+                                      "--suppress-small-cells", "--min-cell", "5"])
+    assert result.exit_code == 0, result.output
+    table1 = pd.read_csv(tmp_path / "r" / "tables" / "table1.csv")
+    counts = table1["n"].dropna()
+    assert not ((counts > 0) & (counts < 5)).any()
+    assert (table1["disclosure"] == "suppressed: count below 5").sum() > 0
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "counts from 1 to 4 are suppressed" in html
+    assert not re.search(r">[1-4] \(\d", html)  # no displayed 'n (%)' cell with n below 5
+
+
+def test_a_wrong_ci_method_is_a_config_error(demo_run: DemoRun) -> None:
+    result = CliRunner().invoke(app, ["analyse", "--snapshot", str(_snapshot(demo_run)), "--ci", "logit"])
+    assert result.exit_code != 0 and "--ci must be one of" in str(result.exception or result.output)
