@@ -26,6 +26,17 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma.")
 
 
+def _spark_overrides(spark_conf: list[str] | None) -> dict[str, str]:
+    overrides = dict(pair.split("=", 1) for pair in spark_conf or [] if "=" in pair)
+    if len(overrides) != len(spark_conf or []):
+        raise ConfigError("--spark-conf takes key=value, e.g. --spark-conf spark.master=local[2]")
+    return overrides
+
+
+SparkConf = Annotated[list[str] | None, typer.Option(
+    "--spark-conf", help="A Spark setting as key=value (repeatable), e.g. spark.master=yarn.")]
+
+
 @app.callback()
 def main() -> None:
     """Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma."""
@@ -91,7 +102,8 @@ def demo_command(
 
     Generates the three demo centres, serves each from its own FHIR server in its own dialect, pulls two by
     REST search and one by Bulk Data $export into the landing zone, transforms them into the canonical
-    tables of a cohort snapshot, and analyses it (Tables 1-3, Figure 1, HTML report).
+    tables of a cohort snapshot, audits it with the great_expectations suites, publishes it, and analyses the
+    published cohort (Tables 1-3, Figure 1, HTML report).
 
     Example: ilp demo --out /tmp/ilp-demo
     """
@@ -100,7 +112,9 @@ def demo_command(
     result = run_demo(out, typer.echo)
     typer.echo(f"demo done in {result.seconds:.0f} s")
     typer.echo(f"  landing zone:          {out / 'zones' / 'landing'}")
-    typer.echo(f"  staged cohort tables:  {result.snapshot} (Parquet, partitioned by centre)")
+    typer.echo(f"  published cohort:      {result.snapshot} (Parquet, partitioned by centre; "
+               f"pointer {out / 'zones' / 'cohort' / 'published.json'})")
+    typer.echo(f"  Data Docs:             {result.data_docs}")
     typer.echo(f"  report:                {result.report}")
     typer.echo(f"  quarantine:            {out / 'zones' / 'quarantine'}")
 
@@ -158,12 +172,11 @@ def transform_command(
         "--conceptmaps", help="Folder of ConceptMap JSON files, one sub-folder per centre id.")] = None,
     identifier_system: Annotated[str | None, typer.Option(
         "--identifier-system", help="Patient identifier system that identifies a person across centres.")] = None,
-    spark_conf: Annotated[list[str] | None, typer.Option(
-        "--spark-conf", help="A Spark setting as key=value (repeatable), e.g. spark.master=yarn.")] = None,
+    spark_conf: SparkConf = None,
     shift_dates: Annotated[bool, typer.Option(
         "--shift-dates", help="Move each patient's dates by a keyed offset of up to a year (intervals kept).")] = False,
 ) -> None:
-    """Merge new landings and build the canonical tables of each centre into a staging snapshot.
+    """Merge new landings and build the canonical tables of each centre into a new cohort snapshot.
 
     Examples:
 
@@ -181,10 +194,7 @@ def transform_command(
         raise ConfigError("the consortium secret is required for pseudonymisation: give --secret-env or "
                           "--secret-file (there is no default key)")
     secret = SecretRef(env=secret_env, file=secret_file).resolve()
-    overrides = dict(pair.split("=", 1) for pair in spark_conf or [] if "=" in pair)
-    if len(overrides) != len(spark_conf or []):
-        raise ConfigError("--spark-conf takes key=value, e.g. --spark-conf spark.master=local[2]")
-    spark = get_spark(overrides)
+    spark = get_spark(_spark_overrides(spark_conf))
     run_id = new_run_id()
     for centre_id in centre:
         maps = tuple(sorted((conceptmaps / centre_id).glob("*.json"))) if conceptmaps else ()
@@ -195,9 +205,43 @@ def transform_command(
                    f"{report.unmapped_codes} unmapped codes -> {report.snapshot}")
 
 
+@app.command("validate")
+def validate_command(
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = DEMO_OUT / "zones",
+    snapshot: Annotated[Path | None, typer.Option(
+        "--snapshot", help="Snapshot to audit (default: the newest under cohort/snapshots/).")] = None,
+    spark_conf: SparkConf = None,
+) -> None:
+    """Audit a cohort snapshot with the great_expectations suites; publish it if nothing critical fails.
+
+    Exit code 5 when publication is blocked: the previous publication stays, and each failing expectation is
+    named with its table, count and a few row keys. Data Docs and JSON results go under validation/.
+
+    Examples:
+
+      ilp validate --root /data/ilp
+
+      ilp validate --root /data/ilp --snapshot /data/ilp/cohort/snapshots/run=20261128T081500Z
+    """
+    from expectations import audit_and_publish
+    from ilp.publication import latest_snapshot
+    from ilp.spark import get_spark
+
+    target = snapshot or latest_snapshot(root)
+    publication = audit_and_publish(get_spark(_spark_overrides(spark_conf)), root, target)
+    report = publication.report
+    for finding in report.findings:
+        typer.echo(finding.line())
+    typer.echo(f"published {target.name}: {report.evaluated} expectations, {len(report.findings)} warnings "
+               f"({report.seconds:.0f} s)")
+    typer.echo(f"Data Docs: {report.data_docs}")
+
+
 @app.command("analyse")
 def analyse_command(
-    snapshot: Annotated[Path, typer.Option("--snapshot", help="Cohort snapshot folder to analyse.")],
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = DEMO_OUT / "zones",
+    snapshot: Annotated[Path | None, typer.Option(
+        "--snapshot", help="Analyse this snapshot instead of the published one (e.g. to preview).")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder for tables, figures and the report (default: <root>/reports/<snapshot name>).")] = None,
     ci: Annotated[str, typer.Option("--ci", help="Survival CI method: log (R's default), log-log or plain.")] = "log",
@@ -207,22 +251,25 @@ def analyse_command(
 ) -> None:
     """Survival, toxicity and response outputs (Tables 1-3, Figure 1, HTML report), pooled and per centre.
 
+    Reads the published cohort (see `ilp validate`) unless --snapshot names another.
+
     Examples:
 
-      ilp analyse --snapshot demo-output/zones/cohort/snapshots/run=20261128T081500Z
+      ilp analyse --root /data/ilp
 
-      ilp analyse --snapshot cohort/snapshots/run=X --suppress-small-cells --min-cell 10 --out /share/report
+      ilp analyse --root /data/ilp --suppress-small-cells --min-cell 10 --out /share/ilp-report
     """
     from analytics import AnalysisPlan, analyse, read_snapshot
     from analytics.kaplan_meier import CI_METHODS
+    from ilp.publication import published_snapshot
 
     if ci not in CI_METHODS:
         raise ConfigError(f"--ci must be one of {', '.join(CI_METHODS)}, not {ci!r}")
-    if not snapshot.is_dir():
-        raise ConfigError(f"no cohort snapshot at {snapshot}")
+    source = snapshot or published_snapshot(root)
+    if not source.is_dir():
+        raise ConfigError(f"no cohort snapshot at {source}")
     plan = AnalysisPlan(ci_method=ci, suppress_small_cells=suppress_small_cells, min_cell=min_cell)
-    target = out or snapshot.parent.parent.parent / "reports" / snapshot.name
-    result = analyse(read_snapshot(snapshot), target, plan)
+    result = analyse(read_snapshot(source), out or root / "reports" / source.name, plan)
     typer.echo(f"report: {result.report}")
     typer.echo(f"tables: {result.folder / 'tables'} ({len(result.tables)} as CSV and Parquet)")
 

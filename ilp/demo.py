@@ -15,8 +15,10 @@ from pathlib import Path
 
 import connectors
 from analytics import analyse, read_snapshot
+from expectations import audit_and_publish
 from ilp import synth
 from ilp.fhir_server import FhirTestServer
+from ilp.publication import published_snapshot
 from ilp.secrets import Secret, SecretRef
 from ilp.spark import get_spark
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
@@ -28,6 +30,7 @@ class DemoResult:
     synthetic: Path
     landing: dict[str, Path]
     snapshot: Path
+    data_docs: Path
     report: Path
     seconds: float
 
@@ -79,6 +82,11 @@ def run_demo(out: Path, echo: Callable[[str], None] = print) -> DemoResult:
         echo(f"{centre.centre_id:<10} transformed: {report.rows['cohort']} patients, {report.rows['perfusions']} "
              f"perfusions, {quarantined} resources quarantined")
     snapshot = zones / "cohort" / "snapshots" / f"run={run_id}"
-    result = analyse(read_snapshot(snapshot), zones / "reports" / snapshot.name, title="ILP demo consortium")
+    publication = audit_and_publish(spark, zones, snapshot)
+    echo(f"validated: {publication.report.evaluated} expectations, {len(publication.report.findings)} warnings; "
+         f"published {snapshot.name}")
+    published = published_snapshot(zones)
+    result = analyse(read_snapshot(published), zones / "reports" / published.name, title="ILP demo consortium")
     echo(f"analysed: {len(result.tables)} tables, {len(result.figures)} figure files, report {result.report}")
-    return DemoResult(out / "synthetic", landing, snapshot, result.report, time.perf_counter() - started)
+    return DemoResult(out / "synthetic", landing, snapshot, publication.report.data_docs, result.report,
+                      time.perf_counter() - started)

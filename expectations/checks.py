@@ -1,0 +1,73 @@
+"""The Spark DataFrames the suites run on: the snapshot's tables, and the derived tables for cross-table checks.
+
+Cross-table rules become rows so that one great_expectations check can judge them and name the offending rows:
+`links` has one row per table row (`linked` is false for an orphan), `reconciliation` one row per count that
+must agree with a manifest, `pooled` the patients of every centre together.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ilp.model import BY_NAME, TABLES
+
+# (table, its key, the table its `column` must be found in, matched on centre_id and that column)
+LINKS = (*((t.name, t.key[1], "patients", "patient_id") for t in TABLES if t.name != "patients"),
+         ("perfusions", "perfusion_id", "tumours", "tumour_id"))
+
+
+def read_tables(spark: SparkSession, snapshot: Path) -> dict[str, DataFrame]:
+    """Every canonical table of the snapshot (all centres), in the model's column order, cached for the checks."""
+    tables = {}
+    for table in TABLES:
+        schema = ", ".join(c.spark_ddl().replace(" NOT NULL", "") for c in table)
+        frame = spark.read.schema(schema).parquet(str(snapshot / table.name)).select(*table.column_names)
+        tables[table.name] = frame.cache()
+    return tables
+
+
+def read_manifests(snapshot: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(snapshot.glob("manifest-*.json"))]
+
+
+def links(tables: dict[str, DataFrame]) -> DataFrame:
+    parts = []
+    for name, key, target, column in LINKS:
+        found = tables[target].select("centre_id", column).distinct().withColumn("found", F.lit(True))
+        rows = tables[name].where(F.col(column).isNotNull()).select("centre_id", F.col(key).alias("row_key"), column)
+        parts.append(rows.join(found, ["centre_id", column], "left").select(
+            F.lit(name).alias("table"), "centre_id", "row_key", F.col("found").isNotNull().alias("linked")))
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.unionByName(part)
+    return result
+
+
+def reconciliation(spark: SparkSession, tables: dict[str, DataFrame], manifests: list[dict[str, Any]]) -> DataFrame:
+    """Rows per table and centre against the manifest; resources per type against used + quarantined."""
+    counted: dict[tuple[str, str], int] = {}
+    for name, frame in tables.items():
+        for row in frame.groupBy("centre_id").count().collect():
+            counted[(name, row["centre_id"])] = row["count"]
+    rows: list[tuple[str, str, str, int, int]] = []
+    centres = {m["centre_id"] for m in manifests}
+    for manifest in manifests:
+        centre = manifest["centre_id"]
+        for name in BY_NAME:
+            rows.append(("rows", centre, name, counted.get((name, centre), 0), int(manifest["rows"].get(name, -1))))
+        for resource_type, count in manifest["reconciliation"].items():
+            rows.append(("resources", centre, resource_type, count["used"] + count["quarantined"],
+                         count["resources"]))
+    for (name, centre), count in counted.items():
+        if centre not in centres:
+            rows.append(("rows", centre, name, count, -1))  # rows of a centre without a manifest
+    return spark.createDataFrame(rows, "check string, centre_id string, item string, observed long, expected long")
+
+
+def pooled(tables: dict[str, DataFrame]) -> DataFrame:
+    return tables["patients"].select("centre_id", "patient_id")

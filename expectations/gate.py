@@ -1,0 +1,44 @@
+"""Write, audit, publish: a snapshot becomes the published cohort only when no critical expectation fails.
+
+The transform has written the snapshot; `audit_and_publish` validates it and, if it passes, moves the pointer
+(`ilp.publication`). If it fails, the pointer is not touched, so the previous publication stays exactly as it
+was, and `ValidationBlocked` (exit code 5) names each failing expectation, its table, the count and a few row
+keys. A run killed at any point leaves the old pointer or the new one: the pointer is written last, atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from expectations.validate import ValidationReport, validate_snapshot
+from ilp.errors import ValidationBlocked
+from ilp.publication import publish
+
+MAX_LINES = 12
+
+
+@dataclass(frozen=True)
+class Publication:
+    report: ValidationReport
+    record: dict[str, Any]
+
+
+def audit_and_publish(spark: SparkSession, root: Path, snapshot: Path) -> Publication:
+    report = validate_snapshot(spark, root, snapshot)
+    if not report.passed:
+        lines = [f.line() for f in report.blocking]
+        more = f"\n  ... and {len(lines) - MAX_LINES} more" if len(lines) > MAX_LINES else ""
+        raise ValidationBlocked(
+            f"snapshot {snapshot.name} not published: {len(lines)} critical expectation(s) failed "
+            f"(the previous publication is unchanged; Data Docs: {report.data_docs}):\n  "
+            + "\n  ".join(lines[:MAX_LINES]) + more)
+    record = publish(root, snapshot, report.folder, {
+        "centres": sorted({m.name.removeprefix("manifest-").removesuffix(".json")
+                           for m in snapshot.glob("manifest-*.json")}),
+        "expectations_evaluated": report.evaluated,
+        "warnings": len(report.findings)})
+    return Publication(report, record)

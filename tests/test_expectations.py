@@ -1,0 +1,181 @@
+"""Write, audit, publish: a good snapshot publishes; each kind of broken data blocks publication, leaves the
+previous publication unchanged and readable, and names the failing expectation; a killed run publishes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from playwright.sync_api import sync_playwright
+from pyspark.sql import SparkSession
+
+from analytics import read_snapshot
+from expectations import audit_and_publish
+from expectations.suites import all_suites
+from ilp.errors import ValidationBlocked
+from ilp.publication import POINTER, published_snapshot, read_pointer, snapshots
+from tests.conftest import DemoRun
+from tests.test_analytics_outputs import CHROMIUM
+
+CENTRE = "aurora"
+
+
+@pytest.fixture(scope="module")
+def published(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the demo's cohort zone (every centre transformed, validated and published) to break things in."""
+    root = tmp_path_factory.mktemp("zones")
+    shutil.copytree(demo_run[0] / "zones" / "cohort", root / "cohort")
+    shutil.copytree(demo_run[0] / "zones" / "validation", root / "validation")
+    return root
+
+
+def _first(root: Path) -> Path:
+    return snapshots(root)[0]
+
+
+def _copy(root: Path, name: str) -> Path:
+    """A new snapshot with the published one's content, to break on purpose."""
+    target = root / "cohort" / "snapshots" / f"run={name}"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(_first(root), target)
+    return target
+
+
+def _edit(snapshot: Path, table: str, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+    """Rewrite the centre's partition of `table` with `change` applied to its rows (types kept)."""
+    folder = snapshot / table / f"centre_id={CENTRE}"
+    original = pq.read_table(folder)
+    rows = change(original.to_pylist())
+    for part in folder.iterdir():
+        part.unlink()
+    pq.write_table(pa.Table.from_pylist(rows, schema=original.schema), folder / "part-00000.parquet")
+
+
+def _death_before_ilp(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    row = next(r for r in rows if r["death_date"] is not None)
+    row["death_date"] = row["first_ilp_date"] - timedelta(days=30)
+    return rows
+
+
+def _grade_vi(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    next(r for r in rows if r["scale"] == "wieberdink")["grade"] = "VI"
+    return rows
+
+
+def _missing_drug(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows[0]["tnf_dose_mg"] = None
+    return rows
+
+
+def _duplicate_key(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*rows, dict(rows[0])]
+
+
+def _unreconciled(snapshot: Path) -> None:
+    path = snapshot / f"manifest-{CENTRE}.json"
+    manifest = json.loads(path.read_text())
+    manifest["rows"]["events"] += 1
+    path.write_text(json.dumps(manifest))
+
+
+BREAKS: dict[str, tuple[Callable[[Path], None], str, str]] = {
+    "death-before-ilp": (lambda s: _edit(s, "cohort", _death_before_ilp), "cohort", "first_ilp_date <= death_date"),
+    "grade-vi": (lambda s: _edit(s, "toxicities", _grade_vi), "toxicities", "expect_column_values_to_be_in_set"),
+    "missing-drug": (lambda s: _edit(s, "perfusions", _missing_drug), "perfusions", "every perfusion has its tnf"),
+    "duplicate-key": (lambda s: _edit(s, "patients", _duplicate_key), "patients", "key unique per centre"),
+    "unreconciled": (_unreconciled, "reconciliation", "rows in the snapshot = rows in the manifest"),
+}
+
+
+def test_the_demo_consortium_validates_and_publishes(published: Path) -> None:
+    pointer = read_pointer(published)
+    assert pointer is not None and pointer["snapshot"] == f"snapshots/{_first(published).name}"
+    assert pointer["centres"] == ["aurora", "borealis", "cascade"]
+    assert len(read_snapshot(published_snapshot(published)).cohort) == 303
+    summary = json.loads((published / pointer["validation"] / "summary.json").read_text())
+    assert summary["passed"] and summary["critical_failures"] == 0 and summary["evaluated"] > 250
+
+
+@pytest.mark.parametrize("case", list(BREAKS))
+def test_broken_data_blocks_publication_and_names_the_expectation(spark: SparkSession, published: Path,
+                                                                  case: str) -> None:
+    pointer_before = (published / POINTER).read_bytes()
+    patients_before = len(read_snapshot(published_snapshot(published)).cohort)
+    snapshot = _copy(published, f"broken-{case}")
+    breaker, suite, expected = BREAKS[case]
+    breaker(snapshot)
+    with pytest.raises(ValidationBlocked) as blocked:
+        audit_and_publish(spark, published, snapshot)
+    message = str(blocked.value)
+    assert expected in message and f"{suite}" in message and "previous publication is unchanged" in message
+    assert blocked.value.exit_code == 5
+    assert (published / POINTER).read_bytes() == pointer_before
+    assert len(read_snapshot(published_snapshot(published)).cohort) == patients_before  # still readable
+    summary = json.loads((published / "validation" / snapshot.name / "summary.json").read_text())
+    failed = [f for f in summary["findings"] if f["severity"] == "critical"]
+    assert failed and all(f["sample_keys"] or f["observed"] is not None for f in failed)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", message)  # keys only: no dates or values in the summary
+
+
+def test_a_patient_at_two_centres_is_a_warning_not_a_block(spark: SparkSession, published: Path) -> None:
+    snapshot = _copy(published, "two-centres")
+    for table in snapshot.iterdir():
+        if table.is_dir():
+            shutil.copytree(table / f"centre_id={CENTRE}", table / "centre_id=aurora_twin")
+    manifest = json.loads((snapshot / f"manifest-{CENTRE}.json").read_text())
+    (snapshot / "manifest-aurora_twin.json").write_text(json.dumps({**manifest, "centre_id": "aurora_twin"}))
+    publication = audit_and_publish(spark, published, snapshot)
+    (duplicates,) = [f for f in publication.report.findings if f.suite == "pooled"]
+    assert duplicates.severity == "warning" and duplicates.unexpected_count == 2 * 41
+    assert {k["centre_id"] for k in duplicates.sample_keys} <= {CENTRE, "aurora_twin"}
+    assert read_pointer(published)["snapshot"] == "snapshots/run=two-centres"  # type: ignore[index]
+
+
+def test_a_killed_validation_publishes_nothing(spark: SparkSession, published: Path) -> None:
+    pointer_before = (published / POINTER).read_bytes()
+    patients_before = len(read_snapshot(published_snapshot(published)).cohort)
+    snapshot = _copy(published, "killed")
+    process = subprocess.Popen([sys.executable, "-m", "ilp", "validate", "--root", str(published), "--snapshot",
+                                str(snapshot)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    progress = published / "validation" / snapshot.name / "results" / "patients.json"
+    deadline = time.monotonic() + 240
+    while not progress.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "validation ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # the whole process group: the CLI and its Spark JVM
+    process.wait()
+    assert (published / POINTER).read_bytes() == pointer_before
+    assert len(read_snapshot(published_snapshot(published)).cohort) == patients_before
+    assert audit_and_publish(spark, published, snapshot).record["snapshot"] == "snapshots/run=killed"  # rerun
+
+
+def test_data_docs_open_as_html_and_list_every_suite(published: Path) -> None:
+    docs = published / "validation" / _first(published).name / "data_docs"  # the demo's: every suite passed
+    index = (docs / "index.html").read_text()
+    pages = {suite: path for path, suite in re.findall(r"'_table_row_link_path': '(validations/([a-z_]+)/[^']+)'",
+                                                       index)}
+    assert set(pages) == set(all_suites())  # the index lists a validation page for every suite
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.route("http*://**", lambda route: route.abort())  # GX links CDN scripts: offline here, as in hospitals
+        for suite, path in pages.items():
+            page.goto((docs / path).as_uri())
+            text = page.inner_text("body")
+            assert f"Expectation Suite: {suite}" in text, suite
+            assert "Status: Succeeded" in text or suite == "perfusions", suite  # perfusions: a plausibility warning
+        browser.close()
