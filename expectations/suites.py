@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.row_conditions import Column
 
 from expectations.rules import (
     CRITICAL,
@@ -69,14 +70,14 @@ def _clinical(table: Table) -> Iterator[Expectation]:
                                                     description=f"{time} is not negative")
         for agreement in EVENT_AGREEMENT:
             check = gxe.ExpectColumnValuesToNotBeNull if agreement.present else gxe.ExpectColumnValuesToBeNull
-            yield check(column=agreement.date, row_condition=f"{agreement.flag} = {str(agreement.when).lower()}",
-                        condition_parser="spark", severity=CRITICAL,
+            yield check(column=agreement.date, row_condition=Column(agreement.flag) == agreement.when,
+                        severity=CRITICAL,
                         description=f"{agreement.date} {'present' if agreement.present else 'absent'} when "
                                     f"{agreement.flag} is {agreement.when}")
     if table.name == "toxicities":
         for scale, grades in GRADES.items():
             yield gxe.ExpectColumnValuesToBeInSet(column="grade", value_set=list(grades), severity=CRITICAL,
-                                                  row_condition=f"scale = '{scale}'", condition_parser="spark",
+                                                  row_condition=Column("scale") == scale,
                                                   description=f"{scale} grades are {', '.join(grades)}")
     if table.name == "perfusions":
         for drug in PERFUSION_DRUGS:
