@@ -2,7 +2,8 @@
 
 Prints resources/s and peak memory for the transform (all centres), and, in the same run, the ceiling: Spark
 reading the same landed NDJSON with the explicit schema, flattening a few fields and writing Parquet; then the
-ratio of the two.
+ratio of the two. Then the audit of the staged cohort (every great_expectations suite, Data Docs included) and
+its time against the transform's.
 
     .venv/bin/python benchmarks/transform.py [--patients 20000]
 """
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
+from expectations import validate_snapshot
 from ilp.secrets import Secret
 from ilp.spark import get_spark
 from ilp.synth import generate, scaled_consortium
@@ -78,6 +80,11 @@ def main() -> None:
         rate = total / transform_s
         print(f"transform: landing -> staged cohort: {transform_s:.1f} s ({rate:,.0f} resources/s), "
               f"{rate / (total / ceiling_s):.2f} of the ceiling")
+        started = time.perf_counter()
+        report = validate_snapshot(spark, zones, zones / "cohort" / "snapshots" / "run=bench")
+        validate_s = time.perf_counter() - started
+        print(f"validation: {report.evaluated} expectations, {len(report.blocking)} critical failures, "
+              f"{validate_s:.1f} s = {validate_s / transform_s:.2f} of the transform's {transform_s:.1f} s")
         print(f"peak memory: Spark JVM {jvm_peak_mb(jvm):,.0f} MB, Python driver "
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     finally:
