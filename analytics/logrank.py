@@ -1,4 +1,10 @@
-"""Log-rank comparison of survival between groups, reported as R's `survdiff` does (observed, expected, chi-square)."""
+"""Log-rank comparison of survival between groups, reported as R's `survdiff` does (observed, expected, chi-square).
+
+The statistic is computed here, vectorised over the pooled event times, rather than with lifelines'
+`multivariate_logrank_test`: that one rebuilds a survival table per group with pandas (about 0.1 s per test), and a
+consortium report runs hundreds of tests (endpoints x factors x centres). The expected counts, which lifelines
+does not expose, come from the same arrays. Checked against R's `survdiff` on the lung data.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +12,40 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from lifelines.statistics import multivariate_logrank_test
+from scipy.stats import chi2
 
 
 class LogRankTest:
     """k-group log-rank test; `fit` returns self.
 
     After `fit`: `statistic_` (chi-square), `degrees_of_freedom_`, `p_value_`, and `groups_`: one row per group
-    with n, observed and expected events. lifelines gives the statistic; the expected counts (which it does not
-    expose) are summed here over the pooled event times: E_g = sum_t d_t * n_g(t) / n(t).
+    with n, observed and expected events (E_g = sum over event times of d_t * n_g(t) / n(t)).
     """
 
     def fit(self, durations: Sequence[float] | pd.Series, events: Sequence[bool] | pd.Series,
             groups: Sequence[object] | pd.Series) -> LogRankTest:
-        frame = pd.DataFrame({"time": np.asarray(durations, float), "event": np.asarray(events, bool),
-                              "group": np.asarray(groups, object)})
-        labels = sorted(frame["group"].unique(), key=str)
-        if len(labels) < 2:
+        times = np.asarray(durations, float)
+        observed = np.asarray(events, bool)
+        labels = np.asarray(groups, object)
+        levels = sorted(set(labels.tolist()), key=str)
+        if len(levels) < 2:
             raise ValueError("a log-rank test needs at least two groups")
-        result = multivariate_logrank_test(frame["time"], frame["group"], frame["event"])
-        self.statistic_ = float(result.test_statistic)
-        self.p_value_ = float(result.p_value)
-        self.degrees_of_freedom_ = len(labels) - 1
-        event_times, deaths = np.unique(frame.loc[frame["event"], "time"].to_numpy(), return_counts=True)
-        at_risk_all = _at_risk(frame["time"].to_numpy(), event_times)
-        rows = []
-        for label in labels:
-            group = frame[frame["group"] == label]
-            share = _at_risk(group["time"].to_numpy(), event_times) / np.maximum(at_risk_all, 1)
-            rows.append({"group": label, "n": len(group), "observed": int(group["event"].sum()),
-                         "expected": float(np.sum(deaths * share))})
-        self.groups_ = pd.DataFrame(rows)
+        event_times, deaths = np.unique(times[observed], return_counts=True)
+        # at_risk[t, g]: patients of group g still observed just before event time t
+        at_risk = np.column_stack([_at_risk(times[labels == level], event_times) for level in levels]).astype(float)
+        total = at_risk.sum(axis=1)
+        share = at_risk / np.maximum(total, 1)[:, None]
+        expected = (deaths[:, None] * share).sum(axis=0)
+        observed_by_group = np.array([int(observed[labels == level].sum()) for level in levels])
+        spread = deaths * (total - deaths) / np.maximum(total - 1, 1)
+        variance = np.diag((spread[:, None] * share).sum(axis=0)) - (spread[:, None, None] * share[:, :, None]
+                                                                     * share[:, None, :]).sum(axis=0)
+        difference = (observed_by_group - expected)[:-1]
+        self.statistic_ = float(difference @ np.linalg.pinv(variance[:-1, :-1]) @ difference)
+        self.degrees_of_freedom_ = len(levels) - 1
+        self.p_value_ = float(chi2.sf(self.statistic_, self.degrees_of_freedom_))
+        self.groups_ = pd.DataFrame({"group": levels, "n": [int((labels == level).sum()) for level in levels],
+                                     "observed": observed_by_group, "expected": expected})
         return self
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lifelines.datasets import load_lung, load_rossi
+from lifelines.statistics import multivariate_logrank_test
 
 from analytics import CoxModel, KaplanMeier, LogRankTest, compare_groups, exact_rate
 from analytics.disclosure import suppress
@@ -69,6 +70,16 @@ def test_logrank_matches_r_survdiff(lung: pd.DataFrame) -> None:
     assert test.groups_["observed"].tolist() == [112, 53]
     assert [round(e, 2) for e in test.groups_["expected"]] == [91.58, 73.42]
     assert sig3(test.p_value_, 0.00131)
+
+
+def test_logrank_with_three_groups_agrees_with_lifelines(lung: pd.DataFrame) -> None:
+    # R's value is checked above for two groups; for k groups the statistic must equal lifelines' own.
+    groups = np.where(lung["age"] < 60, "<60", np.where(lung["age"] < 70, "60-69", ">=70"))
+    ours = LogRankTest().fit(lung["time"], lung["status"], groups)
+    theirs = multivariate_logrank_test(lung["time"], groups, lung["status"])
+    assert ours.degrees_of_freedom_ == 2
+    assert ours.statistic_ == pytest.approx(theirs.test_statistic, rel=1e-9)
+    assert ours.groups_["expected"].sum() == pytest.approx(ours.groups_["observed"].sum())
 
 
 def test_cox_matches_r_coxph_on_lung(lung: pd.DataFrame) -> None:
