@@ -1,0 +1,221 @@
+"""The consortium configuration: one TOML file describes the zones, Spark, the secret, the analysis and every centre.
+
+Validated on load (pydantic): an error names the file, the key path and what was expected, and never echoes a
+value that could be a secret. Secrets are never in the file, only where they live (`{ env = "VAR" }` or
+`{ file = "/run/secrets/x" }`). Relative paths are resolved against the file's folder, so a config and its
+ConceptMaps travel together. `docs/configuration.md` documents every key with an example per source and auth kind.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ilp.errors import ConfigError
+from ilp.secrets import SecretRef
+
+RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
+CentreId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretSource(_Strict):
+    """Where a secret lives: exactly one of an environment variable or a file."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SecretSource:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env` (a variable name) or `file` (a path)")
+        return self
+
+    def ref(self) -> SecretRef:
+        return SecretRef(env=self.env, file=self.file)
+
+
+class AuthConfig(_Strict):
+    kind: Literal["none", "basic", "bearer", "client-credentials", "smart-backend"] = "none"
+    username: str | None = None
+    password: SecretSource | None = None
+    token: SecretSource | None = None
+    client_id: str | None = None
+    client_secret: SecretSource | None = None
+    private_key: SecretSource | None = None
+    key_id: str | None = None
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    scope: str = "system/*.read"
+    token_url: str | None = None
+    audience: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthConfig:
+        needed = {"basic": ("username", "password"), "bearer": ("token",),
+                  "client-credentials": ("client_id", "client_secret"),
+                  "smart-backend": ("client_id", "private_key")}.get(self.kind, ())
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth kind {self.kind!r} needs {', '.join(missing)}")
+        return self
+
+
+class _Server(_Strict):
+    base_url: str
+    auth: AuthConfig = AuthConfig()
+    ca_bundle: Path | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http(s) URL of the FHIR base, e.g. https://fhir.example.org/r4")
+        return value.rstrip("/")
+
+
+class RestSource(_Server):
+    kind: Literal["rest"]
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 200
+    concurrency: Annotated[int, Field(ge=1, le=16)] = 3
+    cohort_only: bool = False
+
+
+class BulkSource(_Server):
+    kind: Literal["bulk"]
+    level: Literal["system", "patient", "group"] = "system"
+    group_id: str | None = None
+    max_wait_s: Annotated[float, Field(gt=0)] = 3600.0
+    poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    file_hosts: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _group(self) -> BulkSource:
+        if (self.level == "group") != (self.group_id is not None):
+            raise ValueError("`group_id` is required with level = 'group' and only then")
+        return self
+
+
+class FilesSource(_Strict):
+    kind: Literal["files"]
+    folder: Path
+
+
+class CentreConfig(_Strict):
+    id: CentreId
+    source: Annotated[RestSource | BulkSource | FilesSource, Field(discriminator="kind")]
+    resource_types: tuple[str, ...] = RESOURCE_TYPES
+    conceptmaps: Path | None = None  # a folder of ConceptMap JSON files
+
+    @field_validator("resource_types")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(RESOURCE_TYPES))
+        if unknown:
+            raise ValueError(f"unknown resource types {unknown}; expected some of {', '.join(RESOURCE_TYPES)}")
+        return value
+
+
+class AnalysisConfig(_Strict):
+    ci: Literal["log", "log-log", "plain"] = "log"
+    horizons_years: tuple[int, ...] = (1, 5, 10)
+    min_cell: Annotated[int, Field(ge=1)] = 5
+    suppress_small_cells: bool = False
+
+
+class ConsortiumConfig(_Strict):
+    name: str
+    root: Path
+    secret: SecretSource
+    identifier_system: str | None = None
+    shift_dates: bool = False
+    spark: dict[str, str] = {}
+    analysis: AnalysisConfig = AnalysisConfig()
+    centres: list[CentreConfig] = Field(min_length=1)
+
+    @field_validator("root", mode="before")
+    @classmethod
+    def _local(cls, value: Any) -> Any:
+        if isinstance(value, str) and "://" in value:
+            raise ValueError("the zones' root must be a path (local, or a shared mount such as NFS or an HDFS/S3 "
+                             "fuse mount on a cluster); URIs are not supported yet")
+        return value
+
+    @field_validator("centres")
+    @classmethod
+    def _unique(cls, value: list[CentreConfig]) -> list[CentreConfig]:
+        ids = [c.id for c in value]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"centre ids must be unique; repeated: {', '.join(repeated)}")
+        return value
+
+    def centre(self, centre_id: str) -> CentreConfig:
+        for centre in self.centres:
+            if centre.id == centre_id:
+                return centre
+        raise ConfigError(f"no centre {centre_id!r} in the configuration; it has {', '.join(self.ids)}")
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self.centres]
+
+
+def load_config(path: Path) -> ConsortiumConfig:
+    """Read and validate a configuration file; every problem becomes one `ConfigError` naming file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    try:
+        config = ConsortiumConfig.model_validate(_resolve_paths(data, path.parent))
+    except ValidationError as error:
+        problems = [f"{path}: {_location(e['loc'])}: {_message(e)}" for e in error.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    return config
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("rest", "bulk", "files") and text.endswith("source"):
+            continue  # the discriminator's branch name adds nothing for the reader
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message without the offending input (which could be a secret pasted in the wrong place)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check the spelling against docs/configuration.md)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    return message
+
+
+_PATH_KEYS = {"root", "folder", "conceptmaps", "ca_bundle", "file"}
+
+
+def _resolve_paths(value: Any, base: Path, key: str = "") -> Any:
+    """Relative paths in the file are relative to the file's folder; URIs (hdfs://, s3a://) stay as they are."""
+    if isinstance(value, dict):
+        return {k: _resolve_paths(v, base, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_paths(v, base, key) for v in value]
+    if key in _PATH_KEYS and isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value

@@ -1,0 +1,89 @@
+"""The consortium configuration: documented examples load; mistakes name the file, the key and what was expected."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ilp.config import BulkSource, FilesSource, RestSource, load_config
+from ilp.errors import ConfigError
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+TOP = 'name = "t"\nroot = "zones"\nsecret = { env = "ILP_SECRET" }\n'
+
+
+def _blocks() -> list[str]:
+    return re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "consortium.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("block", range(len(_blocks())))
+def test_every_documented_example_loads(tmp_path: Path, block: int) -> None:
+    text = _blocks()[block]
+    config = load_config(_write(tmp_path, text if text.startswith("name") else TOP + text))
+    assert config.centres and config.root.is_absolute()
+
+
+def test_the_documented_examples_cover_every_source_and_auth_kind(tmp_path: Path) -> None:
+    sources, auths = set(), set()
+    for text in _blocks():
+        for centre in load_config(_write(tmp_path, text if text.startswith("name") else TOP + text)).centres:
+            sources.add(centre.source.kind)
+            if isinstance(centre.source, RestSource | BulkSource):
+                auths.add(centre.source.auth.kind)
+    assert sources == {"rest", "bulk", "files"}
+    assert auths == {"none", "basic", "bearer", "client-credentials", "smart-backend"}
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, TOP + '[[centres]]\nid = "a"\nconceptmaps = "maps/a"\n'
+                                               'source = { kind = "files", folder = "exports/a" }\n'))
+    assert config.root == tmp_path / "zones" and config.centres[0].conceptmaps == tmp_path / "maps" / "a"
+    assert isinstance(config.centres[0].source, FilesSource)
+    assert config.centres[0].source.folder == tmp_path / "exports" / "a"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (TOP, "centres: required key is missing"),
+    (TOP + '[[centres]]\nid = "Bad Id"\nsource = { kind = "files", folder = "x" }\n', "centres[0].id: String should"),
+    (TOP + '[[centres]]\nid = "a"\nsource = { kind = "rest", base_url = "fhir.example" }\n',
+     "centres[0].source.base_url: expected an http(s) URL"),
+    (TOP + '[[centres]]\nid = "a"\nsource = { kind = "ftp", folder = "x" }\n', "centres[0].source: Input tag 'ftp'"),
+    (TOP + '[[centres]]\nid = "a"\nsourc = { kind = "files", folder = "x" }\n', "centres[0].sourc: unknown key"),
+    (TOP + '[[centres]]\nid = "a"\n[centres.source]\nkind = "bulk"\nbase_url = "https://x"\nlevel = "group"\n',
+     "`group_id` is required"),
+    (TOP + '[[centres]]\nid = "a"\n[centres.source]\nkind = "rest"\nbase_url = "https://x"\n'
+           'auth = { kind = "basic", username = "u" }\n', "auth kind 'basic' needs password"),
+    (TOP + '[[centres]]\nid = "a"\nsource = { kind = "files", folder = "x" }\n'
+           '[[centres]]\nid = "a"\nsource = { kind = "files", folder = "y" }\n', "repeated: a"),
+    (TOP.replace('"zones"', '"hdfs://namenode/ilp"') + '[[centres]]\nid = "a"\nsource = { kind = "files", '
+                                                         'folder = "x" }\n', "URIs are not supported yet"),
+    ('name = "t"\nroot = "z"\nsecret = { env = "A", file = "b" }\n', "secret: give exactly one of"),
+    ("name = \n", "not valid TOML"),
+])
+def test_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(path) in str(error.value) and expected in str(error.value), str(error.value)
+    assert error.value.exit_code == 2
+
+
+def test_a_secret_pasted_into_the_file_is_not_echoed(tmp_path: Path) -> None:
+    path = _write(tmp_path, TOP + '[[centres]]\nid = "a"\n[centres.source]\nkind = "rest"\nbase_url = "https://x"\n'
+                                  'auth = { kind = "bearer", token = "s3cr3t-t0ken-value" }\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "centres[0].source.auth.token" in str(error.value) and "s3cr3t" not in str(error.value)
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "absent.toml")
