@@ -5,11 +5,13 @@ from connectors.base import RESOURCE_TYPES, Source, ingest
 from connectors.bulk import BulkSettings, BulkSource
 from connectors.files import FilesSettings, FilesSource
 from connectors.http import TransportSettings
-from connectors.landing import LandingZone
+from connectors.landing import LandingZone, landed_count
+from connectors.progress import PullProgress
 from connectors.rest import ILP_PROCEDURE_CODES, RestSettings, RestSource
 from ilp.secrets import SecretRef
 
 __all__ = [
     "ILP_PROCEDURE_CODES", "RESOURCE_TYPES", "AuthSettings", "BulkSettings", "BulkSource", "FilesSettings",
-    "FilesSource", "LandingZone", "RestSettings", "RestSource", "SecretRef", "Source", "TransportSettings", "ingest",
+    "FilesSource", "LandingZone", "PullProgress", "RestSettings", "RestSource", "SecretRef", "Source",
+    "TransportSettings", "ingest", "landed_count",
 ]

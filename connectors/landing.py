@@ -194,3 +194,9 @@ class LandingZone:
         run.checkpoint()
         return run
 
+
+
+def landed_count(run: Path) -> int:
+    """Resources (not side-stream lines) a completed run landed, from its manifest."""
+    files = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["files"]
+    return sum(int(f["count"]) for name, f in files.items() if name[:1].isupper())

@@ -15,11 +15,12 @@ from typing import Annotated
 import typer
 
 import connectors
-from ilp import synth
+from ilp import logs, synth
 from ilp.errors import ConfigError, IlpError
 from ilp.model import dictionary
 
 DEMO_OUT = Path("demo-output")
+_debug = False  # set by `run()` from --debug, which may appear anywhere on the command line
 SYNTH_OUT = DEMO_OUT / "synthetic"
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -38,8 +39,19 @@ SparkConf = Annotated[list[str] | None, typer.Option(
 
 
 @app.callback()
-def main() -> None:
-    """Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma."""
+def main(
+    log_format: Annotated[str, typer.Option(
+        "--log-format", help="text (for people) or json (one object per line, for schedulers).")] = "text",
+) -> None:
+    """Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma.
+
+    Exit codes: 0 done; 1 internal error; 2 configuration or usage error; 3 source unreachable; 4 authentication
+    refused; 5 validation blocked publication; 6 a server broke the FHIR protocol; 7 another run holds the lock.
+    Add --debug anywhere for a traceback.
+    """
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"--log-format must be text or json, not {log_format!r}")
+    logs.configure("json" if log_format == "json" else "text", debug=_debug)
 
 
 @app.command("dictionary")
@@ -110,13 +122,14 @@ def demo_command(
     from ilp.demo import run_demo
 
     result = run_demo(out, typer.echo)
+    outcome = result.outcome
     typer.echo(f"demo done in {result.seconds:.0f} s")
-    typer.echo(f"  landing zone:          {out / 'zones' / 'landing'}")
-    typer.echo(f"  published cohort:      {result.snapshot} (Parquet, partitioned by centre; "
-               f"pointer {out / 'zones' / 'cohort' / 'published.json'})")
-    typer.echo(f"  Data Docs:             {result.data_docs}")
-    typer.echo(f"  report:                {result.report}")
-    typer.echo(f"  quarantine:            {out / 'zones' / 'quarantine'}")
+    typer.echo(f"  configuration:      {result.config} (its servers stop with the demo)")
+    typer.echo(f"  landing zone:       {out.resolve() / 'zones' / 'landing'}")
+    typer.echo(f"  published cohort:   {outcome.snapshot} (Parquet, partitioned by centre; pointer "
+               f"{out.resolve() / 'zones' / 'cohort' / 'published.json'})")
+    typer.echo(f"  Data Docs:          {outcome.data_docs}")
+    typer.echo(f"  report:             {outcome.report}")
 
 
 @app.command("ingest")
@@ -274,13 +287,101 @@ def analyse_command(
     typer.echo(f"tables: {result.folder / 'tables'} ({len(result.tables)} as CSV and Parquet)")
 
 
+ConfigOption = Annotated[Path, typer.Option("--config", help="The consortium's TOML configuration file.")]
+
+
+@app.command("run")
+def run_command(
+    config: ConfigOption,
+    centre: Annotated[list[str] | None, typer.Option("--centre", help="Only this centre (repeatable).")] = None,
+) -> None:
+    """Every stage for the consortium (or some centres): pull, transform, audit and publish, analyse.
+
+    Incremental and idempotent: a run with nothing new says so and changes nothing, so cron or any scheduler can
+    call it. Centres are locked while they run (exit 7 if another run holds a lock).
+
+    Examples:
+
+      ilp run --config consortium.toml
+
+      ilp run --config consortium.toml --centre aurora
+
+      ilp --log-format json run --config /etc/ilp/consortium.toml
+    """
+    from ilp.config import load_config
+    from ilp.run import run_consortium
+
+    log = logging.getLogger("ilp.run")
+    outcome = run_consortium(load_config(config), centre, echo=log.info)
+    if outcome.nothing_new:
+        log.info(f"done in {outcome.seconds:.1f} s: nothing new")
+        return
+    log.info(f"done in {outcome.seconds:.0f} s: published {outcome.snapshot}; Data Docs {outcome.data_docs}; "
+             f"report {outcome.report}")
+
+
+@app.command("status")
+def status_command(
+    config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Per centre: last landing run, watermarks, current resources, lock; and what is published.
+
+    Example: ilp status --config consortium.toml
+    """
+    from ilp.config import load_config
+    from ilp.status import status
+
+    state = status(load_config(config))
+    if as_json:
+        typer.echo(json.dumps(state, indent=2))
+        return
+    published = state["published"]
+    typer.echo(f"zones: {state['root']}")
+    typer.echo(f"published: {published['snapshot']} at {published['published_at']} ({', '.join(published['centres'])})"
+               if published else "published: nothing yet")
+    if state["last_validation"]:
+        v = state["last_validation"]
+        typer.echo(f"validation: {v['evaluated']} expectations, {v['critical_failures']} critical, "
+                   f"{v['warnings']} warnings; Data Docs {v['data_docs']}")
+    for centre_id, c in state["centres"].items():
+        current = sum(c["current_resources"].values())
+        typer.echo(f"{centre_id}: last landing {c['last_landing_run'] or '-'} ({c['last_landing_resources'] or 0} "
+                   f"resources), {c['landing_runs']} runs, {current} current resources, "
+                   f"{'published' if c['published'] else 'not published'}"
+                   + (f", running: {c['running']}" if c["running"] else ""))
+        for resource_type, watermark in sorted(c["watermarks"].items()):
+            typer.echo(f"    watermark {resource_type}: {watermark}")
+
+
+@app.command("query")
+def query_command(
+    sql: Annotated[str, typer.Argument(help="SQL over the published tables (patients, ..., cohort).")],
+    config: ConfigOption,
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """SQL over the published cohort (DuckDB; one view per canonical table).
+
+    Examples:
+
+      ilp query --config consortium.toml "SELECT centre_id, count(*) FROM cohort GROUP BY 1"
+
+      ilp query --config consortium.toml --csv "SELECT * FROM perfusions" > perfusions.csv
+    """
+    from ilp.config import load_config
+    from ilp.query import query
+
+    frame = query(load_config(config).root, sql)
+    typer.echo(frame.to_csv(index=False).rstrip("\n") if csv else frame.to_string(index=False))
+
+
 def run() -> None:
     """Console entry point: typed errors become their exit code and one clear line, no traceback."""
-    debug = "--debug" in sys.argv
+    global _debug
+    debug = _debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logs.configure("text", debug)  # until the callback has read --log-format
     try:
         code = app(standalone_mode=False)  # in this mode typer returns an Exit's code instead of exiting
     except IlpError as error:

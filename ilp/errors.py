@@ -41,3 +41,9 @@ class SourceProtocolError(IlpError):
     """A FHIR server answered, but not as FHIR says it should (bad JSON, wrong resource, broken paging)."""
 
     exit_code = 6
+
+
+class RunLocked(IlpError):
+    """Another run of the same centre holds its lock."""
+
+    exit_code = 7

@@ -67,6 +67,12 @@ class FhirTestServer:
             written += len(result["entry"])
         return written
 
+    def __enter__(self) -> FhirTestServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self.admin.close()
         self.process.terminate()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
 
+from ilp.demo import DemoResult, run_demo
 from ilp.fhir_server import FhirTestServer
 from ilp.spark import get_spark
 from ilp.synth import DEMO_CONSORTIUM, DEMO_SEED, RESOURCE_TYPES, generate
@@ -57,13 +59,22 @@ DemoRun = tuple[Path, str]
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """`ilp demo` run once for the suite (about two minutes): (its output folder, what it printed)."""
-    from typer.testing import CliRunner
+def demo_servers() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
 
-    from ilp.cli import app
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory, demo_servers: ExitStack) -> tuple[DemoResult, str]:
+    """The demo run once for the suite (about three minutes), its FHIR servers kept up for later runs; with what
+    it printed."""
     out = tmp_path_factory.mktemp("demo")
-    result = CliRunner().invoke(app, ["demo", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out, result.output
+    lines: list[str] = []
+    result = run_demo(out, lines.append, keep_servers=demo_servers)
+    return result, "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo: tuple[DemoResult, str]) -> DemoRun:
+    """(the demo's output folder, what it printed)."""
+    return demo[0].config.parent, demo[1]

@@ -24,8 +24,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def _snapshot(demo_run: DemoRun) -> Path:
-    (snapshot,) = (demo_run[0] / "zones" / "cohort" / "snapshots").glob("run=*")
-    return snapshot
+    return sorted((demo_run[0] / "zones" / "cohort" / "snapshots").glob("run=*"))[0]  # the demo's
 
 
 def _report_folder(demo_run: DemoRun) -> Path:

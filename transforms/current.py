@@ -56,6 +56,18 @@ class CurrentState:
     def merged_runs(self) -> list[str]:
         return list(self._pointer()["runs"])
 
+    def current_version(self) -> str | None:
+        version = self._pointer()["version"]
+        return str(version) if version else None
+
+    def record_merged(self, run_ids: list[str]) -> None:
+        """Record runs that changed nothing as merged, without writing a new version."""
+        pointer = self._pointer()
+        if not run_ids or pointer["version"] is None:
+            return
+        pointer["runs"] = sorted(set(pointer["runs"]) | set(run_ids))
+        write_json_atomically(self.pointer, pointer)
+
     def read(self, spark: SparkSession) -> DataFrame:
         version = self._pointer()["version"]
         if version is None:

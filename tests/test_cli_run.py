@@ -1,0 +1,158 @@
+"""`ilp run` as a scheduler calls it, on the demo consortium behind its FHIR servers: a second run finds nothing
+new and changes no published byte; after changes on a server, a third run picks up exactly those. Then the CLI's
+errors: each with its documented exit code and an actionable message, no traceback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from ilp.cli import app
+from ilp.demo import DemoResult
+from ilp.locks import lock_path
+from ilp.publication import published_snapshot
+from ilp.query import query
+
+Demo = tuple[DemoResult, str]
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with its content hash."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    """Run the real console entry point (exit codes and error lines as a scheduler sees them)."""
+    done = subprocess.run([sys.executable, "-m", "ilp", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def second_run(demo: Demo) -> tuple[DemoResult, dict[str, str], str]:
+    result, _ = demo
+    zones = result.config.parent / "zones"
+    before = {**_fingerprint(zones / "cohort"), **_fingerprint(zones / "reports")}
+    outcome = CliRunner().invoke(app, ["run", "--config", str(result.config)])
+    assert outcome.exit_code == 0, outcome.output
+    return result, before, outcome.output
+
+
+def test_a_second_run_finds_nothing_new_and_changes_nothing(
+        second_run: tuple[DemoResult, dict[str, str], str]) -> None:
+    result, before, output = second_run
+    assert "nothing new" in output
+    zones = result.config.parent / "zones"
+    assert {**_fingerprint(zones / "cohort"), **_fingerprint(zones / "reports")} == before
+    assert len(list((zones / "cohort" / "snapshots").glob("run=*"))) == 1
+
+
+def test_a_third_run_picks_up_exactly_the_server_changes(second_run: tuple[DemoResult, dict[str, str], str]) -> None:
+    result, _, _ = second_run
+    zones = result.config.parent / "zones"
+    first = published_snapshot(zones)
+    server = result.servers["aurora"]
+    with httpx.Client(base_url=server.base, timeout=30) as client:
+        patient = client.get("/Patient", params={"_count": 1}).json()["entry"][0]["resource"]
+        patient["gender"] = "female" if patient["gender"] == "male" else "male"
+        assert client.put(f"/Patient/{patient['id']}", json=patient).status_code == 200
+    code, output = _cli("run", "--config", str(result.config))
+    assert code == 0, output
+    assert "aurora: landed 1 resources, 1 new versions or deletions" in output
+    assert "borealis: landed 0 resources, 0 new versions or deletions" in output
+    snapshot = published_snapshot(zones)
+    assert snapshot != first
+    changed = query(zones, f"SELECT sex FROM patients WHERE centre_id = 'aurora' AND sex = '{patient['gender']}'")
+    before = duckdb.sql(f"SELECT count(*) FROM read_parquet('{first}/patients/centre_id=aurora/*.parquet') "
+                        f"WHERE sex = '{patient['gender']}'").fetchall()
+    assert len(changed) == before[0][0] + 1
+    for centre in ("borealis", "cascade"):  # carried over unchanged
+        assert _fingerprint(snapshot / "cohort" / f"centre_id={centre}") == \
+            _fingerprint(first / "cohort" / f"centre_id={centre}")
+
+
+def test_status_and_query_work_on_the_demo_output(second_run: tuple[DemoResult, dict[str, str], str]) -> None:
+    result, _, _ = second_run
+    code, output = _cli("status", "--config", str(result.config), "--json")
+    assert code == 0, output
+    state = json.loads(output[output.index("{"):])
+    assert state["published"]["centres"] == ["aurora", "borealis", "cascade"]
+    assert all(c["published"] and c["watermarks"] for c in state["centres"].values())
+    code, output = _cli("query", "--config", str(result.config), "--csv",
+                        "SELECT centre_id, count(*) AS patients FROM cohort GROUP BY 1 ORDER BY 1")
+    assert code == 0, output
+    assert output.strip().splitlines()[-3:] == ["aurora,41", "borealis,208", "cascade,54"]
+
+
+def test_duckdb_reads_the_published_parquet_as_documented(second_run: tuple[DemoResult, dict[str, str], str]) -> None:
+    result, _, _ = second_run
+    zones = result.config.parent / "zones"
+    snapshot = json.loads((zones / "cohort" / "published.json").read_text())["snapshot"]
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{zones / 'cohort' / snapshot}/cohort/*/*.parquet', "
+                      "hive_partitioning = true)").fetchall()
+    assert rows == [(303,)]
+
+
+@pytest.mark.parametrize(("config", "args", "exit_code", "message"), [
+    ("missing", [], 2, "no such configuration file"),
+    ('name = "x"\nroot = "z"\n', [], 2, "secret: required key is missing"),
+    ('name = "x"\nroot = "z"\nsecret = { env = "ILP_TEST_UNSET_SECRET" }\n[[centres]]\nid = "a"\n'
+     'source = { kind = "rest", base_url = "http://127.0.0.1:9/fhir", max_attempts = 1 }\n', [], 3, "127.0.0.1:9"),
+])
+def test_errors_have_their_exit_code_and_no_traceback(tmp_path: Path, config: str, args: list[str], exit_code: int,
+                                                      message: str) -> None:
+    path = tmp_path / "consortium.toml"
+    if config != "missing":
+        path.write_text(config)
+    code, output = _cli("run", "--config", str(path), *args)
+    assert code == exit_code and message in output and "Traceback" not in output, output
+
+
+def test_bad_credentials_exit_4(fhir_server: object, tmp_path: Path) -> None:
+    from ilp.fhir_server import FhirTestServer
+
+    assert isinstance(fhir_server, FhirTestServer)
+    fhir_server.configure(auth={"mode": "basic", "username": "etl", "password": "right"})
+    path = tmp_path / "consortium.toml"
+    path.write_text(f'name = "x"\nroot = "{tmp_path / "z"}"\nsecret = {{ env = "ILP_TEST_SECRET" }}\n'
+                    f'[[centres]]\nid = "a"\n[centres.source]\nkind = "rest"\nbase_url = "{fhir_server.base}"\n'
+                    'auth = { kind = "basic", username = "etl", password = { env = "ILP_TEST_PASSWORD" } }\n')
+    os.environ["ILP_TEST_PASSWORD"] = "wrong-password-value"
+    try:
+        code, output = _cli("run", "--config", str(path))
+    finally:
+        del os.environ["ILP_TEST_PASSWORD"]
+    assert code == 4 and "Traceback" not in output and "wrong-password-value" not in output, output
+
+
+def test_a_held_lock_stops_a_second_run_and_names_its_holder(demo: Demo) -> None:
+    result, _ = demo
+    zones = result.config.parent / "zones"
+    holder = lock_path(zones, "aurora")
+    holder.write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid(), "started": "2026-11-28T00:00Z"}))
+    try:
+        code, output = _cli("run", "--config", str(result.config), "--centre", "aurora")
+    finally:
+        holder.unlink()
+    assert code == 7 and f"pid {os.getpid()}" in output and str(holder) in output, output
+
+
+def test_a_stale_lock_from_a_killed_run_is_taken_over(demo: Demo) -> None:
+    result, _ = demo
+    zones = result.config.parent / "zones"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock_path(zones, "aurora").write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout),
+                                                      "started": "2026-11-28T00:00Z"}))
+    code, output = _cli("run", "--config", str(result.config), "--centre", "aurora")
+    assert code == 0 and "stale lock" in output and "nothing new" in output, output
+    assert not lock_path(zones, "aurora").exists()
