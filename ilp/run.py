@@ -22,6 +22,7 @@ from ilp.config import BulkSource, CentreConfig, ConsortiumConfig, FilesSource, 
 from ilp.locks import centre_locks
 from ilp.model import TABLES
 from ilp.publication import published_snapshot, read_pointer
+from ilp.spark import get_spark
 from transforms.changes import pending_changes, record_unchanged
 from transforms.pipeline import CentreSettings, new_run_id, transform_centre
 
@@ -90,8 +91,6 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
         outcome.snapshot = _transform(config, changed, new_run_id(), echo)
         if pointer:
             _carry_over(published_snapshot(root), outcome.snapshot, {c.id for c in changed})
-        from ilp.spark import get_spark
-
         publication = audit_and_publish(get_spark(config.spark), root, outcome.snapshot)
         outcome.data_docs = publication.report.data_docs
         echo(f"published {outcome.snapshot.name}: {publication.report.evaluated} expectations, "
@@ -108,8 +107,6 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
 
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
                echo: Callable[[str], None]) -> Path:
-    from ilp.spark import get_spark
-
     spark = get_spark(config.spark)
     secret = config.secret.ref().resolve()
     snapshot = Path()
