@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from expectations.suites import all_suites, index_columns
 from ilp.fileio import write_json_atomically
 
 SAMPLE_KEYS = 5
+PARALLEL_SUITES = 3
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
@@ -97,14 +99,24 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path) -> Valida
     report = ValidationReport(snapshot, folder)
     (folder / "results").mkdir(parents=True, exist_ok=True)
     run_name = snapshot.name.removeprefix("run=")  # Data Docs put it in paths: keep URL-safe
-    for name, suite in all_suites().items():
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("snapshot")
-        result = _run(context, batch, suite, frames[name], {"result_format": "BOOLEAN_ONLY"}, run_name)
+    suites = all_suites()
+    batches = {name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("snapshot")
+               for name in suites}
+    definitions = {name: _definition(context, batches[name], suite) for name, suite in suites.items()}
+
+    def first_pass(name: str) -> ExpectationSuiteValidationResult:
+        return _run(definitions[name], frames[name], {"result_format": "BOOLEAN_ONLY"}, run_name)
+
+    # Suites are independent: running them side by side overlaps one suite's Python work (GX builds every
+    # metric through py4j) with another's Spark jobs.
+    with ThreadPoolExecutor(max_workers=PARALLEL_SUITES) as pool:
+        results = dict(zip(suites, pool.map(first_pass, suites), strict=True))
+    for name, result in results.items():
         report.evaluated += len(result.results)
         failed = [r.expectation_config for r in result.results if not r.success and r.expectation_config]
         if failed:  # a second pass on the failures alone collects counts and offending keys (4x the cost)
             details = gx.ExpectationSuite(name=f"{name}-failures", expectations=failed)
-            result = _run(context, batch, details, frames[name], {
+            result = _run(_definition(context, batches[name], details), frames[name], {
                 "result_format": "SUMMARY", "unexpected_index_column_names": index_columns(name),
                 "partial_unexpected_count": SAMPLE_KEYS}, run_name)
             report.findings.extend(_findings(name, result))
@@ -132,10 +144,13 @@ def _context(docs: Path) -> Any:
     return context
 
 
-def _run(context: Any, batch: Any, suite: gx.ExpectationSuite, frame: DataFrame, result_format: dict[str, Any],
-         run_name: str) -> ExpectationSuiteValidationResult:
-    definition = context.validation_definitions.add(
+def _definition(context: Any, batch: Any, suite: gx.ExpectationSuite) -> gx.ValidationDefinition:
+    return context.validation_definitions.add(
         gx.ValidationDefinition(name=suite.name, data=batch, suite=context.suites.add(suite)))
+
+
+def _run(definition: gx.ValidationDefinition, frame: DataFrame, result_format: dict[str, Any],
+         run_name: str) -> ExpectationSuiteValidationResult:
     return definition.run(batch_parameters={"dataframe": frame}, result_format=result_format,
                           run_id=RunIdentifier(run_name=run_name))
 
