@@ -83,6 +83,7 @@ def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Con
     assert {t.name: _rows(spark, later.snapshot, t.name) for t in TABLES} == before
 
 
+@pytest.mark.cluster
 def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSession, demo_consortium: Consortium,
                                                                 tmp_path: Path) -> None:
     """local-cluster[2,1,1024] runs two executor JVMs: nothing may rely on state held by the driver."""
