@@ -109,9 +109,9 @@ def centre_comparisons(data: CohortData) -> pd.DataFrame:
     if len(data.centres) > 1:
         for section, variable, column, levels in (*TABLE1_CATEGORIES, *RESPONSE_CATEGORIES, *OUTCOME_CATEGORIES):
             frame = _denominator(data.cohort, column)
-            counts = pd.crosstab(frame["centre_id"], frame[column].map(dict(levels)))
-            if len(levels) == 1:  # yes/no variable: compare yes against everyone else
-                counts = pd.crosstab(frame["centre_id"], frame[column].eq(levels[0][0]))
+            # a yes/no variable compares yes against everyone else; a categorical one its listed levels
+            category = frame[column].eq(levels[0][0]) if len(levels) == 1 else frame[column].map(dict(levels))
+            counts = pd.crosstab(frame["centre_id"], category)
             result = compare_groups(counts.to_numpy())
             rows.append({"section": section, "variable": variable, "test": result.test,
                          "statistic": result.statistic, "p_value": result.p_value})

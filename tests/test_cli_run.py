@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from ilp.cli import app
 from ilp.demo import DemoResult
+from ilp.fhir_server import FhirTestServer
 from ilp.locks import lock_path
 from ilp.publication import published_snapshot
 from ilp.query import query
@@ -118,10 +119,7 @@ def test_errors_have_their_exit_code_and_no_traceback(tmp_path: Path, config: st
     assert code == exit_code and message in output and "Traceback" not in output, output
 
 
-def test_bad_credentials_exit_4(fhir_server: object, tmp_path: Path) -> None:
-    from ilp.fhir_server import FhirTestServer
-
-    assert isinstance(fhir_server, FhirTestServer)
+def test_bad_credentials_exit_4(fhir_server: FhirTestServer, tmp_path: Path) -> None:
     fhir_server.configure(auth={"mode": "basic", "username": "etl", "password": "right"})
     path = tmp_path / "consortium.toml"
     path.write_text(f'name = "x"\nroot = "{tmp_path / "z"}"\nsecret = {{ env = "ILP_TEST_SECRET" }}\n'

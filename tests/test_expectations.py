@@ -143,7 +143,7 @@ def test_a_patient_at_two_centres_is_a_warning_not_a_block(spark: SparkSession, 
     assert read_pointer(published)["snapshot"] == "snapshots/run=two-centres"  # type: ignore[index]
 
 
-def test_a_killed_validation_publishes_nothing(spark: SparkSession, published: Path) -> None:
+def test_a_killed_validation_publishes_nothing(published: Path) -> None:
     pointer_before = (published / POINTER).read_bytes()
     patients_before = len(read_snapshot(published_snapshot(published)).cohort)
     snapshot = _copy(published, "killed")
