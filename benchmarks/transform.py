@@ -28,7 +28,7 @@ from ilp.secrets import Secret
 from ilp.spark import get_spark
 from ilp.synth import generate, scaled_consortium
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from transforms.pipeline import CentreSettings, transform_centre
+from transforms.pipeline import CentreSettings, TransformOptions, transform
 from transforms.schema import RESOURCE
 
 
@@ -72,10 +72,9 @@ def main() -> None:
 
         secret = Secret("benchmark-consortium-secret-0123456789")
         started = time.perf_counter()
-        for profile in profiles:
-            maps = tuple(sorted((work / "synthetic" / profile.centre_id / "conceptmaps").glob("*.json")))
-            transform_centre(spark, zones, CentreSettings(profile.centre_id, maps, NATIONAL_ID_SYSTEM), secret,
-                             "bench")
+        centres = [CentreSettings(p.centre_id, tuple(sorted((work / "synthetic" / p.centre_id / "conceptmaps")
+                                                            .glob("*.json")))) for p in profiles]
+        transform(spark, zones, centres, secret, "bench", TransformOptions(NATIONAL_ID_SYSTEM))
         transform_s = time.perf_counter() - started
         rate = total / transform_s
         print(f"transform: landing -> staged cohort: {transform_s:.1f} s ({rate:,.0f} resources/s), "

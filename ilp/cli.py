@@ -201,18 +201,17 @@ def transform_command(
     """
     from ilp.secrets import SecretRef
     from ilp.spark import get_spark
-    from transforms.pipeline import CentreSettings, new_run_id, transform_centre
+    from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
 
     if (secret_env is None) == (secret_file is None):
         raise ConfigError("the consortium secret is required for pseudonymisation: give --secret-env or "
                           "--secret-file (there is no default key)")
     secret = SecretRef(env=secret_env, file=secret_file).resolve()
     spark = get_spark(_spark_overrides(spark_conf))
-    run_id = new_run_id()
-    for centre_id in centre:
-        maps = tuple(sorted((conceptmaps / centre_id).glob("*.json"))) if conceptmaps else ()
-        settings = CentreSettings(centre_id, maps, identifier_system, shift_dates)
-        report = transform_centre(spark, root, settings, secret, run_id)
+    settings = [CentreSettings(c, tuple(sorted((conceptmaps / c).glob("*.json"))) if conceptmaps else ())
+                for c in centre]
+    reports = transform(spark, root, settings, secret, new_run_id(), TransformOptions(identifier_system, shift_dates))
+    for centre_id, report in reports.items():
         quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
         typer.echo(f"{centre_id}: {report.rows['cohort']} patients, {quarantined} resources quarantined, "
                    f"{report.unmapped_codes} unmapped codes -> {report.snapshot}")

@@ -24,7 +24,7 @@ from ilp.model import TABLES
 from ilp.publication import published_snapshot, read_pointer
 from ilp.spark import get_spark
 from transforms.changes import pending_changes, record_unchanged
-from transforms.pipeline import CentreSettings, new_run_id, transform_centre
+from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
 
 
 @dataclass
@@ -108,17 +108,15 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
                echo: Callable[[str], None]) -> Path:
     spark = get_spark(config.spark)
-    secret = config.secret.ref().resolve()
-    snapshot = Path()
-    for centre in centres:
-        maps = tuple(sorted(centre.conceptmaps.glob("*.json"))) if centre.conceptmaps else ()
-        settings = CentreSettings(centre.id, maps, config.identifier_system, config.shift_dates)
-        report = transform_centre(spark, config.root, settings, secret, run_id)
+    settings = [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else ())
+                for c in centres]
+    reports = transform(spark, config.root, settings, config.secret.ref().resolve(), run_id,
+                        TransformOptions(config.identifier_system, config.shift_dates))
+    for centre_id, report in reports.items():
         quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
-        echo(f"{centre.id}: transformed {report.rows['cohort']} patients, {quarantined} resources quarantined, "
+        echo(f"{centre_id}: transformed {report.rows['cohort']} patients, {quarantined} resources quarantined, "
              f"{report.unmapped_codes} unmapped codes")
-        snapshot = report.snapshot
-    return snapshot
+    return config.root / "cohort" / "snapshots" / f"run={run_id}"
 
 
 def _carry_over(published: Path, snapshot: Path, transformed: set[str]) -> None:

@@ -23,6 +23,9 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "spark.driver.memory": "2g",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # Tables are read back partitioned by centre and joined on `centre_id`: dynamic partition pruning then plans a
+    # pruning subquery per join (the cohort's 15 joins took 50 s to plan); the partitions are small anyway.
+    "spark.sql.optimizer.dynamicPartitionPruning.enabled": "false",
     "spark.sql.parquet.compression.codec": "zstd",
     # Arrow makes toPandas()/createDataFrame(pandas) fast for the analytics and ground-truth comparisons.
     "spark.sql.execution.arrow.pyspark.enabled": "true",

@@ -94,7 +94,6 @@ def _unreconciled(snapshot: Path) -> None:
 BREAKS: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "death-before-ilp": (lambda s: _edit(s, "cohort", _death_before_ilp), "cohort", "first_ilp_date <= death_date"),
     "grade-vi": (lambda s: _edit(s, "toxicities", _grade_vi), "toxicities", "expect_column_values_to_be_in_set"),
-    "missing-drug": (lambda s: _edit(s, "perfusions", _missing_drug), "perfusions", "every perfusion has its tnf"),
     "duplicate-key": (lambda s: _edit(s, "patients", _duplicate_key), "patients", "key unique per centre"),
     "unreconciled": (_unreconciled, "reconciliation", "rows in the snapshot = rows in the manifest"),
 }
@@ -127,6 +126,19 @@ def test_broken_data_blocks_publication_and_names_the_expectation(spark: SparkSe
     failed = [f for f in summary["findings"] if f["severity"] == "critical"]
     assert failed and all(f["sample_keys"] or f["observed"] is not None for f in failed)
     assert not re.search(r"\d{4}-\d{2}-\d{2}", message)  # keys only: no dates or values in the summary
+
+
+def test_blocked_validation_exits_5_from_the_cli_with_an_actionable_message(published: Path) -> None:
+    pointer_before = (published / POINTER).read_bytes()
+    snapshot = _copy(published, "broken-cli")
+    _edit(snapshot, "perfusions", _missing_drug)
+    done = subprocess.run([sys.executable, "-m", "ilp", "validate", "--root", str(published), "--snapshot",
+                           str(snapshot)], capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 5, output
+    assert "every perfusion has its tnf" in output and "perfusions" in output and "Traceback" not in output
+    assert "previous publication is unchanged" in output and str(published / "validation") in output
+    assert (published / POINTER).read_bytes() == pointer_before
 
 
 def test_a_patient_at_two_centres_is_a_warning_not_a_block(spark: SparkSession, published: Path) -> None:

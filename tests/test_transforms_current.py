@@ -13,7 +13,8 @@ from connectors import LandingZone, RestSettings, RestSource, ingest
 from connectors.progress import LogProgress
 from ilp.fhir_server import FhirTestServer
 from tests.landing_helpers import change_server, server_versions
-from transforms.current import CurrentState
+from transforms.codes import CodeLookup
+from transforms.current import CurrentState, MergeReport, merge
 from transforms.landed import completed_runs
 
 TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
@@ -29,6 +30,10 @@ def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, 
     return state
 
 
+def _merge(spark: SparkSession, root: Path, centre: str, types: tuple[str, ...], run: str) -> MergeReport:
+    return merge(spark, root, {centre: completed_runs(root / "landing", centre)}, types, CodeLookup(), run)[centre]
+
+
 def _pull(server: FhirTestServer, root: Path) -> None:
     with RestSource(RestSettings(server.base)) as source:
         ingest(source, LandingZone(root, "aurora"), progress=LogProgress())
@@ -39,18 +44,18 @@ def test_merge_applies_updates_additions_and_deletions_and_reruns_change_nothing
     fhir_server.load_centre(demo_consortium[0] / "aurora")
     state = CurrentState(tmp_path, "aurora")
     _pull(fhir_server, tmp_path)
-    first = state.merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t1")
+    first = _merge(spark, tmp_path, "aurora", TYPES, "t1")
     assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
     assert first.counts["Observation"]["in"] == first.counts["Observation"]["current"] == 526
     time.sleep(0.01)
     change_server(fhir_server)
     _pull(fhir_server, tmp_path)
-    second = state.merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t2")
+    second = _merge(spark, tmp_path, "aurora", TYPES, "t2")
     assert len(second.merged_runs) == 1
     assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
     assert second.counts["Observation"]["previous_replaced"] == 3
     pointer = state.pointer.read_text()
-    again = state.merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t3")
+    again = _merge(spark, tmp_path, "aurora", TYPES, "t3")
     assert again.nothing_new and state.pointer.read_text() == pointer
 
 
@@ -61,7 +66,7 @@ def test_the_same_resource_landed_twice_is_one_current_row(spark: SparkSession, 
     for _ in range(2):
         with RestSource(RestSettings(fhir_server.base)) as source:
             ingest(source, zone, incremental=False, progress=LogProgress())
-    report = CurrentState(tmp_path, "aurora").merge(spark, completed_runs(tmp_path / "landing", "aurora"), TYPES, "t")
+    report = _merge(spark, tmp_path, "aurora", TYPES, "t")
     assert report.counts["Patient"] == {**report.counts["Patient"], "in": 82, "current": 41, "superseded": 41}
     assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
 
@@ -77,7 +82,7 @@ def test_lines_that_are_not_resources_are_quarantined_and_counts_reconcile(spark
         '{"resourceType":"Patient"',
         '{"resourceType":"Observation","id":"o1"}',
         '{"id":"p3"}']) + "\n")
-    report = CurrentState(tmp_path, "x").merge(spark, completed_runs(tmp_path / "landing", "x"), ("Patient",), "t")
+    report = _merge(spark, tmp_path, "x", ("Patient",), "t")
     counts = report.counts["Patient"]
     assert counts["in"] == 5 and counts["current"] == 2 and counts["quarantined"] == 3
     assert counts["in"] == counts["current"] + counts["superseded"] + counts["deleted"] + counts["quarantined"]

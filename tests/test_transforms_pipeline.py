@@ -15,7 +15,7 @@ from connectors.progress import LogProgress
 from ilp.model import TABLES
 from ilp.secrets import Secret
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from transforms.pipeline import CentreSettings, read_manifest, transform_centre
+from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, read_manifest, transform
 
 SECRET = Secret("test-consortium-secret-0123456789")
 Consortium = tuple[Path, dict[str, Any]]
@@ -26,9 +26,11 @@ def _land(folder: Path, root: Path, centre: str) -> None:
         ingest(source, LandingZone(root, centre), progress=LogProgress())
 
 
-def _settings(folder: Path, centre: str, with_maps: bool = True) -> CentreSettings:
+def _transform(spark: SparkSession, root: Path, folder: Path, centre: str, run_id: str, with_maps: bool = True,
+               shift_dates: bool = False) -> TransformReport:
     maps = tuple(sorted((folder / "conceptmaps").glob("*.json"))) if with_maps else ()
-    return CentreSettings(centre, maps, NATIONAL_ID_SYSTEM)
+    return transform(spark, root, [CentreSettings(centre, maps)], SECRET, run_id,
+                     TransformOptions(NATIONAL_ID_SYSTEM, shift_dates))[centre]
 
 
 def _rows(spark: SparkSession, snapshot: Path, table: str) -> list[tuple[Any, ...]]:
@@ -41,7 +43,7 @@ def test_every_resource_is_used_and_tables_match_the_truth_counts(spark: SparkSe
                                                                   tmp_path: Path, centre: str) -> None:
     folder = demo_consortium[0] / centre
     _land(folder, tmp_path, centre)
-    report = transform_centre(spark, tmp_path, _settings(folder, centre), SECRET, "r1")
+    report = _transform(spark, tmp_path, folder, centre, "r1")
     for table in TABLES:
         assert report.rows[table.name] == pq.read_metadata(folder / "truth" / f"{table.name}.parquet").num_rows
         written = spark.read.parquet(str(report.snapshot / table.name))
@@ -57,7 +59,7 @@ def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSes
                                                                  tmp_path: Path) -> None:
     folder = demo_consortium[0] / "borealis"
     _land(folder, tmp_path, "borealis")
-    report = transform_centre(spark, tmp_path, _settings(folder, "borealis", with_maps=False), SECRET, "r1")
+    report = _transform(spark, tmp_path, folder, "borealis", "r1", with_maps=False)
     assert report.rows["tumours"] == 0 and report.rows["perfusions"] == 0 and report.rows["patients"] == 208
     observations = report.reconciliation["Observation"]
     assert observations["used"] == 0 and observations["quarantined"] == observations["resources"] > 0
@@ -75,11 +77,11 @@ def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSes
 def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:
     folder = demo_consortium[0] / "cascade"
     _land(folder, tmp_path, "cascade")
-    first = transform_centre(spark, tmp_path, _settings(folder, "cascade"), SECRET, "r1")
+    first = _transform(spark, tmp_path, folder, "cascade", "r1")
     before = {t.name: _rows(spark, first.snapshot, t.name) for t in TABLES}
-    again = transform_centre(spark, tmp_path, _settings(folder, "cascade"), SECRET, "r1")
+    again = _transform(spark, tmp_path, folder, "cascade", "r1")
     assert again.merged_runs == [] and {t.name: _rows(spark, again.snapshot, t.name) for t in TABLES} == before
-    later = transform_centre(spark, tmp_path, _settings(folder, "cascade"), SECRET, "r2")
+    later = _transform(spark, tmp_path, folder, "cascade", "r2")
     assert {t.name: _rows(spark, later.snapshot, t.name) for t in TABLES} == before
 
 
@@ -94,7 +96,7 @@ def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSess
     folder = demo_consortium[0] / "cascade"
     _land(folder, tmp_path / "local", "cascade")
     shutil.copytree(tmp_path / "local", tmp_path / "cluster")
-    local = transform_centre(spark, tmp_path / "local", _settings(folder, "cascade"), SECRET, "r1")
+    local = _transform(spark, tmp_path / "local", folder, "cascade", "r1")
     key = tmp_path / "key"
     key.write_text(SECRET.reveal())
     command = [sys.executable, "-m", "ilp", "transform", "--centre", "cascade", "--root", str(tmp_path / "cluster"),
@@ -109,14 +111,11 @@ def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSess
 
 def test_shifted_dates_keep_every_interval_and_endpoint(spark: SparkSession, demo_consortium: Consortium,
                                                         tmp_path: Path) -> None:
-    from dataclasses import replace
-
     folder = demo_consortium[0] / "aurora"
     for variant in ("plain", "shifted"):
         _land(folder, tmp_path / variant, "aurora")
-    plain = transform_centre(spark, tmp_path / "plain", _settings(folder, "aurora"), SECRET, "r1")
-    shifted = transform_centre(spark, tmp_path / "shifted", replace(_settings(folder, "aurora"), shift_dates=True),
-                               SECRET, "r1")
+    plain = _transform(spark, tmp_path / "plain", folder, "aurora", "r1")
+    shifted = _transform(spark, tmp_path / "shifted", folder, "aurora", "r1", shift_dates=True)
     a = {r["patient_id"]: r for r in spark.read.parquet(str(plain.snapshot / "cohort")).collect()}
     b = {r["patient_id"]: r for r in spark.read.parquet(str(shifted.snapshot / "cohort")).collect()}
     offsets = {p: (b[p]["diagnosis_date"] - a[p]["diagnosis_date"]).days for p in a}

@@ -45,10 +45,9 @@ def record_unchanged(root: Path, centre_id: str) -> list[str]:
 
 
 def _known_versions(state: CurrentState) -> set[tuple[str, str, str | None]]:
-    version = state.current_version()
-    if version is None:
+    if not state.has_resources():
         return set()
-    table = pq.read_table(state.folder / version, columns=["resource_type", "id", "last_updated"],
+    table = pq.read_table(state.folder / str(state.current_version()), columns=["resource_type", "id", "last_updated"],
                           partitioning="hive")
     return set(zip(table.column("resource_type").to_pylist(), table.column("id").to_pylist(),
                    table.column("last_updated").to_pylist(), strict=True))

@@ -1,39 +1,85 @@
-"""Harmonise codings: the canonical value a CodeableConcept means, through the canonical ValueSets and the
+"""Harmonise codings: the canonical value a CodeableConcept means, through the canonical ValueSets and each
 centre's ConceptMaps (local code -> standard coding -> canonical value), as Spark map lookups.
 
 The lookup tables are literals in the plan (a few hundred entries), so nothing depends on driver-side state and
-the same plan runs on a cluster.
+the same plan runs on a cluster. One plan serves every centre: a centre's local codes are looked up under its
+`centre_id`, so the rows being harmonised must carry that column. The literal maps are built once per ValueSet
+and reused by every expression (building them is hundreds of calls into the JVM).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Mapping
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from ilp.terminology import ConceptMapIndex, valueset, valuesets
 
+# The ValueSet that says what a resource of each type is (its `kind`), and the element coding it.
+KIND_VALUESETS = {"Observation": ("observation", "code"), "Condition": ("condition", "code"),
+                  "Procedure": ("procedure", "code"), "MedicationAdministration": ("medication",
+                                                                                  "medicationCodeableConcept")}
+
 
 def _key(system: str | None, code: str | None) -> str:
     return f"{system or ''}|{code or ''}"
 
 
+def _literal_map(table: Mapping[str, str]) -> Column:
+    if not table:
+        return F.create_map().cast("map<string,string>")
+    return F.create_map(*[F.lit(x) for pair in table.items() for x in pair])
+
+
 class CodeLookup:
-    """Canonical values of codings for one centre: the ValueSets, plus whatever its ConceptMaps translate."""
+    """Canonical values of codings at every centre: the ValueSets, plus whatever each centre's ConceptMaps
+    translate (a standard code always keeps its standard meaning)."""
 
-    def __init__(self, conceptmaps: ConceptMapIndex | None = None) -> None:
-        self.conceptmaps = conceptmaps or ConceptMapIndex({})
+    def __init__(self, conceptmaps: Mapping[str, ConceptMapIndex] | None = None) -> None:
+        self.conceptmaps = dict(conceptmaps or {})
+        self._maps: dict[str, tuple[Column, Column]] = {}
 
-    def table(self, valueset_name: str) -> dict[str, str]:
+    def canonical_table(self, valueset_name: str) -> dict[str, str]:
+        """`system|code` -> canonical value, from the ValueSet alone."""
         canonical = valueset(valueset_name)
-        table = {_key(c.system, c.code): value for value, codings in canonical.codings.items() for c in codings}
-        for (system, code), targets in self.conceptmaps.targets.items():
-            value = next((canonical.lookup(t.system, t.code) for t in targets
-                          if canonical.lookup(t.system, t.code)), None)
-            if value is not None:
-                table.setdefault(_key(system, code), value)
+        return {_key(c.system, c.code): value for value, codings in canonical.codings.items() for c in codings}
+
+    def local_table(self, valueset_name: str) -> dict[str, str]:
+        """`centre|system|code` -> canonical value, for the local codes each centre's ConceptMaps translate."""
+        canonical = valueset(valueset_name)
+        table = {}
+        for centre_id, index in self.conceptmaps.items():
+            for (system, code), targets in index.targets.items():
+                value = next((canonical.lookup(t.system, t.code) for t in targets
+                              if canonical.lookup(t.system, t.code)), None)
+                if value is not None:
+                    table[f"{centre_id}|{_key(system, code)}"] = value
         return table
+
+    def _lookup_maps(self, valueset_name: str) -> tuple[Column, Column]:
+        if valueset_name not in self._maps:
+            self._maps[valueset_name] = (_literal_map(self.canonical_table(valueset_name)),
+                                         _literal_map(self.local_table(valueset_name)))
+        return self._maps[valueset_name]
+
+    def fingerprint(self, centre_id: str) -> str:
+        """Changes whenever what a code of the centre means changes (a ValueSet or one of its ConceptMaps)."""
+        tables = {name: (self.canonical_table(name), sorted(
+            (k, v) for k, v in self.local_table(name).items() if k.startswith(f"{centre_id}|")))
+            for name in sorted(valuesets())}
+        return hashlib.sha256(json.dumps(tables, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+    def kind(self) -> Column:
+        """What a resource (columns `resource_type`, `r`, `centre_id`) is: the canonical value of its code in its
+        type's ValueSet (`bmi`, `ilp`, `primary_sarcoma`), or null."""
+        kind = F.lit(None).cast("string")
+        for resource_type, (valueset_name, element) in KIND_VALUESETS.items():
+            kind = F.when(F.col("resource_type") == resource_type,
+                          self.value(valueset_name, F.col(f"r.{element}"))).otherwise(kind)
+        return kind
 
     def value(self, valueset_name: str, concept: Column) -> Column:
         """The canonical value of the first coding of `concept` that means something in the ValueSet."""
@@ -45,15 +91,11 @@ class CodeLookup:
 
     def values(self, valueset_name: str, codings: Column) -> Column:
         """The canonical values of every one of `codings` that means something in the ValueSet, in order."""
-        table = self.table(valueset_name)
-        if not table:
-            return F.array().cast("array<string>")
-        lookup = F.create_map(*[F.lit(x) for pair in table.items() for x in pair])
-        mapped = F.transform(F.coalesce(codings, F.array()), lambda c: F.try_element_at(lookup, F.concat_ws(
-            "|", F.coalesce(c["system"], F.lit("")), F.coalesce(c["code"], F.lit("")))))
-        return F.filter(mapped, lambda v: v.isNotNull())
+        canonical, local = self._lookup_maps(valueset_name)
 
-    def known(self, codings: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (system, code) pairs some canonical ValueSet or ConceptMap gives a meaning (for reports)."""
-        every = {k for name in valuesets() for k in self.table(name)}
-        return {(s, c) for s, c in codings if _key(s, c) in every}
+        def meaning(coding: Column) -> Column:
+            key = F.concat_ws("|", F.coalesce(coding["system"], F.lit("")), F.coalesce(coding["code"], F.lit("")))
+            return F.coalesce(F.try_element_at(canonical, key),
+                              F.try_element_at(local, F.concat_ws("|", F.col("centre_id"), key)))
+
+        return F.filter(F.transform(F.coalesce(codings, F.array()), meaning), lambda v: v.isNotNull())

@@ -1,9 +1,15 @@
 """Current state: the latest version of every resource of a centre, after all landed runs and deletions.
 
-`resources/centre=<id>/v=<version>/` holds one Parquet dataset (partitioned by resource type) and
-`resources/centre=<id>/current.json` points at it and lists the landing runs merged into it. A merge writes a
-new version, then switches the pointer atomically: a crash mid-write leaves the previous state in force, and
-merging runs that are already merged changes nothing.
+`resources/centre=<id>/v=<version>/` holds one Parquet dataset of the resources parsed with the explicit
+schema, partitioned by type and kind (what the resource's code means: `Observation/kind=recist`), and
+`resources/centre=<id>/current.json` points at it and lists the landing runs merged into it. Each line is parsed
+once, here; tables read only the parsed elements they use (Parquet prunes nested columns) and just the
+partitions of the kinds they use. A state written under another schema, or under other ValueSets or
+ConceptMaps, is rebuilt from every landed run, which the landing zone keeps.
+
+A merge handles several centres in one Spark pass (one read, one window, one write: a job's fixed cost is most
+of a small centre's merge), then gives each centre its new version and switches its pointer atomically: a crash
+mid-write leaves the previous state in force, and merging runs that are already merged changes nothing.
 
 Newest wins by `meta.lastUpdated`, then by landing run; a tombstone deletes the resource unless a version newer
 than the deletion exists. Every landed line ends up counted: current, superseded, deleted or quarantined.
@@ -11,23 +17,29 @@ than the deletion exists. Every landed line ends up counted: current, superseded
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ilp.fileio import write_json_atomically
-from transforms.landed import TOMBSTONES, LandedRun, read_lines
+from transforms.codes import CodeLookup
+from transforms.landed import TOMBSTONES, LandedRun, parsed, read_lines
 from transforms.quarantine import write_quarantine
+from transforms.schema import RESOURCE
 
-COLUMNS = "resource_type string, id string, version_id string, last_updated string, run_id string, json string"
-KEYS = "resourceType string, id string, meta struct<versionId: string, lastUpdated: string>"
+COLUMNS = ("centre_id", "resource_type", "kind", "id", "version_id", "last_updated", "run_id", "r")
+STATE_SCHEMA = ("centre_id string, resource_type string, kind string, id string, version_id string, "
+                f"last_updated string, run_id string, r {RESOURCE.simpleString()}")
+SCHEMA_ID = hashlib.sha256(RESOURCE.json().encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -69,85 +81,129 @@ class CurrentState:
         write_json_atomically(self.pointer, pointer)
 
     def read(self, spark: SparkSession) -> DataFrame:
-        version = self._pointer()["version"]
-        if version is None:
-            return spark.createDataFrame([], COLUMNS)
-        return spark.read.parquet(str(self.folder / version)).select(*[c.split()[0] for c in COLUMNS.split(", ")])
+        """The current resources (`COLUMNS`), parsed."""
+        if not self.has_resources():
+            return spark.createDataFrame([], STATE_SCHEMA)
+        return (spark.read.parquet(str(self.folder / str(self.current_version())))
+                .select(F.lit(self.centre_id).alias("centre_id"), *COLUMNS[1:]))
 
-    def merge(self, spark: SparkSession, runs: list[LandedRun], resource_types: tuple[str, ...],
-              transform_run: str) -> MergeReport:
-        """Merge the runs not merged yet; write the new state and its quarantine; return the counts."""
-        done = set(self.merged_runs())
-        new = [r for r in runs if r.run_id not in done]
-        report = MergeReport(self.centre_id, [r.run_id for r in new])
-        if not new:
-            return report
-        lines = read_lines(spark, new, list(resource_types))
-        keys = F.from_json("json", KEYS, {"mode": "PERMISSIVE"})
-        landed = lines.select("*", keys.alias("k")).select(
-            F.col("stream").alias("resource_type"), F.col("k.id").alias("id"),
-            F.col("k.meta.versionId").alias("version_id"), F.col("k.meta.lastUpdated").alias("last_updated"),
-            "run_id", "json", F.col("k.resourceType").alias("declared_type"))
-        problem = (F.when(F.col("declared_type").isNull() | F.col("id").isNull(),
-                          "unparseable JSON, or no resourceType or id")
-                   .when(F.col("declared_type") != F.col("resource_type"), "resourceType differs from its stream"))
-        landed = landed.withColumn("reason", problem).cache()
-        valid = landed.where(F.col("reason").isNull()).select(*[c.split()[0] for c in COLUMNS.split(", ")])
+    def has_resources(self) -> bool:
+        version = self.current_version()
+        return version is not None and any((self.folder / version).glob("resource_type=*"))
 
-        previous = self.read(spark).withColumn("origin", F.lit("previous"))
-        candidates = previous.unionByName(valid.withColumn("origin", F.lit("new")))
-        newest = Window.partitionBy("resource_type", "id").orderBy(
-            F.col("last_updated").desc_nulls_last(), F.col("run_id").desc(), F.col("version_id").desc_nulls_last())
-        tombstones = self._tombstones(spark, new)
-        # One pass decides every line's fate; the new state and the counts both read it (the window is a shuffle
-        # of every JSON line: computing it once is most of the merge's cost).
-        decided = (candidates.withColumn("rank", F.row_number().over(newest)).alias("r")
-                   .join(F.broadcast(tombstones).alias("t"), ["resource_type", "id"], "left")
-                   .select("r.*", F.when(F.col("rank") > 1, "superseded")
-                           .when(F.col("t.deleted_at").isNotNull()
-                                 & (F.col("r.last_updated").isNull()
-                                    | (F.col("t.deleted_at") >= F.col("r.last_updated"))),
-                                 "deleted").otherwise("current").alias("outcome"))
-                   .persist(StorageLevel.MEMORY_AND_DISK))
-        outcome = decided.select("resource_type", "origin", "outcome").unionByName(
-            landed.where(F.col("reason").isNotNull()).select("resource_type", F.lit("new").alias("origin"),
-                                                             F.lit("quarantined").alias("outcome")))
-        version = f"v={datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-        (decided.where(F.col("outcome") == "current").select(*[c.split()[0] for c in COLUMNS.split(", ")])
-         .write.partitionBy("resource_type").parquet(str(self.folder / version)))
-        write_quarantine(landed.where(F.col("reason").isNotNull()).select(
-            F.lit(self.centre_id).alias("centre_id"), F.col("run_id").alias("landing_run_id"), "resource_type",
-            F.col("id").alias("resource_id"), "reason", "json"), self.root, "current", self.centre_id, transform_run)
-        report.counts = _counts(outcome)
-        landed.unpersist()
-        decided.unpersist()
-        old = self._pointer()["version"]
-        write_json_atomically(self.pointer, {"version": version, "runs": sorted(done | set(report.merged_runs)),
-                                             "counts": report.counts, "transform_run": transform_run})
-        if old:
+    def _unmerged(self, runs: list[LandedRun], harmonisation: str) -> tuple[list[LandedRun], bool]:
+        """Runs to merge, and whether the state is rebuilt from all of them (none yet, another schema, or codes
+        that mean something else now)."""
+        pointer = self._pointer()
+        rebuild = pointer.get("schema") != SCHEMA_ID or pointer.get("harmonisation") != harmonisation
+        done = set() if rebuild else set(pointer["runs"])
+        return [r for r in runs if r.run_id not in done], rebuild
+
+    def _switch(self, staged: Path | None, version: str, runs: list[str], counts: dict[str, Any],
+                transform_run: str, rebuild: bool, harmonisation: str) -> None:
+        """Move the staged dataset in as `version`, point at it, drop the old one."""
+        old = self.current_version()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if staged is not None and staged.is_dir():
+            staged.rename(self.folder / version)
+        else:  # no current resource at all: an empty dataset
+            (self.folder / version).mkdir()
+        merged = set(runs) if rebuild else set(self.merged_runs()) | set(runs)
+        write_json_atomically(self.pointer, {"version": version, "runs": sorted(merged), "counts": counts,
+                                             "transform_run": transform_run, "schema": SCHEMA_ID,
+                                             "harmonisation": harmonisation})
+        if old and old != version:
             shutil.rmtree(self.folder / old, ignore_errors=True)
-        return report
-
-    def _tombstones(self, spark: SparkSession, runs: list[LandedRun]) -> DataFrame:
-        lines = read_lines(spark, runs, [TOMBSTONES])
-        fields = F.from_json("json", "resourceType string, id string, deleted_at string")
-        return (lines.select(fields.alias("t"))
-                .groupBy(F.col("t.resourceType").alias("resource_type"), F.col("t.id").alias("id"))
-                .agg(F.max(F.coalesce("t.deleted_at", F.lit("9999"))).alias("deleted_at")))
 
 
-def _counts(outcome: DataFrame) -> dict[str, dict[str, int]]:
-    """Per type: lines in, and where each went (current, superseded, deleted, quarantined), plus replaced olds."""
-    rows = outcome.groupBy("resource_type", "origin", "outcome").count().collect()  # a few dozen rows
-    counts: dict[str, dict[str, int]] = {}
-    for row in rows:
-        entry = counts.setdefault(row["resource_type"], {"in": 0, "current": 0, "superseded": 0, "deleted": 0,
-                                                          "quarantined": 0, "previous_replaced": 0,
-                                                          "previous_kept": 0, "previous_deleted": 0})
-        if row["origin"] == "new":
-            entry["in"] += row["count"]
-            entry[row["outcome"]] += row["count"]
+def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], resource_types: tuple[str, ...],
+          lookup: CodeLookup, transform_run: str) -> dict[str, MergeReport]:
+    """Merge each centre's runs not merged yet into its current state, each resource with its kind; write the
+    quarantine; return the counts."""
+    root = Path(root)
+    states = {centre: CurrentState(root, centre) for centre in runs}
+    harmonisation = {centre: lookup.fingerprint(centre) for centre in runs}
+    plans = {centre: state._unmerged(runs[centre], harmonisation[centre]) for centre, state in states.items()}
+    reports = {centre: MergeReport(centre, [r.run_id for r in plans[centre][0]]) for centre in runs}
+    changing = [centre for centre in runs if plans[centre][0]]
+    if not changing:
+        return reports
+    new_runs = [r for c in changing for r in plans[c][0]]
+    lines = read_lines(spark, new_runs, list(resource_types))
+    problem = (F.when(F.col("r.resourceType").isNull() | F.col("r.id").isNull(),
+                      "unparseable JSON, or no resourceType or id")
+               .when(F.col("r.resourceType") != F.col("resource_type"), "resourceType differs from its stream"))
+    landed = (lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json", parsed().alias("r"))
+              .withColumn("reason", problem)
+              .select("centre_id", "resource_type", F.col("r.id").alias("id"),
+                      F.col("r.meta.versionId").alias("version_id"), F.col("r.meta.lastUpdated").alias("last_updated"),
+                      "run_id", "r", "reason", F.when(F.col("reason").isNotNull(), F.col("json")).alias("json"),
+                      F.lit("new").alias("origin")))
+    kept = [states[c].read(spark) for c in changing if not plans[c][1]]
+    previous = reduce(DataFrame.unionByName, kept, spark.createDataFrame([], STATE_SCHEMA)).drop("kind").select(
+        "*", F.lit(None).cast("string").alias("reason"), F.lit(None).cast("string").alias("json"),
+        F.lit("previous").alias("origin"))
+    newest = Window.partitionBy("centre_id", "resource_type", "id").orderBy(
+        F.col("reason").isNotNull(), F.col("last_updated").desc_nulls_last(), F.col("run_id").desc(),
+        F.col("version_id").desc_nulls_last())
+    deleted = F.col("t.deleted_at").isNotNull() & (F.col("c.last_updated").isNull()
+                                                   | (F.col("t.deleted_at") >= F.col("c.last_updated")))
+    # One pass decides every line's fate (the window is a shuffle of every resource: most of the merge's cost);
+    # one write keeps the current and the quarantined, and counts every fate on the way (an observation).
+    decided = (previous.unionByName(landed).withColumn("rank", F.row_number().over(newest))
+               .withColumn("kind", lookup.kind()).alias("c")
+               .join(F.broadcast(_tombstones(spark, new_runs)).alias("t"), ["centre_id", "resource_type", "id"], "left")
+               .select("c.*", F.when(F.col("reason").isNotNull(), "quarantined").when(F.col("rank") > 1, "superseded")
+                       .when(deleted, "deleted").otherwise("current").alias("outcome")))
+    observation = Observation("merge")
+    counted = decided.observe(observation, *[
+        F.count_if((F.col("centre_id") == c) & (F.col("resource_type") == t) & (F.col("origin") == origin)
+                   & (F.col("outcome") == outcome)).alias("\t".join((c, t, origin, outcome)))
+        for c in changing for t in resource_types for origin, outcomes in FATES.items() for outcome in outcomes])
+    version = f"v={datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    staging = root / "resources" / f".staging-{version}"
+    (counted.where(F.col("outcome").isin("current", "quarantined"))
+     .select(*COLUMNS, "reason", "json", F.col("outcome").alias("fate"))
+     .write.partitionBy("centre_id", "fate", "resource_type", "kind").parquet(str(staging)))
+    counts = _counts({tuple(k.split("\t")): int(v) for k, v in observation.get.items()})
+    quarantined = [str(p) for c in changing if (p := staging / f"centre_id={c}" / "fate=quarantined").is_dir()]
+    if quarantined:
+        write_quarantine(spark.read.option("basePath", str(staging)).parquet(*quarantined).select(
+            "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
+            F.col("id").alias("resource_id"), "reason", "json"), root, "current", changing, transform_run)
+    for centre in changing:
+        reports[centre].counts = counts.get(centre, {})
+        states[centre]._switch(staging / f"centre_id={centre}" / "fate=current", version,
+                               reports[centre].merged_runs, reports[centre].counts, transform_run, plans[centre][1],
+                               harmonisation[centre])
+    shutil.rmtree(staging, ignore_errors=True)
+    return reports
+
+
+def _tombstones(spark: SparkSession, runs: list[LandedRun]) -> DataFrame:
+    lines = read_lines(spark, runs, [TOMBSTONES])
+    fields = F.from_json("json", "resourceType string, id string, deleted_at string")
+    return (lines.select("centre_id", fields.alias("t"))
+            .groupBy("centre_id", F.col("t.resourceType").alias("resource_type"), F.col("t.id").alias("id"))
+            .agg(F.max(F.coalesce("t.deleted_at", F.lit("9999"))).alias("deleted_at")))
+
+
+# What can become of a line: a new one, or one of the previous state's.
+FATES = {"new": ("current", "superseded", "deleted", "quarantined"), "previous": ("current", "superseded", "deleted")}
+PREVIOUS_KEYS = {"current": "previous_kept", "superseded": "previous_replaced", "deleted": "previous_deleted"}
+
+
+def _counts(observed: Mapping[tuple[str, ...], int]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per centre and type: lines in, and where each went (current, superseded, deleted, quarantined), plus what
+    became of the previous state's resources."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for (centre, resource_type, origin, outcome), count in observed.items():
+        entry = counts.setdefault(centre, {}).setdefault(resource_type, {
+            "in": 0, "current": 0, "superseded": 0, "deleted": 0, "quarantined": 0, "previous_replaced": 0,
+            "previous_kept": 0, "previous_deleted": 0})
+        if origin == "new":
+            entry["in"] += count
+            entry[outcome] += count
         else:
-            entry[{"superseded": "previous_replaced", "current": "previous_kept",
-                   "deleted": "previous_deleted"}[row["outcome"]]] += row["count"]
-    return counts
+            entry[PREVIOUS_KEYS[outcome]] += count
+    return {c: {t: e for t, e in types.items() if any(e.values())} for c, types in counts.items()}

@@ -1,9 +1,14 @@
-"""The transform of one centre: landing -> current state -> canonical tables in a staging snapshot.
+"""The transform: landing -> current state -> canonical tables in a staging snapshot, for one or many centres.
+
+All centres of a run go through one Spark plan per step (merge, each table, reconciliation) and are written
+partitioned by centre: a Spark job's fixed cost, not the data, is most of a small centre's transform, so doing
+the centres together is what makes the transform fast. Nothing in the plan is specific to one centre except
+through the rows' `centre_id` (the ConceptMaps too), so the same code runs on a cluster.
 
 Every current resource ends up used by some canonical row or quarantined with a reason (its code means nothing
-in the canonical ValueSets or the centre's ConceptMaps, or it means something no table uses), so per type
-`resources = used + quarantined`; the counts, with the merge's, go to the snapshot's manifest. The unmapped-codes
-report lists system, code, display and how many resources each cost.
+in the canonical ValueSets or its centre's ConceptMaps, or it means something no table uses), so per centre and
+type `resources = used + quarantined`; the counts, with the merge's, go to each centre's manifest in the
+snapshot. The unmapped-codes report lists system, code, display and how many resources each cost.
 
 Snapshots are written under `cohort/snapshots/run=<id>/` (validation and publication are the expectations
 stage's); a rerun of the same run id rewrites the same snapshot, so crashes leave nothing half-used.
@@ -11,9 +16,12 @@ stage's); a rerun of the same run id rewrites the same snapshot, so crashes leav
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +32,16 @@ from ilp.fileio import write_json_atomically
 from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, Endpoint
 from ilp.secrets import Secret
 from ilp.terminology import ConceptMapIndex
-from transforms.codes import CodeLookup
-from transforms.current import CurrentState
+from transforms.codes import KIND_VALUESETS, CodeLookup
+from transforms.current import CurrentState, merge
 from transforms.landed import completed_runs
 from transforms.pseudonym import date_shift_days
 from transforms.quarantine import write_quarantine
 from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
-from transforms.view import KIND_VALUESETS, CentreView
+from transforms.view import ResourceView
 
+UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
 RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 
 
@@ -40,8 +49,13 @@ RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "Medicatio
 class CentreSettings:
     centre_id: str
     conceptmaps: tuple[Path, ...] = ()
-    national_id_system: str | None = None
+
+
+@dataclass(frozen=True)
+class TransformOptions:
+    national_id_system: str | None = None  # identifier system that makes a patient the same at every centre
     shift_dates: bool = False  # move each patient's dates by a keyed offset (intervals and endpoints unchanged)
+    endpoints: tuple[Endpoint, ...] = DEFAULT_ENDPOINTS
 
 
 @dataclass
@@ -59,43 +73,61 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def transform_centre(spark: SparkSession, root: Path, centre: CentreSettings, secret: Secret, run_id: str,
-                     endpoints: tuple[Endpoint, ...] = DEFAULT_ENDPOINTS) -> TransformReport:
+def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], secret: Secret, run_id: str,
+              options: TransformOptions = TransformOptions()) -> dict[str, TransformReport]:
+    """Transform the centres into the run's snapshot; return each centre's report."""
     root = Path(root)
-    state = CurrentState(root, centre.centre_id)
-    merge = state.merge(spark, completed_runs(root / "landing", centre.centre_id), RESOURCE_TYPES, run_id)
-    lookup = CodeLookup(ConceptMapIndex.from_files(centre.conceptmaps))
-    view = CentreView.load(spark, state, lookup, secret, centre.national_id_system)
+    ids = [c.centre_id for c in centres]
+    lookup = CodeLookup({c.centre_id: ConceptMapIndex.from_files(c.conceptmaps) for c in centres})
+    merges = merge(spark, root, {c: completed_runs(root / "landing", c) for c in ids}, RESOURCE_TYPES, lookup,
+                   run_id)
+    states = [CurrentState(root, c) for c in ids]
+    view = ResourceView.load(spark, states, lookup, secret, options.national_id_system)
     snapshot = root / "cohort" / "snapshots" / f"run={run_id}"
-    report = TransformReport(centre.centre_id, run_id, snapshot, merge.merged_runs)
     written: dict[str, DataFrame] = {}
     for name, build in BASE_TABLES.items():
         table = build(view, run_id)
-        if centre.shift_dates:
+        if options.shift_dates:
             table = _shift_dates(table, name, secret)
-        written[name] = _write(spark, table, snapshot, name, centre.centre_id)
-    written["cohort"] = _write(spark, build_cohort(written, endpoints, centre.centre_id, run_id), snapshot,
-                               "cohort", centre.centre_id)
-    report.rows = {name: df.count() for name, df in written.items()}
-    report.reconciliation, report.unmapped_codes = _reconcile(spark, root, view, written, run_id)
-    manifest = {"run_id": run_id, "centre_id": centre.centre_id, "merged_landing_runs": merge.merged_runs,
-                "merge_counts": json.loads(state.pointer.read_text(encoding="utf-8"))["counts"],
-                "rows": report.rows, "reconciliation": report.reconciliation,
-                "unmapped_codes": report.unmapped_codes, "endpoints": [e.name for e in endpoints],
-                "conceptmaps": [p.name for p in centre.conceptmaps], "finished_at": datetime.now(UTC).isoformat()}
-    write_json_atomically(snapshot / f"manifest-{centre.centre_id}.json", manifest)
+        written[name] = _write(spark, table, snapshot, name, ids)
+    written["cohort"] = _write(spark, build_cohort(written, options.endpoints, run_id), snapshot, "cohort", ids)
+    reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
+    for row in _row_counts(written).collect():
+        reports[row["centre_id"]].rows[row["table"]] = row["rows"]
+    reconciliation, unmapped = _reconcile(root, view, written, run_id)
+    for centre, report in reports.items():
+        report.rows = {name: report.rows.get(name, 0) for name in written}
+        report.reconciliation = reconciliation.get(centre, {})
+        report.unmapped_codes = unmapped.get(centre, 0)
+        pointer = json.loads(states[ids.index(centre)].pointer.read_text(encoding="utf-8"))
+        write_json_atomically(snapshot / f"manifest-{centre}.json", {
+            "run_id": run_id, "centre_id": centre, "merged_landing_runs": report.merged_runs,
+            "merge_counts": pointer["counts"], "rows": report.rows, "reconciliation": report.reconciliation,
+            "unmapped_codes": report.unmapped_codes, "endpoints": [e.name for e in options.endpoints],
+            "conceptmaps": [p.name for p in centres[ids.index(centre)].conceptmaps],
+            "finished_at": datetime.now(UTC).isoformat()})
     view.release()
-    return report
+    return reports
 
 
-def _write(spark: SparkSession, table: DataFrame, snapshot: Path, name: str, centre_id: str) -> DataFrame:
-    """Conform a table to the model's types, write the centre's partition (replacing it on a rerun), and read it
-    back, so the next step reads what this one wrote."""
+def _write(spark: SparkSession, table: DataFrame, snapshot: Path, name: str, centres: list[str]) -> DataFrame:
+    """Conform a table to the model's types, write the centres' partitions (replacing them on a rerun), and read
+    them back, so the next step reads what this one wrote."""
     model = BY_NAME[name]
-    target = snapshot / name / f"centre_id={centre_id}"
-    conformed = table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model if c.name != "centre_id"])
-    conformed.write.mode("overwrite").parquet(str(target))
-    return spark.read.parquet(str(target)).withColumn("centre_id", F.lit(centre_id)).select(*model.column_names)
+    for centre in centres:
+        shutil.rmtree(snapshot / name / f"centre_id={centre}", ignore_errors=True)
+    conformed = table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model])
+    conformed.write.mode("overwrite").partitionBy("centre_id").parquet(str(snapshot / name))
+    parts = [str(p) for c in centres if (p := snapshot / name / f"centre_id={c}").is_dir()]
+    if not parts:  # no centre has a row
+        return spark.createDataFrame([], model.spark_ddl())
+    return spark.read.option("basePath", str(snapshot / name)).parquet(*parts).select(*model.column_names)
+
+
+def _row_counts(tables: dict[str, DataFrame]) -> DataFrame:
+    counts = [df.groupBy("centre_id").count().select(F.lit(name).alias("table"), "centre_id",
+                                                     F.col("count").alias("rows")) for name, df in tables.items()]
+    return reduce(DataFrame.unionByName, counts)
 
 
 def _shift_dates(table: DataFrame, name: str, secret: Secret) -> DataFrame:
@@ -105,37 +137,49 @@ def _shift_dates(table: DataFrame, name: str, secret: Secret) -> DataFrame:
     return table.select(*[F.date_add(F.col(c), offset).alias(c) if c in dates else F.col(c) for c in table.columns])
 
 
-def _reconcile(spark: SparkSession, root: Path, view: CentreView, tables: dict[str, DataFrame],
-               run_id: str) -> tuple[dict[str, dict[str, int]], int]:
-    """Quarantine every current resource no table used, with why; return per-type counts and unmapped codes."""
-    used = (tables["cohort"].select(F.explode("source_resource_ids").alias("ref")).distinct()
+def _reconcile(root: Path, view: ResourceView, tables: dict[str, DataFrame],
+               run_id: str) -> tuple[dict[str, dict[str, dict[str, int]]], dict[str, int]]:
+    """Quarantine every current resource no table used, with why; return per-centre, per-type counts and the
+    number of unmapped codes per centre (whose report is written here)."""
+    used = (tables["cohort"].select("centre_id", F.explode("source_resource_ids").alias("ref")).distinct()
             .withColumn("used", F.lit(True)))
-    resources = view.of_types(*RESOURCE_TYPES).join(used, "ref", "left")
-    classified = resources.where(F.col("resource_type").isin(*KIND_VALUESETS))
-    reason = (F.when(F.col("used"), None)
-              .when(F.col("resource_type").isin(*KIND_VALUESETS) & F.col("kind").isNull(),
-                    "code not in the canonical ValueSets or the centre's ConceptMaps")
-              .otherwise("no canonical table uses this resource"))
-    labelled = resources.withColumn("reason", reason).cache()
+    resources = view.of_types(*RESOURCE_TYPES).join(used, ["centre_id", "ref"], "left")
+    unmapped = F.col("resource_type").isin(*KIND_VALUESETS) & F.col("kind").isNull()
+    reason = F.when(F.col("used"), None).when(unmapped, UNMAPPED).otherwise("no canonical table uses this resource")
+    code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
+    labelled = resources.withColumn("reason", reason).select(
+        "centre_id", "resource_type", "id", "run_id", "reason",
+        F.when(F.col("reason").isNotNull(), F.to_json("r")).alias("json"), unmapped.alias("unmapped"),
+        F.when(unmapped, code["coding"]).alias("codings")).cache()  # narrow: the parsed resources are not kept
     write_quarantine(labelled.where(F.col("reason").isNotNull()).select(
-        F.lit(view.centre_id).alias("centre_id"), F.col("run_id").alias("landing_run_id"), "resource_type",
-        F.col("id").alias("resource_id"), "reason", F.to_json("r").alias("json")),
-        root, "harmonise", view.centre_id, run_id)
-    counts: dict[str, dict[str, int]] = {}
-    for row in labelled.groupBy("resource_type", F.col("reason").isNull().alias("ok")).count().collect():
-        entry = counts.setdefault(row["resource_type"], {"resources": 0, "used": 0, "quarantined": 0})
+        "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type", F.col("id").alias("resource_id"),
+        "reason", "json"), root, "harmonise", view.centres, run_id)
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for row in labelled.groupBy("centre_id", "resource_type", F.col("reason").isNull().alias("ok")).count().collect():
+        entry = counts.setdefault(row["centre_id"], {}).setdefault(
+            row["resource_type"], {"resources": 0, "used": 0, "quarantined": 0})
         entry["resources"] += row["count"]
         entry["used" if row["ok"] else "quarantined"] += row["count"]
-    code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
-    unmapped = (classified.where(F.col("kind").isNull())
-                .select("resource_type", F.explode_outer(code["coding"]).alias("c"))
-                .groupBy("resource_type", F.col("c.system").alias("system"), F.col("c.code").alias("code"),
-                         F.col("c.display").alias("display")).count().withColumnRenamed("count", "resources")
-                .orderBy(F.desc("resources")))
-    report = root / "quarantine" / "unmapped_codes" / f"centre={view.centre_id}" / f"run={run_id}"
-    unmapped.coalesce(1).write.mode("overwrite").option("header", True).csv(str(report))
+    codes = (labelled.where("unmapped").select("centre_id", "resource_type", F.explode_outer("codings").alias("c"))
+             .groupBy("centre_id", "resource_type", F.col("c.system").alias("system"),
+                      F.col("c.code").alias("code"), F.col("c.display").alias("display"))
+             .count().collect())  # one row per distinct unmapped code: small
     labelled.unpersist()
-    return counts, unmapped.count()
+    return counts, {c: _write_unmapped(root, c, run_id, [r for r in codes if r["centre_id"] == c])
+                    for c in view.centres}
+
+
+def _write_unmapped(root: Path, centre_id: str, run_id: str, rows: list[Any]) -> int:
+    """The centre's unmapped-codes report (CSV, costliest code first); returns how many codes it lists."""
+    folder = root / "quarantine" / "unmapped_codes" / f"centre={centre_id}" / f"run={run_id}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    ordered = sorted(rows, key=lambda r: (-r["count"], r["resource_type"], r["system"] or "", r["code"] or ""))
+    with (folder / "unmapped_codes.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["resource_type", "system", "code", "display", "resources"])
+        writer.writerows([r["resource_type"], r["system"], r["code"], r["display"], r["count"]] for r in ordered)
+    return len(ordered)
 
 
 def read_manifest(snapshot: Path, centre_id: str) -> dict[str, Any]:

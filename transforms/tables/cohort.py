@@ -22,10 +22,14 @@ def _ordinal(values: tuple[str, ...]) -> Column:
     return F.create_map(*[F.lit(x) for n, g in enumerate(values) for x in (g, n)])
 
 
+# A patient is a pseudonym at a centre: the same person treated at two centres has a row at each.
+PATIENT = ["centre_id", "patient_id"]
+
+
 def _first(rows: DataFrame, order: str, *columns: str) -> DataFrame:
     """Per patient, the columns of the row first by `order`."""
-    window = Window.partitionBy("patient_id").orderBy(F.col(order).asc_nulls_last())
-    return rows.withColumn("_n", F.row_number().over(window)).where("_n = 1").select("patient_id", *columns)
+    window = Window.partitionBy(*PATIENT).orderBy(F.col(order).asc_nulls_last())
+    return rows.withColumn("_n", F.row_number().over(window)).where("_n = 1").select(*PATIENT, *columns)
 
 
 def _months(start: Column, end: Column) -> Column:
@@ -46,60 +50,59 @@ def _endpoint(endpoint: Endpoint) -> tuple[Column, Column]:
     return months, F.when(usable, event.isNotNull())
 
 
-def build_cohort(tables: dict[str, DataFrame], endpoints: tuple[Endpoint, ...], centre_id: str,
-                 run_id: str) -> DataFrame:
+def build_cohort(tables: dict[str, DataFrame], endpoints: tuple[Endpoint, ...], run_id: str) -> DataFrame:
     patients, tumours, perfusions = tables["patients"], tables["tumours"], tables["perfusions"]
     toxicities, responses, treatments, events = (tables[n] for n in ("toxicities", "responses", "treatments",
                                                                      "events"))
     tumour = _first(tumours, "diagnosis_date", "diagnosis_date", "site", "subsite", "size_cm", "histology",
                     "histology_family", "fnclcc_grade", "unresectability_reason")
     first_ilp = perfusions.where("perfusion_number = 1").select(
-        "patient_id", F.col("perfusion_id").alias("first_perfusion_id"),
+        *PATIENT, F.col("perfusion_id").alias("first_perfusion_id"),
         F.col("perfusion_date").alias("first_ilp_date"),
         "ilp_level", "tnf_dose_mg", "melphalan_dose_mg_per_l", "max_temperature_c", "duration_min", "leakage_pct")
-    count = perfusions.groupBy("patient_id").agg(F.count("*").cast("int").alias("ilp_count"))
-    worst = toxicities.groupBy("patient_id").agg(*[
+    count = perfusions.groupBy(*PATIENT).agg(F.count("*").cast("int").alias("ilp_count"))
+    worst = toxicities.groupBy(*PATIENT).agg(*[
         F.max_by("grade", F.when(F.col("scale") == scale, F.try_element_at(_ordinal(grades), F.col("grade"))))
         .alias(scale) for scale, grades in v.GRADES_BY_SCALE.items()])
-    window = responses.join(first_ilp.select("patient_id", "first_perfusion_id", "first_ilp_date"), "patient_id") \
+    window = responses.join(first_ilp.select(*PATIENT, "first_perfusion_id", "first_ilp_date"), PATIENT) \
         .where((F.col("kind") == "radiological") & (F.col("perfusion_id") == F.col("first_perfusion_id"))
                & (F.datediff("assessment_date", "first_ilp_date") <= 90))
-    recist = window.groupBy("patient_id").agg(
+    recist = window.groupBy(*PATIENT).agg(
         F.min_by("category", F.try_element_at(_ordinal(v.RECIST), F.col("category"))).alias("radiological_response"))
     pathology = _first(responses.where("kind = 'pathological'"), "assessment_date", "category", "necrosis_pct")
     resection = _first(treatments.where("kind = 'resection'"), "start_date", "start_date", "limb_sparing")
     amputation = _first(treatments.where("kind = 'amputation'"), "start_date", "start_date", "amputation_reason")
-    therapies = treatments.groupBy("patient_id").agg(
+    therapies = treatments.groupBy(*PATIENT).agg(
         F.max(F.col("radiotherapy_setting") == "postoperative").alias("postoperative_radiotherapy"),
         F.max(F.col("radiotherapy_setting") == "exclusive").alias("exclusive_radiotherapy"),
         F.max(F.col("kind") == "systemic_therapy").alias("systemic_therapy"))
     metastasis = _first(events.where("kind = 'distant_metastasis'"), "event_date", "event_date", "metastasis_site")
-    dated = events.groupBy("patient_id").agg(
+    dated = events.groupBy(*PATIENT).agg(
         F.min(F.when(F.col("kind") == "local_relapse", F.col("event_date"))).alias("local_relapse_date"),
         F.min(F.when(F.col("kind") == "death", F.col("event_date"))).alias("death_date"),
         F.max(F.when(F.col("kind").isin("last_contact", "death"), F.col("event_date"))).alias("last_contact_date"))
-    sources = (patients.select("patient_id", "source_resource_ids")
-               .unionByName(tumours.select("patient_id", "source_resource_ids"))
-               .unionByName(perfusions.select("patient_id", "source_resource_ids"))
-               .unionByName(toxicities.select("patient_id", "source_resource_ids"))
-               .unionByName(responses.select("patient_id", "source_resource_ids"))
-               .unionByName(treatments.select("patient_id", "source_resource_ids"))
-               .unionByName(events.select("patient_id", "source_resource_ids"))
-               .groupBy("patient_id").agg(F.array_sort(F.array_distinct(F.flatten(F.collect_list(
+    sources = (patients.select(*PATIENT, "source_resource_ids")
+               .unionByName(tumours.select(*PATIENT, "source_resource_ids"))
+               .unionByName(perfusions.select(*PATIENT, "source_resource_ids"))
+               .unionByName(toxicities.select(*PATIENT, "source_resource_ids"))
+               .unionByName(responses.select(*PATIENT, "source_resource_ids"))
+               .unionByName(treatments.select(*PATIENT, "source_resource_ids"))
+               .unionByName(events.select(*PATIENT, "source_resource_ids"))
+               .groupBy(*PATIENT).agg(F.array_sort(F.array_distinct(F.flatten(F.collect_list(
                    "source_resource_ids")))).alias("source_resource_ids")))
-    row = (patients.select("patient_id", "age_at_diagnosis", "sex", "bmi", "smoking", "hypertension", "dyslipidaemia")
-           .join(tumour, "patient_id", "left").join(first_ilp, "patient_id", "left").join(count, "patient_id", "left")
-           .join(worst, "patient_id", "left").join(recist, "patient_id", "left")
-           .join(pathology.select("patient_id", F.col("category").alias("pathological_response"),
-                                  F.col("necrosis_pct")), "patient_id", "left")
-           .join(resection.select("patient_id", F.col("start_date").alias("resection_date"),
-                                  F.col("limb_sparing").alias("limb_sparing_surgery")), "patient_id", "left")
-           .join(amputation.select("patient_id", F.col("start_date").alias("amputation_date"), "amputation_reason"),
-                 "patient_id", "left")
-           .join(therapies, "patient_id", "left")
-           .join(metastasis.select("patient_id", F.col("event_date").alias("distant_metastasis_date"),
-                                   "metastasis_site"), "patient_id", "left")
-           .join(dated, "patient_id", "left").join(sources, "patient_id", "left"))
+    row = (patients.select(*PATIENT, "age_at_diagnosis", "sex", "bmi", "smoking", "hypertension", "dyslipidaemia")
+           .join(tumour, PATIENT, "left").join(first_ilp, PATIENT, "left").join(count, PATIENT, "left")
+           .join(worst, PATIENT, "left").join(recist, PATIENT, "left")
+           .join(pathology.select(*PATIENT, F.col("category").alias("pathological_response"),
+                                  F.col("necrosis_pct")), PATIENT, "left")
+           .join(resection.select(*PATIENT, F.col("start_date").alias("resection_date"),
+                                  F.col("limb_sparing").alias("limb_sparing_surgery")), PATIENT, "left")
+           .join(amputation.select(*PATIENT, F.col("start_date").alias("amputation_date"), "amputation_reason"),
+                 PATIENT, "left")
+           .join(therapies, PATIENT, "left")
+           .join(metastasis.select(*PATIENT, F.col("event_date").alias("distant_metastasis_date"),
+                                   "metastasis_site"), PATIENT, "left")
+           .join(dated, PATIENT, "left").join(sources, PATIENT, "left"))
     derived = row.select(
         "*", (F.col("age_at_diagnosis") > 65).alias("age_over_65"), (F.col("bmi") > 30).alias("bmi_over_30"),
         (F.col("size_cm") > 10).alias("size_over_10cm"),
@@ -122,4 +125,4 @@ def build_cohort(tables: dict[str, DataFrame], endpoints: tuple[Endpoint, ...], 
                                     F.when(_endpoint(relapse)[0].isNotNull(), origin_label).alias("relapse_origin"))
     return with_endpoints.select(
         *[c for c in COHORT.column_names if c not in ("centre_id", "run_id", "source_resource_ids")],
-        F.lit(centre_id).alias("centre_id"), "source_resource_ids", F.lit(run_id).alias("run_id"))
+        "centre_id", "source_resource_ids", F.lit(run_id).alias("run_id"))

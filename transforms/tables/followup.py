@@ -8,13 +8,13 @@ from pyspark.sql import functions as F
 
 from ilp.model import EVENTS, TREATMENTS
 from transforms.columns import date_imputed, fhir_date
-from transforms.view import CentreView
+from transforms.view import ResourceView
 
 LIMB_SPARING_URL = "http://ilp-cohort.org/fhir/StructureDefinition/limb-sparing"
 KINDS = ("resection", "amputation", "radiotherapy", "systemic_therapy")
 
 
-def build_treatments(view: CentreView, run_id: str) -> DataFrame:
+def build_treatments(view: ResourceView, run_id: str) -> DataFrame:
     lookup = view.lookup
     start = F.coalesce(F.col("r.performedPeriod.start"), F.col("r.performedDateTime"))
     sparing = F.get(F.filter(F.coalesce(F.col("r.extension"), F.array()),
@@ -30,14 +30,14 @@ def build_treatments(view: CentreView, run_id: str) -> DataFrame:
         F.col("resected_on").isNotNull() & (F.col("resected_on") <= F.col("start_date")), "postoperative")
         .otherwise("exclusive"))
     return rows.join(resected, "subject_id", "left").join(view.patient_ids(), "subject_id").select(
-        view.key(F.col("ref")).alias("treatment_id"), "patient_id", "kind", "start_date", "start_date_imputed",
-        "end_date", "limb_sparing", "amputation_reason", setting.alias("radiotherapy_setting"),
+        "centre_id", view.key(F.col("ref")).alias("treatment_id"), "patient_id", "kind", "start_date",
+        "start_date_imputed", "end_date", "limb_sparing", "amputation_reason", setting.alias("radiotherapy_setting"),
         F.array("ref").alias("source_resource_ids"),
     ).select(*[c for c in TREATMENTS.column_names if c not in ("centre_id", "run_id", "source_resource_ids")],
              *view.provenance(run_id))
 
 
-def build_events(view: CentreView, run_id: str) -> DataFrame:
+def build_events(view: ResourceView, run_id: str) -> DataFrame:
     lookup = view.lookup
     observed = F.coalesce(F.col("r.effectiveDateTime"), F.col("r.onsetDateTime"))
     status = lookup.values("disease-status", F.col("r.valueCodeableConcept.coding"))
@@ -58,8 +58,9 @@ def build_events(view: CentreView, run_id: str) -> DataFrame:
         F.lit(None).cast("string").alias("metastasis_site"))
     events = local.unionByName(metastasis).unionByName(death).unionByName(contact)
     return events.join(view.patient_ids(), "subject_id").select(
-        view.key(F.col("ref")).alias("event_id"), "patient_id", "kind", fhir_date(F.col("when")).alias("event_date"),
-        date_imputed(F.col("when")).alias("event_date_imputed"), "metastasis_site",
+        "centre_id", view.key(F.col("ref")).alias("event_id"), "patient_id", "kind",
+        fhir_date(F.col("when")).alias("event_date"), date_imputed(F.col("when")).alias("event_date_imputed"),
+        "metastasis_site",
         F.array(F.regexp_replace("ref", "#.*$", "")).alias("source_resource_ids"),
     ).select(*[c for c in EVENTS.column_names if c not in ("centre_id", "run_id", "source_resource_ids")],
              *view.provenance(run_id))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.columns import fhir_date, reference_id
-from transforms.view import CentreView
+from transforms.columns import fhir_date
+from transforms.view import ResourceView, local_reference
 
 
 def performed_start(r: str = "r") -> Column:
@@ -15,15 +15,15 @@ def performed_start(r: str = "r") -> Column:
 
 
 def linked(rows: DataFrame, element: str) -> DataFrame:
-    """One row per (resource, target id) for a list of references (`partOf`, `focus`)."""
+    """One row per (resource, centre-qualified target id) for a list of references (`partOf`, `focus`)."""
     return (rows.select("*", F.explode_outer(F.col(f"r.{element}")).alias("link"))
-            .withColumn("target_id", reference_id(F.col("link.reference"))).drop("link"))
+            .withColumn("target_id", local_reference(F.col("link.reference"))).drop("link"))
 
 
-def ilp_procedures(view: CentreView) -> DataFrame:
+def ilp_procedures(view: ResourceView) -> DataFrame:
     """ILP procedures: target_id, subject_id, perfusion reference and date, and its number for the patient."""
     procedures = view.of("Procedure", "ilp").select(
-        F.col("id").alias("target_id"), "subject_id", F.col("ref").alias("perfusion_ref"),
+        F.col("local_id").alias("target_id"), "subject_id", F.col("ref").alias("perfusion_ref"),
         fhir_date(performed_start()).alias("perfusion_date"))
     order = Window.partitionBy("subject_id").orderBy("perfusion_date", "target_id")
     return procedures.withColumn("perfusion_number", F.row_number().over(order))

@@ -9,17 +9,17 @@ from ilp.model import RESPONSES, TOXICITIES
 from ilp.model import vocabulary as v
 from transforms.columns import fhir_date, in_unit
 from transforms.tables.links import ilp_procedures, linked
-from transforms.view import CentreView
+from transforms.view import ResourceView
 
 SCALES = {"wieberdink": ("wieberdink", "wieberdink-grade"), "ctcae_adverse_event": ("ctcae", "ctcae-grade"),
           "clavien_dindo": ("clavien_dindo", "clavien-dindo-grade")}
 
 
-def _perfusion_keys(view: CentreView) -> DataFrame:
+def _perfusion_keys(view: ResourceView) -> DataFrame:
     return ilp_procedures(view).select("target_id", "perfusion_ref", "perfusion_number", "subject_id")
 
 
-def build_toxicities(view: CentreView, run_id: str) -> DataFrame:
+def build_toxicities(view: ResourceView, run_id: str) -> DataFrame:
     lookup = view.lookup
     graded = view.of("Observation").where(F.col("kind").isin(*SCALES))
     scale = F.create_map(*[F.lit(x) for kind, (name, _) in SCALES.items() for x in (kind, name)])
@@ -36,7 +36,7 @@ def build_toxicities(view: CentreView, run_id: str) -> DataFrame:
         grade.alias("grade"), lookup.value("ctcae-term", F.get(term_components, 0)["valueCodeableConcept"])
         .alias("ctcae_term"), fhir_date(F.col("r.effectiveDateTime")).alias("onset_date"))
     return rows.join(view.patient_ids(), "subject_id").select(
-        view.key(F.col("ref")).alias("toxicity_id"), "patient_id",
+        "centre_id", view.key(F.col("ref")).alias("toxicity_id"), "patient_id",
         F.when(F.col("perfusion_ref").isNotNull(), view.key(F.col("perfusion_ref"))).alias("perfusion_id"),
         "scale", "grade",
         F.try_element_at(rank, F.concat_ws("|", "scale", "grade")).cast("int").alias("grade_rank"),
@@ -45,7 +45,7 @@ def build_toxicities(view: CentreView, run_id: str) -> DataFrame:
              *view.provenance(run_id))
 
 
-def build_responses(view: CentreView, run_id: str) -> DataFrame:
+def build_responses(view: ResourceView, run_id: str) -> DataFrame:
     """RECIST on MRI (focus: the ILP) and necrosis of the resection specimen (attributed to the first ILP)."""
     lookup = view.lookup
     perfusions = _perfusion_keys(view)
@@ -63,7 +63,7 @@ def build_responses(view: CentreView, run_id: str) -> DataFrame:
                             F.when(necrosis >= 100, "CR").when(necrosis >= 50, "PR").when(necrosis.isNotNull(), "NR")
                             .alias("category"), necrosis.alias("necrosis_pct")))
     return radiological.unionByName(pathological).join(view.patient_ids(), "subject_id").select(
-        view.key(F.col("ref")).alias("response_id"), "patient_id",
+        "centre_id", view.key(F.col("ref")).alias("response_id"), "patient_id",
         F.when(F.col("perfusion_ref").isNotNull(), view.key(F.col("perfusion_ref"))).alias("perfusion_id"),
         "kind", "assessment_date", "category", "necrosis_pct", F.array("ref").alias("source_resource_ids"),
     ).select(*[c for c in RESPONSES.column_names if c not in ("centre_id", "run_id", "source_resource_ids")],

@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from ilp.model import PATIENTS
 from transforms.columns import fhir_date, in_unit
-from transforms.view import CentreView
+from transforms.view import ResourceView
 
 
 def completed_years(born: Column, on: Column) -> Column:
@@ -17,18 +17,19 @@ def completed_years(born: Column, on: Column) -> Column:
     return (F.year(on) - F.year(born) - F.when(before_birthday, 1).otherwise(0)).cast("int")
 
 
-def build_patients(view: CentreView, diagnoses: DataFrame, run_id: str) -> DataFrame:
+def build_patients(view: ResourceView, diagnoses: DataFrame, run_id: str) -> DataFrame:
     """`diagnoses`: subject_id, diagnosis_date (from the tumours) for the age at diagnosis."""
-    observations = view.of("Observation").select("subject_id", "kind", "ref", "r")
-    quantity = F.col("r.valueQuantity")
+    observations = view.of("Observation").select(
+        "subject_id", "kind", "ref", F.col("r.valueQuantity").alias("quantity"),
+        view.lookup.value("smoking", F.col("r.valueCodeableConcept")).alias("smoking_value"),
+        view.lookup.value("condition", F.col("r.valueCodeableConcept")).alias("condition_value"))
+    quantity = F.col("quantity")
     facts = observations.groupBy("subject_id").agg(
         F.max(F.when(F.col("kind") == "bmi", in_unit(quantity, "kg/m2"))).alias("bmi_direct"),
         F.max(F.when(F.col("kind") == "body_weight", in_unit(quantity, "kg"))).alias("weight"),
         F.max(F.when(F.col("kind") == "body_height", in_unit(quantity, "cm"))).alias("height"),
-        F.max(F.when(F.col("kind") == "smoking_status",
-                     view.lookup.value("smoking", F.col("r.valueCodeableConcept")) == "smoker")).alias("smoking"),
-        F.collect_set(F.when(F.col("kind") == "comorbidity",
-                             view.lookup.value("condition", F.col("r.valueCodeableConcept")))).alias("observed"),
+        F.max(F.when(F.col("kind") == "smoking_status", F.col("smoking_value") == "smoker")).alias("smoking"),
+        F.collect_set(F.when(F.col("kind") == "comorbidity", F.col("condition_value"))).alias("observed"),
         F.collect_set(F.when(F.col("kind").isin("bmi", "body_weight", "body_height", "smoking_status",
                                                 "comorbidity"), F.col("ref"))).alias("obs_refs"))
     conditions = view.of("Condition").where(F.col("kind").isin("hypertension", "dyslipidaemia")).groupBy(
@@ -40,7 +41,7 @@ def build_patients(view: CentreView, diagnoses: DataFrame, run_id: str) -> DataF
     joined = (patients.join(view.patient_ids(), "subject_id").join(facts, "subject_id", "left")
               .join(conditions, "subject_id", "left").join(diagnoses, "subject_id", "left"))
     return joined.select(
-        "patient_id", F.year("birth_date").alias("birth_year"),
+        "centre_id", "patient_id", F.year("birth_date").alias("birth_year"),
         completed_years(F.col("birth_date"), F.col("diagnosis_date")).alias("age_at_diagnosis"),
         F.coalesce(F.col("gender"), F.lit("unknown")).alias("sex"), bmi.alias("bmi"), F.col("smoking"),
         F.array_contains(comorbid, "hypertension").alias("hypertension"),

@@ -8,14 +8,14 @@ from pyspark.sql import functions as F
 from ilp.model import PERFUSIONS
 from transforms.columns import date_imputed, in_unit, reference_id
 from transforms.tables.links import ilp_procedures, linked, performed_start
-from transforms.view import CentreView
+from transforms.view import ResourceView
 
 ILP_LEVEL_URL = "http://ilp-cohort.org/fhir/StructureDefinition/ilp-level"
 # What a perfusion row is built from (toxicities and responses linked to the ILP are rows of their own tables).
 PARTS = ("tnf", "melphalan", "limb_volume", "perfusate_temperature", "perfusion_duration", "leakage")
 
 
-def build_perfusions(view: CentreView, run_id: str) -> DataFrame:
+def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
     lookup = view.lookup
     procedures = view.of("Procedure", "ilp")
     level_codings = F.transform(F.filter(F.coalesce(F.col("r.extension"), F.array()),
@@ -24,7 +24,7 @@ def build_perfusions(view: CentreView, run_id: str) -> DataFrame:
     minutes = (F.unix_timestamp(F.try_to_timestamp(period["end"])) -
                F.unix_timestamp(F.try_to_timestamp(period["start"]))) / 60
     base = procedures.select(
-        F.col("id").alias("target_id"), "ref", F.col("r.performedPeriod.start").alias("start"),
+        F.col("local_id").alias("target_id"), "ref", F.col("r.performedPeriod.start").alias("start"),
         date_imputed(performed_start()).alias("perfusion_date_imputed"),
         lookup.first("site", F.flatten(F.transform(F.col("r.bodySite"), lambda s: s["coding"]))).alias("site"),
         lookup.first("ilp-level", level_codings).alias("ilp_level"),
@@ -51,7 +51,7 @@ def build_perfusions(view: CentreView, run_id: str) -> DataFrame:
                     "target_id")
               .join(view.patient_ids(), "subject_id"))
     return joined.select(
-        view.key(F.col("ref")).alias("perfusion_id"), "patient_id",
+        "centre_id", view.key(F.col("ref")).alias("perfusion_id"), "patient_id",
         view.key(F.col("tumour_ref")).alias("tumour_id"), "perfusion_date", "perfusion_date_imputed",
         F.col("perfusion_number").cast("int").alias("perfusion_number"), "site", "ilp_level", "tnf_dose_mg",
         F.coalesce("per_litre", F.col("melphalan_total_mg") / F.col("limb_volume_l")).alias("melphalan_dose_mg_per_l"),
