@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +21,7 @@ from connectors.progress import LogProgress
 from ilp.model import TABLES
 from ilp.secrets import Secret
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from tests.test_transforms_roundtrip import assert_same_table, truth
 from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, read_manifest, transform
 
 SECRET = Secret("test-consortium-secret-0123456789")
@@ -89,10 +96,6 @@ def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Con
 def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSession, demo_consortium: Consortium,
                                                                 tmp_path: Path) -> None:
     """local-cluster[2,1,1024] runs two executor JVMs: nothing may rely on state held by the driver."""
-    import shutil
-    import subprocess
-    import sys
-
     folder = demo_consortium[0] / "cascade"
     _land(folder, tmp_path / "local", "cascade")
     shutil.copytree(tmp_path / "local", tmp_path / "cluster")
@@ -131,3 +134,35 @@ def test_shifted_dates_keep_every_interval_and_endpoint(spark: SparkSession, dem
     plain_rows = spark.read.parquet(str(plain.snapshot / "events")).collect()
     plain_events = {r["event_id"]: r["event_date"] for r in plain_rows}
     assert all((e["event_date"] - plain_events[e["event_id"]]).days == offsets[e["patient_id"]] for e in events)
+
+
+def test_a_transform_killed_mid_write_reruns_to_identical_tables(spark: SparkSession, demo_consortium: Consortium,
+                                                                  tmp_path: Path) -> None:
+    """SIGKILL the CLI (and its Spark JVM) while it writes the new state; nothing half-written is left visible and
+    the next run's tables equal the ground truth."""
+    folder = demo_consortium[0] / "cascade"
+    _land(folder, tmp_path / "killed", "cascade")
+    (tmp_path / "maps").mkdir()
+    if (folder / "conceptmaps").is_dir():
+        shutil.copytree(folder / "conceptmaps", tmp_path / "maps" / "cascade")
+    key = tmp_path / "key"
+    key.write_text(SECRET.reveal())
+    root = tmp_path / "killed"
+    command = [sys.executable, "-m", "ilp", "transform", "--centre", "cascade", "--root", str(root),
+               "--secret-file", str(key), "--identifier-system", NATIONAL_ID_SYSTEM,
+               "--conceptmaps", str(tmp_path / "maps")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not any((root / "resources").glob(".staging-*/*")) and process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the transform ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (root / "resources" / "centre=cascade" / "current.json").exists()  # the old state (none) holds
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (rerun,) = [s.parent for s in (root / "cohort" / "snapshots").glob("run=*/manifest-cascade.json")]
+    for table in TABLES:
+        assert_same_table(spark.read.parquet(str(rerun / table.name)).select(*table.column_names),
+                          truth(folder, table.name, "cascade"), table.name)

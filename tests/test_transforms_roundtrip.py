@@ -53,7 +53,7 @@ def tables(view: ResourceView) -> dict[str, DataFrame]:
     return {name: df.cache() for name, df in build_tables(view, "t1").items()}
 
 
-def _truth(folder: Path, table: str, centre: str) -> list[dict[str, Any]]:
+def truth(folder: Path, table: str, centre: str) -> list[dict[str, Any]]:
     """The ground truth with its keys pseudonymised as the pipeline does (source identities -> HMAC)."""
     rows = pq.read_table(folder / "truth" / f"{table}.parquet").to_pylist()
     keys = [c for c in BY_NAME[table].column_names if c.endswith("_id") and c not in ("centre_id", "run_id")]
@@ -86,4 +86,4 @@ def assert_same_table(actual: DataFrame, expected: list[dict[str, Any]], table: 
 @pytest.mark.parametrize("table", [t.name for t in TABLES])
 def test_table_round_trip(tables: dict[str, DataFrame], demo_consortium: Consortium, centre: str, table: str) -> None:
     built = tables[table].where(F.col("centre_id") == centre)
-    assert_same_table(built, _truth(demo_consortium[0] / centre, table, centre), table)
+    assert_same_table(built, truth(demo_consortium[0] / centre, table, centre), table)

@@ -28,6 +28,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ilp.errors import IlpError
 from ilp.fileio import write_json_atomically
 from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, Endpoint
 from ilp.secrets import Secret
@@ -78,9 +79,13 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     """Transform the centres into the run's snapshot; return each centre's report."""
     root = Path(root)
     ids = [c.centre_id for c in centres]
+    landed = {c: completed_runs(root / "landing", c) for c in ids}
+    missing = [c for c in ids if not landed[c] and not CurrentState(root, c).pointer.exists()]
+    if missing:
+        raise IlpError(f"nothing landed yet for {', '.join(missing)} under {root / 'landing'}: run `ilp ingest` "
+                       "(or `ilp run`) for them first")
     lookup = CodeLookup({c.centre_id: ConceptMapIndex.from_files(c.conceptmaps) for c in centres})
-    merges = merge(spark, root, {c: completed_runs(root / "landing", c) for c in ids}, RESOURCE_TYPES, lookup,
-                   run_id)
+    merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
     states = [CurrentState(root, c) for c in ids]
     view = ResourceView.load(spark, states, lookup, secret, options.national_id_system)
     snapshot = root / "cohort" / "snapshots" / f"run={run_id}"
