@@ -99,12 +99,12 @@ class CurrentState:
         done = set() if rebuild else set(pointer["runs"])
         return [r for r in runs if r.run_id not in done], rebuild
 
-    def _switch(self, staged: Path | None, version: str, runs: list[str], counts: dict[str, Any],
+    def _switch(self, staged: Path, version: str, runs: list[str], counts: dict[str, Any],
                 transform_run: str, rebuild: bool, harmonisation: str) -> None:
         """Move the staged dataset in as `version`, point at it, drop the old one."""
         old = self.current_version()
         self.folder.mkdir(parents=True, exist_ok=True)
-        if staged is not None and staged.is_dir():
+        if staged.is_dir():
             staged.rename(self.folder / version)
         else:  # no current resource at all: an empty dataset
             (self.folder / version).mkdir()

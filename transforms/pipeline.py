@@ -86,8 +86,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
                        "(or `ilp run`) for them first")
     lookup = CodeLookup({c.centre_id: ConceptMapIndex.from_files(c.conceptmaps) for c in centres})
     merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
-    states = [CurrentState(root, c) for c in ids]
-    view = ResourceView.load(spark, states, lookup, secret, options.national_id_system)
+    view = ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, options.national_id_system)
     snapshot = root / "cohort" / "snapshots" / f"run={run_id}"
     written: dict[str, DataFrame] = {}
     for name, build in BASE_TABLES.items():
@@ -100,16 +99,17 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     for row in _row_counts(written).collect():
         reports[row["centre_id"]].rows[row["table"]] = row["rows"]
     reconciliation, unmapped = _reconcile(root, view, written, run_id)
-    for centre, report in reports.items():
+    for settings in centres:
+        centre, report = settings.centre_id, reports[settings.centre_id]
         report.rows = {name: report.rows.get(name, 0) for name in written}
         report.reconciliation = reconciliation.get(centre, {})
         report.unmapped_codes = unmapped.get(centre, 0)
-        pointer = json.loads(states[ids.index(centre)].pointer.read_text(encoding="utf-8"))
+        merged = json.loads(CurrentState(root, centre).pointer.read_text(encoding="utf-8"))["counts"]
         write_json_atomically(snapshot / f"manifest-{centre}.json", {
             "run_id": run_id, "centre_id": centre, "merged_landing_runs": report.merged_runs,
-            "merge_counts": pointer["counts"], "rows": report.rows, "reconciliation": report.reconciliation,
+            "merge_counts": merged, "rows": report.rows, "reconciliation": report.reconciliation,
             "unmapped_codes": report.unmapped_codes, "endpoints": [e.name for e in options.endpoints],
-            "conceptmaps": [p.name for p in centres[ids.index(centre)].conceptmaps],
+            "conceptmaps": [p.name for p in settings.conceptmaps],
             "finished_at": datetime.now(UTC).isoformat()})
     view.release()
     return reports
