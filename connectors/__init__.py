@@ -1,7 +1,7 @@
 """Pull FHIR resources from a centre into the landing zone: REST search, Bulk Data $export, or files."""
 
 from connectors.auth import AuthSettings
-from connectors.base import RESOURCE_TYPES, Source, ingest
+from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES, Source, ingest
 from connectors.bulk import BulkSettings, BulkSource
 from connectors.files import FilesSettings, FilesSource
 from connectors.http import TransportSettings
@@ -11,7 +11,7 @@ from connectors.rest import ILP_PROCEDURE_CODES, RestSettings, RestSource
 from ilp.secrets import SecretRef
 
 __all__ = [
-    "ILP_PROCEDURE_CODES", "RESOURCE_TYPES", "AuthSettings", "BulkSettings", "BulkSource", "FilesSettings",
-    "FilesSource", "LandingZone", "PullProgress", "RestSettings", "RestSource", "SecretRef", "Source",
-    "TransportSettings", "ingest", "landed_count",
+    "ILP_PROCEDURE_CODES", "RESOURCE_TYPES", "TERMINOLOGY_TYPES", "AuthSettings", "BulkSettings", "BulkSource",
+    "FilesSettings", "FilesSource", "LandingZone", "PullProgress", "RestSettings", "RestSource", "SecretRef",
+    "Source", "TransportSettings", "ingest", "landed_count",
 ]

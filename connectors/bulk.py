@@ -22,11 +22,12 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from connectors.auth import AuthSettings
-from connectors.base import RESOURCE_TYPES, Source
+from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES, Source
 from connectors.http import FhirClient, TransportSettings, parse_retry_after
 from connectors.landing import TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import land_items, parse_lines
 from connectors.progress import PullProgress
+from connectors.rest import RestSettings, RestSource
 from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,14 @@ class BulkSource(Source):
         s = self.settings
         return {"system": "$export", "patient": "Patient/$export", "group": f"Group/{s.group_id}/$export"}[s.level]
 
+    @property
+    def exported_types(self) -> tuple[str, ...]:
+        return tuple(t for t in self.settings.resource_types if t not in TERMINOLOGY_TYPES)
+
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
         capability = self.client.capability()
         job = run.progress.setdefault(EXPORT, StreamProgress()).state
-        marks = [run.since.get(t) for t in self.settings.resource_types]
+        marks = [run.since.get(t) for t in self.exported_types]
         since = min(m for m in marks if m) if all(marks) else None  # one _since for all: the oldest watermark
         if "status_url" not in job:
             job["status_url"] = self._kick_off(since)
@@ -94,12 +99,17 @@ class BulkSource(Source):
                     self._land_side_file(run, name, output, manifest)
                     job["files_done"].append(output["url"])
                     run.checkpoint()
-        for resource_type in self.settings.resource_types:
+        for resource_type in self.exported_types:
             run.progress[resource_type].watermark = manifest["transactionTime"]
             run.progress[resource_type].done = True
             progress.finish(resource_type)
         run.checkpoint()
         self._delete_job(job["status_url"])
+        terminology = tuple(t for t in self.settings.resource_types if t in TERMINOLOGY_TYPES)
+        if terminology:  # not exportable per patient: searched on the same server, with the same credentials
+            s = self.settings
+            RestSource(RestSettings(s.base_url, terminology, auth=s.auth, transport=s.transport),
+                       self.client).pull_types(run, terminology, progress)
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url, "level": self.settings.level,
                            "group": self.settings.group_id, "since": since},
@@ -110,7 +120,7 @@ class BulkSource(Source):
                 "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
 
     def _kick_off(self, since: str | None) -> str:
-        params = {"_type": ",".join(self.settings.resource_types)}
+        params = {"_type": ",".join(self.exported_types)}
         if since:
             params["_since"] = since
         path = f"{self._kickoff_path()}?{urlencode(params)}"

@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from connectors.auth import AuthSettings
-from connectors.base import RESOURCE_TYPES, Source
+from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES, Source
 from connectors.http import FhirClient, TransportSettings
 from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.progress import PullProgress
@@ -65,9 +65,10 @@ def next_link(bundle: dict[str, Any]) -> str | None:
 class RestSource(Source):
     kind = "rest"
 
-    def __init__(self, settings: RestSettings) -> None:
+    def __init__(self, settings: RestSettings, client: FhirClient | None = None) -> None:
+        """`client`: an open connection to share (a bulk source searches its server's ConceptMaps with its own)."""
         self.settings = settings
-        self.client = FhirClient(settings.base_url, settings.auth, settings.transport)
+        self.client = client or FhirClient(settings.base_url, settings.auth, settings.transport)
         self.origin = urlsplit(self.client.base_url)[:2]
 
     def close(self) -> None:
@@ -85,13 +86,17 @@ class RestSource(Source):
         capability = self.client.capability()
         if self.settings.cohort_codes:
             self._find_cohort(run)
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="pull") as pool:
-            for future in [pool.submit(self._pull_type, run, t, progress) for t in self.settings.resource_types]:
-                future.result()
+        self.pull_types(run, self.settings.resource_types, progress)
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url},
                 "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
                 "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
+
+    def pull_types(self, run: LandingRun, resource_types: tuple[str, ...], progress: PullProgress) -> None:
+        """Search each type (a few at a time) into its stream, then its deletions since the last run."""
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="pull") as pool:
+            for future in [pool.submit(self._pull_type, run, t, progress) for t in resource_types]:
+                future.result()
 
     def _search_url(self, resource_type: str, since: str | None, patients: list[str] | None = None) -> str:
         params: dict[str, Any] = {"_count": self.settings.page_size}
@@ -131,7 +136,7 @@ class RestSource(Source):
 
     def _queries(self, run: LandingRun, resource_type: str, since: str | None) -> list[str]:
         """The searches that cover a type: one, or one per chunk of cohort patients (new ones without `since`)."""
-        if not self.settings.cohort_codes:
+        if not self.settings.cohort_codes or resource_type in TERMINOLOGY_TYPES:
             return [self._search_url(resource_type, since)]
         cohort = run.progress[COHORT].state
         return [self._search_url(resource_type, window, group[i:i + CHUNK])

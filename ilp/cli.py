@@ -143,6 +143,8 @@ def ingest_command(
     full: Annotated[bool, typer.Option("--full", help="Ignore watermarks: pull everything again.")] = False,
     cohort_only: Annotated[bool, typer.Option(
         "--cohort-only", help="REST: only patients with an ILP procedure, and their resources.")] = False,
+    with_conceptmaps: Annotated[bool, typer.Option(
+        "--conceptmaps", help="Also pull the ConceptMaps the source publishes.")] = False,
 ) -> None:
     """Pull one centre's resources into the landing zone (resumes an interrupted pull of the same source).
 
@@ -157,15 +159,16 @@ def ingest_command(
     chosen = [s for s in (rest, bulk, files) if s is not None]
     if len(chosen) != 1:
         raise ConfigError("give exactly one of --rest, --bulk or --files")
+    types = connectors.RESOURCE_TYPES + (connectors.TERMINOLOGY_TYPES if with_conceptmaps else ())
     source: connectors.Source
     if rest:
         codes = connectors.ILP_PROCEDURE_CODES if cohort_only else ()
-        source = connectors.RestSource(connectors.RestSettings(rest, page_size=page_size, cohort_codes=codes))
+        source = connectors.RestSource(connectors.RestSettings(rest, types, page_size, cohort_codes=codes))
     elif bulk:
-        source = connectors.BulkSource(connectors.BulkSettings(bulk))
+        source = connectors.BulkSource(connectors.BulkSettings(bulk, resource_types=types))
     else:
         assert files is not None
-        source = connectors.FilesSource(connectors.FilesSettings(files))
+        source = connectors.FilesSource(connectors.FilesSettings(files, types))
     with source:
         run = connectors.ingest(source, connectors.LandingZone(root, centre), incremental=not full)
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
@@ -183,6 +186,8 @@ def transform_command(
         "--secret-file", help="File holding the consortium secret.")] = None,
     conceptmaps: Annotated[Path | None, typer.Option(
         "--conceptmaps", help="Folder of ConceptMap JSON files, one sub-folder per centre id.")] = None,
+    conceptmaps_from_source: Annotated[bool, typer.Option(
+        "--conceptmaps-from-source", help="Also use the ConceptMaps landed from each centre's source.")] = False,
     identifier_system: Annotated[str | None, typer.Option(
         "--identifier-system", help="Patient identifier system that identifies a person across centres.")] = None,
     spark_conf: SparkConf = None,
@@ -208,8 +213,8 @@ def transform_command(
                           "--secret-file (there is no default key)")
     secret = SecretRef(env=secret_env, file=secret_file).resolve()
     spark = get_spark(_spark_overrides(spark_conf))
-    settings = [CentreSettings(c, tuple(sorted((conceptmaps / c).glob("*.json"))) if conceptmaps else ())
-                for c in centre]
+    settings = [CentreSettings(c, tuple(sorted((conceptmaps / c).glob("*.json"))) if conceptmaps else (),
+                               conceptmaps_from_source) for c in centre]
     reports = transform(spark, root, settings, secret, new_run_id(), TransformOptions(identifier_system, shift_dates))
     for centre_id, report in reports.items():
         quarantined = sum(c["quarantined"] for c in report.reconciliation.values())

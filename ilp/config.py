@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from ilp.errors import ConfigError
 from ilp.secrets import SecretRef
 
-RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 CentreId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
 
@@ -113,6 +113,14 @@ class CentreConfig(_Strict):
     source: Annotated[RestSource | BulkSource | FilesSource, Field(discriminator="kind")]
     resource_types: tuple[str, ...] = RESOURCE_TYPES
     conceptmaps: Path | None = None  # a folder of ConceptMap JSON files
+    # Also pull the ConceptMaps the source publishes (searched on its server, or ConceptMap files in its folder)
+    # and read the centre's codes through them: the newest version of each, as landed with the data.
+    conceptmaps_from_source: bool = False
+
+    @property
+    def pulled_types(self) -> tuple[str, ...]:
+        """What the connector pulls: the resource types, and the ConceptMaps when they come from the source."""
+        return self.resource_types + (TERMINOLOGY_TYPES if self.conceptmaps_from_source else ())
 
     @field_validator("resource_types")
     @classmethod

@@ -59,9 +59,10 @@ def run_demo(out: Path, echo: Callable[[str], None] = print, keep_servers: ExitS
             else:
                 server.configure(bulk={"pollsBeforeReady": 1, "retryAfter": 0})
                 source = f'{{ kind = "bulk", base_url = "{server.base}", poll_interval_s = 0.2 }}'
-            maps = out / "synthetic" / centre.centre_id / "conceptmaps"
+            # A centre with local codes publishes its ConceptMaps on its server; the run pulls them with its data.
+            published = server.load_conceptmaps(out / "synthetic" / centre.centre_id)
             centres.append(f'[[centres]]\nid = "{centre.centre_id}"\nsource = {source}\n'
-                           + (f'conceptmaps = "{maps}"\n' if maps.is_dir() else ""))
+                           + ("conceptmaps_from_source = true\n" if published else ""))
             echo(f"{centre.centre_id:<10} {centre.dialect:<12} FHIR server {server.base} loaded with {loaded} "
                  f"resources")
         config_path = out / "consortium.toml"

@@ -67,6 +67,15 @@ class FhirTestServer:
             written += len(result["entry"])
         return written
 
+    def load_conceptmaps(self, folder: Path) -> list[str]:
+        """Publish a synthetic centre's ConceptMaps on the server (as a centre's terminology service would);
+        return their ids."""
+        maps = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "conceptmaps").glob("*.json"))]
+        if maps:
+            self.post({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": m, "request": {"method": "PUT", "url": f"ConceptMap/{m['id']}"}} for m in maps]})
+        return [m["id"] for m in maps]
+
     def __enter__(self) -> FhirTestServer:
         return self
 

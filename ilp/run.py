@@ -45,7 +45,7 @@ def source_for(centre: CentreConfig) -> connectors.Source:
     """The connector a centre's configuration describes."""
     spec = centre.source
     if isinstance(spec, FilesSource):
-        return connectors.FilesSource(connectors.FilesSettings(spec.folder, centre.resource_types))
+        return connectors.FilesSource(connectors.FilesSettings(spec.folder, centre.pulled_types))
     auth = connectors.AuthSettings(
         kind=spec.auth.kind, username=spec.auth.username, client_id=spec.auth.client_id, key_id=spec.auth.key_id,
         algorithm=spec.auth.algorithm, scope=spec.auth.scope, token_url=spec.auth.token_url,
@@ -57,11 +57,11 @@ def source_for(centre: CentreConfig) -> connectors.Source:
     if isinstance(spec, RestSource):
         codes = connectors.ILP_PROCEDURE_CODES if spec.cohort_only else ()
         return connectors.RestSource(connectors.RestSettings(
-            spec.base_url, centre.resource_types, spec.page_size, spec.concurrency, cohort_codes=codes, auth=auth,
+            spec.base_url, centre.pulled_types, spec.page_size, spec.concurrency, cohort_codes=codes, auth=auth,
             transport=transport))
     assert isinstance(spec, BulkSource)
     return connectors.BulkSource(connectors.BulkSettings(
-        spec.base_url, spec.level, spec.group_id, centre.resource_types, spec.max_wait_s, spec.poll_interval_s,
+        spec.base_url, spec.level, spec.group_id, centre.pulled_types, spec.max_wait_s, spec.poll_interval_s,
         spec.file_hosts, auth=auth, transport=transport))
 
 
@@ -76,7 +76,7 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
             with source_for(centre) as source:
                 run = connectors.ingest(source, connectors.LandingZone(root, centre.id), progress=progress)
             outcome.landed[centre.id] = connectors.landed_count(run)
-            outcome.changes[centre.id] = pending_changes(root, centre.id, centre.resource_types)
+            outcome.changes[centre.id] = pending_changes(root, centre.id, centre.pulled_types)
             echo(f"{centre.id}: landed {outcome.landed[centre.id]} resources, "
                  f"{outcome.changes[centre.id]} new versions or deletions")
         pointer = read_pointer(root)
@@ -108,8 +108,8 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
                echo: Callable[[str], None]) -> Path:
     spark = get_spark(config.spark)
-    settings = [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else ())
-                for c in centres]
+    settings = [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else (),
+                               c.conceptmaps_from_source) for c in centres]
     reports = transform(spark, config.root, settings, config.secret.ref().resolve(), run_id,
                         TransformOptions(config.identifier_system, config.shift_dates))
     for centre_id, report in reports.items():

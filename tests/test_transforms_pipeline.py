@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from connectors.progress import LogProgress
 from ilp.model import TABLES
 from ilp.secrets import Secret
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from tests.conftest import read_ndjson
 from tests.test_transforms_roundtrip import assert_same_table, truth
 from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, read_manifest, transform
 
@@ -166,3 +168,46 @@ def test_a_transform_killed_mid_write_reruns_to_identical_tables(spark: SparkSes
     for table in TABLES:
         assert_same_table(spark.read.parquet(str(rerun / table.name)).select(*table.column_names),
                           truth(folder, table.name, "cascade"), table.name)
+
+
+def _revise(resource: dict[str, Any], change: Any) -> dict[str, Any]:
+    """A newer version of `resource`, changed in place by `change`."""
+    revised = json.loads(json.dumps(resource))
+    change(revised)
+    revised["meta"] = {"versionId": "2", "lastUpdated": "2030-01-01T00:00:00Z"}
+    return revised
+
+
+def test_internally_impossible_resources_are_quarantined_with_why(spark: SparkSession, demo_consortium: Consortium,
+                                                                  tmp_path: Path) -> None:
+    """An update that makes a resource impossible takes it out of the tables and into quarantine with the reason,
+    not into the tables as nulls."""
+    folder = demo_consortium[0] / "aurora"
+    _land(folder, tmp_path, "aurora")
+    procedures, observations = read_ndjson(folder / "fhir" / "Procedure.ndjson"), read_ndjson(
+        folder / "fhir" / "Observation.ndjson")
+    ilp = next(p for p in procedures if p["code"]["coding"][0]["code"] == "4019656" and "performedPeriod" in p)
+    size = next(o for o in observations if o.get("component") and "valueQuantity" in o["component"][0])
+    dated = next(o for o in observations if o.get("effectiveDateTime") and o["id"] != size["id"])
+    revised = {
+        ilp["id"]: _revise(ilp, lambda p: p["performedPeriod"].update(end="2000-01-01T10:00:00Z")),
+        size["id"]: _revise(size, lambda o: o["component"][0]["valueQuantity"].update(value=-17.4)),
+        dated["id"]: _revise(dated, lambda o: o.update(effectiveDateTime="2011-02-30")),
+    }
+    changes = tmp_path / "changes"
+    changes.mkdir()
+    (changes / "Procedure.ndjson").write_text(json.dumps(revised[ilp["id"]]) + "\n")
+    (changes / "Observation.ndjson").write_text("".join(json.dumps(revised[i]) + "\n"
+                                                        for i in (size["id"], dated["id"])))
+    with FilesSource(FilesSettings(changes)) as source:
+        ingest(source, LandingZone(tmp_path, "aurora"), progress=LogProgress())
+    report = _transform(spark, tmp_path, folder, "aurora", "r1")
+    quarantined = {r["resource_id"]: r["reason"] for r in spark.read.parquet(
+        str(tmp_path / "quarantine" / "stage=harmonise" / "centre=aurora" / "run=r1")).collect()}
+    assert quarantined[ilp["id"]] == "internally impossible: performedPeriod ends before it starts"
+    assert quarantined[size["id"]] == "internally impossible: component.valueQuantity.value is negative"
+    assert quarantined[dated["id"]] == "internally impossible: effectiveDateTime is not a valid date"
+    assert report.rows["perfusions"] == pq.read_metadata(folder / "truth" / "perfusions.parquet").num_rows - 1
+    for resource_type, counts in report.reconciliation.items():
+        assert counts["resources"] == counts["used"] + counts["quarantined"], resource_type
+    assert sum(c["quarantined"] for c in report.reconciliation.values()) == len(quarantined)

@@ -11,6 +11,9 @@ A merge handles several centres in one Spark pass (one read, one window, one wri
 of a small centre's merge), then gives each centre its new version and switches its pointer atomically: a crash
 mid-write leaves the previous state in force, and merging runs that are already merged changes nothing.
 
+Each resource is stored with its kind and, when it is internally impossible (`transforms.sanity`), why: the
+tables never read those, and the transform quarantines them.
+
 Newest wins by `meta.lastUpdated`, then by landing run; a tombstone deletes the resource unless a version newer
 than the deletion exists. Every landed line ends up counted: current, superseded, deleted or quarantined.
 """
@@ -23,7 +26,6 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,13 @@ from ilp.fileio import write_json_atomically
 from transforms.codes import CodeLookup
 from transforms.landed import TOMBSTONES, LandedRun, parsed, read_lines
 from transforms.quarantine import write_quarantine
+from transforms.sanity import impossibility
 from transforms.schema import RESOURCE
 
-COLUMNS = ("centre_id", "resource_type", "kind", "id", "version_id", "last_updated", "run_id", "r")
+COLUMNS = ("centre_id", "resource_type", "kind", "id", "version_id", "last_updated", "run_id", "impossible", "r")
 STATE_SCHEMA = ("centre_id string, resource_type string, kind string, id string, version_id string, "
-                f"last_updated string, run_id string, r {RESOURCE.simpleString()}")
-SCHEMA_ID = hashlib.sha256(RESOURCE.json().encode("utf-8")).hexdigest()[:16]
+                f"last_updated string, run_id string, impossible string, r {RESOURCE.simpleString()}")
+SCHEMA_ID = hashlib.sha256(STATE_SCHEMA.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -82,10 +85,7 @@ class CurrentState:
 
     def read(self, spark: SparkSession) -> DataFrame:
         """The current resources (`COLUMNS`), parsed."""
-        if not self.has_resources():
-            return spark.createDataFrame([], STATE_SCHEMA)
-        return (spark.read.parquet(str(self.folder / str(self.current_version())))
-                .select(F.lit(self.centre_id).alias("centre_id"), *COLUMNS[1:]))
+        return read_states(spark, [self])
 
     def has_resources(self) -> bool:
         version = self.current_version()
@@ -116,6 +116,22 @@ class CurrentState:
             shutil.rmtree(self.folder / old, ignore_errors=True)
 
 
+def read_states(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
+    """The current resources of several centres (`COLUMNS`) in one scan of their versions under `resources/`.
+
+    One scan, not a union of one per centre: every table reads the states several times, and a scan per centre
+    multiplied the plans Spark optimises and compiles. The schema is given, so nothing is inferred from footers
+    and a centre id that looks like a number stays a string."""
+    present = [s for s in states if s.has_resources()]
+    if not present:
+        return spark.createDataFrame([], STATE_SCHEMA)
+    stored = (f"id string, version_id string, last_updated string, run_id string, impossible string, "
+              f"r {RESOURCE.simpleString()}, centre string, v string, resource_type string, kind string")
+    return (spark.read.schema(stored).option("basePath", str(present[0].root / "resources"))
+            .parquet(*[str(s.folder / str(s.current_version())) for s in present])
+            .select(F.col("centre").alias("centre_id"), *COLUMNS[1:]))
+
+
 def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], resource_types: tuple[str, ...],
           lookup: CodeLookup, transform_run: str) -> dict[str, MergeReport]:
     """Merge each centre's runs not merged yet into its current state, each resource with its kind; write the
@@ -139,8 +155,7 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
                       F.col("r.meta.versionId").alias("version_id"), F.col("r.meta.lastUpdated").alias("last_updated"),
                       "run_id", "r", "reason", F.when(F.col("reason").isNotNull(), F.col("json")).alias("json"),
                       F.lit("new").alias("origin")))
-    kept = [states[c].read(spark) for c in changing if not plans[c][1]]
-    previous = reduce(DataFrame.unionByName, kept, spark.createDataFrame([], STATE_SCHEMA)).drop("kind").select(
+    previous = read_states(spark, [states[c] for c in changing if not plans[c][1]]).drop("kind", "impossible").select(
         "*", F.lit(None).cast("string").alias("reason"), F.lit(None).cast("string").alias("json"),
         F.lit("previous").alias("origin"))
     newest = Window.partitionBy("centre_id", "resource_type", "id").orderBy(
@@ -151,7 +166,7 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
     # One pass decides every line's fate (the window is a shuffle of every resource: most of the merge's cost);
     # one write keeps the current and the quarantined, and counts every fate on the way (an observation).
     decided = (previous.unionByName(landed).withColumn("rank", F.row_number().over(newest))
-               .withColumn("kind", lookup.kind()).alias("c")
+               .withColumn("kind", lookup.kind()).withColumn("impossible", impossibility()).alias("c")
                .join(F.broadcast(_tombstones(spark, new_runs)).alias("t"), ["centre_id", "resource_type", "id"], "left")
                .select("c.*", F.when(F.col("reason").isNotNull(), "quarantined").when(F.col("rank") > 1, "superseded")
                        .when(deleted, "deleted").otherwise("current").alias("outcome")))

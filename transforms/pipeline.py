@@ -25,7 +25,7 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ilp.errors import IlpError
@@ -40,16 +40,19 @@ from transforms.pseudonym import date_shift_days
 from transforms.quarantine import write_quarantine
 from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
+from transforms.terminology import centre_conceptmaps
 from transforms.view import ResourceView
 
 UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
+IMPOSSIBLE = "internally impossible: "
 RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 
 
 @dataclass(frozen=True)
 class CentreSettings:
     centre_id: str
-    conceptmaps: tuple[Path, ...] = ()
+    conceptmaps: tuple[Path, ...] = ()  # ConceptMap JSON files
+    conceptmaps_from_source: bool = False  # also the ConceptMaps landed from the centre's source
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,9 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     if missing:
         raise IlpError(f"nothing landed yet for {', '.join(missing)} under {root / 'landing'}: run `ilp ingest` "
                        "(or `ilp run`) for them first")
-    lookup = CodeLookup({c.centre_id: ConceptMapIndex.from_files(c.conceptmaps) for c in centres})
+    maps = {c.centre_id: centre_conceptmaps(c.conceptmaps, landed[c.centre_id], c.conceptmaps_from_source)
+            for c in centres}
+    lookup = CodeLookup({c: ConceptMapIndex.from_resources(m.resources) for c, m in maps.items()})
     merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
     view = ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, options.national_id_system)
     snapshot = root / "cohort" / "snapshots" / f"run={run_id}"
@@ -109,7 +114,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             "run_id": run_id, "centre_id": centre, "merged_landing_runs": report.merged_runs,
             "merge_counts": merged, "rows": report.rows, "reconciliation": report.reconciliation,
             "unmapped_codes": report.unmapped_codes, "endpoints": [e.name for e in options.endpoints],
-            "conceptmaps": [p.name for p in settings.conceptmaps],
+            "conceptmaps": maps[centre].sources, "conceptmaps_rejected": maps[centre].rejected,
             "finished_at": datetime.now(UTC).isoformat()})
     view.release()
     return reports
@@ -148,17 +153,16 @@ def _reconcile(root: Path, view: ResourceView, tables: dict[str, DataFrame],
     number of unmapped codes per centre (whose report is written here)."""
     used = (tables["cohort"].select("centre_id", F.explode("source_resource_ids").alias("ref")).distinct()
             .withColumn("used", F.lit(True)))
-    resources = view.of_types(*RESOURCE_TYPES).join(used, ["centre_id", "ref"], "left")
+    resources = view.resources.join(used, ["centre_id", "ref"], "left")
     unmapped = F.col("resource_type").isin(*KIND_VALUESETS) & F.col("kind").isNull()
-    reason = F.when(F.col("used"), None).when(unmapped, UNMAPPED).otherwise("no canonical table uses this resource")
+    reason = (F.when(F.col("used"), None).when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE),
+                                                                                           F.col("impossible")))
+              .when(unmapped, UNMAPPED).otherwise("no canonical table uses this resource"))
     code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
     labelled = resources.withColumn("reason", reason).select(
-        "centre_id", "resource_type", "id", "run_id", "reason",
-        F.when(F.col("reason").isNotNull(), F.to_json("r")).alias("json"), unmapped.alias("unmapped"),
-        F.when(unmapped, code["coding"]).alias("codings")).cache()  # narrow: the parsed resources are not kept
-    write_quarantine(labelled.where(F.col("reason").isNotNull()).select(
-        "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type", F.col("id").alias("resource_id"),
-        "reason", "json"), root, "harmonise", view.centres, run_id)
+        "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
+        F.when(unmapped, code["coding"]).alias("codings")).cache()  # narrow: the parsed resources are not read
+    _quarantine_unused(root, view, labelled.where(F.col("reason").isNotNull()), run_id)
     counts: dict[str, dict[str, dict[str, int]]] = {}
     for row in labelled.groupBy("centre_id", "resource_type", F.col("reason").isNull().alias("ok")).count().collect():
         entry = counts.setdefault(row["centre_id"], {}).setdefault(
@@ -172,6 +176,18 @@ def _reconcile(root: Path, view: ResourceView, tables: dict[str, DataFrame],
     labelled.unpersist()
     return counts, {c: _write_unmapped(root, c, run_id, [r for r in codes if r["centre_id"] == c])
                     for c in view.centres}
+
+
+def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, run_id: str) -> None:
+    """Quarantine the unused resources with their JSON, reading in full only the type and kind partitions that
+    hold one (most resources are used: serialising every parsed resource to find a few cost most of this step)."""
+    partitions = [(r["resource_type"], r["kind"]) for r in unused.select("resource_type", "kind").distinct().collect()]
+    where = reduce(Column.__or__, [(F.col("resource_type") == t) & F.col("kind").eqNullSafe(k) for t, k in partitions],
+                   F.lit(False))
+    parsed = view.resources.where(where).select("centre_id", "resource_type", "id", F.to_json("r").alias("json"))
+    write_quarantine(unused.join(parsed, ["centre_id", "resource_type", "id"]).select(
+        "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type", F.col("id").alias("resource_id"),
+        "reason", "json"), root, "harmonise", view.centres, run_id)
 
 
 def _write_unmapped(root: Path, centre_id: str, run_id: str, rows: list[Any]) -> int:

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from ilp.secrets import Secret
 from transforms.codes import CodeLookup
 from transforms.columns import reference_id
-from transforms.current import CurrentState
+from transforms.current import CurrentState, read_states
 from transforms.pseudonym import pseudonym_column
 
 
@@ -35,7 +35,8 @@ def local_reference(reference: Column) -> Column:
 @dataclass
 class ResourceView:
     centres: tuple[str, ...]
-    resources: DataFrame  # centre_id, resource_type, id, run_id, r (parsed), kind, subject_id, local_id, ref
+    # centre_id, resource_type, kind, id, run_id, impossible (why, or null), r (parsed), subject_id, local_id, ref
+    resources: DataFrame
     lookup: CodeLookup
     secret: Secret
     national_id_system: str | None
@@ -46,8 +47,8 @@ class ResourceView:
     def load(cls, spark: SparkSession, states: list[CurrentState], lookup: CodeLookup, secret: Secret,
              national_id_system: str | None) -> ResourceView:
         """The states are stored by type and kind: a table reads just the partitions it uses."""
-        rows = reduce(DataFrame.unionByName, [s.read(spark) for s in states]).select(
-            "centre_id", "resource_type", "kind", "id", "run_id", "r")
+        rows = read_states(spark, states).select(
+            "centre_id", "resource_type", "kind", "id", "run_id", "impossible", "r")
         subject = F.coalesce(F.col("r.subject.reference"), F.col("r.patient.reference"))
         rows = rows.select("*", F.when(F.col("resource_type") == "Patient", local_id(F.col("id")))
                            .otherwise(local_reference(subject)).alias("subject_id"),
@@ -56,7 +57,8 @@ class ResourceView:
         return cls(tuple(s.centre_id for s in states), rows, lookup, secret, national_id_system)
 
     def of(self, resource_type: str, kind: str | None = None) -> DataFrame:
-        rows = self.resources.where(F.col("resource_type") == resource_type)
+        """The type's resources (of one kind) that tables may read: internally impossible ones are left out."""
+        rows = self.resources.where((F.col("resource_type") == resource_type) & F.col("impossible").isNull())
         return rows.where(F.col("kind") == kind) if kind else rows
 
     def of_types(self, *resource_types: str) -> DataFrame:

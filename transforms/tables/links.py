@@ -15,8 +15,12 @@ def performed_start(r: str = "r") -> Column:
 
 
 def linked(rows: DataFrame, element: str) -> DataFrame:
-    """One row per (resource, centre-qualified target id) for a list of references (`partOf`, `focus`)."""
-    return (rows.select("*", F.explode_outer(F.col(f"r.{element}")).alias("link"))
+    """One row per (resource, centre-qualified target id) for a list of references (`partOf`, `focus`).
+
+    `rows` carry the list as a top-level column named `element`, selected with just the other columns the
+    caller uses: exploding a frame that still holds the parsed resource would read every element of it (Spark
+    does not prune nested columns through the explode)."""
+    return (rows.select("*", F.explode_outer(F.col(element)).alias("link")).drop(element)
             .withColumn("target_id", local_reference(F.col("link.reference"))).drop("link"))
 
 

@@ -31,10 +31,12 @@ def build_toxicities(view: ResourceView, run_id: str) -> DataFrame:
                           for x in (f"{name}|{g}", r)])
     term_components = F.filter(F.coalesce(F.col("r.component"), F.array()),
                                lambda c: lookup.value("observation", c["code"]) == "ctcae_term")
-    rows = linked(graded, "partOf").join(_perfusion_keys(view).drop("subject_id"), "target_id", "left").select(
-        "ref", "subject_id", "perfusion_ref", F.try_element_at(scale, F.col("kind")).alias("scale"),
-        grade.alias("grade"), lookup.value("ctcae-term", F.get(term_components, 0)["valueCodeableConcept"])
-        .alias("ctcae_term"), fhir_date(F.col("r.effectiveDateTime")).alias("onset_date"))
+    facts = graded.select(
+        "centre_id", "ref", "subject_id", F.try_element_at(scale, F.col("kind")).alias("scale"), grade.alias("grade"),
+        lookup.value("ctcae-term", F.get(term_components, 0)["valueCodeableConcept"]).alias("ctcae_term"),
+        fhir_date(F.col("r.effectiveDateTime")).alias("onset_date"), F.col("r.partOf").alias("partOf"))
+    rows = linked(facts, "partOf").join(_perfusion_keys(view).drop("subject_id"), "target_id", "left").drop(
+        "target_id", "centre_id")
     return rows.join(view.patient_ids(), "subject_id").select(
         "centre_id", view.key(F.col("ref")).alias("toxicity_id"), "patient_id",
         F.when(F.col("perfusion_ref").isNotNull(), view.key(F.col("perfusion_ref"))).alias("perfusion_id"),
@@ -49,12 +51,14 @@ def build_responses(view: ResourceView, run_id: str) -> DataFrame:
     """RECIST on MRI (focus: the ILP) and necrosis of the resection specimen (attributed to the first ILP)."""
     lookup = view.lookup
     perfusions = _perfusion_keys(view)
-    radiological = (linked(view.of("Observation", "recist"), "focus")
-                    .join(perfusions.drop("subject_id"), "target_id", "left")
-                    .select("ref", "subject_id", "perfusion_ref", F.lit("radiological").alias("kind"),
-                            fhir_date(F.col("r.effectiveDateTime")).alias("assessment_date"),
-                            lookup.value("recist", F.col("r.valueCodeableConcept")).alias("category"),
-                            F.lit(None).cast("double").alias("necrosis_pct")))
+    recist = view.of("Observation", "recist").select(
+        "centre_id", "ref", "subject_id", F.lit("radiological").alias("kind"),
+        fhir_date(F.col("r.effectiveDateTime")).alias("assessment_date"),
+        lookup.value("recist", F.col("r.valueCodeableConcept")).alias("category"),
+        F.lit(None).cast("double").alias("necrosis_pct"), F.col("r.focus").alias("focus"))
+    radiological = (linked(recist, "focus").join(perfusions.drop("subject_id"), "target_id", "left")
+                    .select("ref", "subject_id", "perfusion_ref", "kind", "assessment_date", "category",
+                            "necrosis_pct"))
     necrosis = in_unit(F.col("r.valueQuantity"), "%")
     first = perfusions.where("perfusion_number = 1").select("subject_id", "perfusion_ref")
     pathological = (view.of("Observation", "necrosis").join(first, "subject_id", "left")

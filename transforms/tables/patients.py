@@ -9,6 +9,9 @@ from ilp.model import PATIENTS
 from transforms.columns import fhir_date, in_unit
 from transforms.view import ResourceView
 
+# The Observations a patient row is built from.
+FACTS = ("bmi", "body_weight", "body_height", "smoking_status", "comorbidity")
+
 
 def completed_years(born: Column, on: Column) -> Column:
     """Age in completed years (the same rule as ilp.model.dates.completed_years)."""
@@ -19,7 +22,7 @@ def completed_years(born: Column, on: Column) -> Column:
 
 def build_patients(view: ResourceView, diagnoses: DataFrame, run_id: str) -> DataFrame:
     """`diagnoses`: subject_id, diagnosis_date (from the tumours) for the age at diagnosis."""
-    observations = view.of("Observation").select(
+    observations = view.of("Observation").where(F.col("kind").isin(*FACTS)).select(
         "subject_id", "kind", "ref", F.col("r.valueQuantity").alias("quantity"),
         view.lookup.value("smoking", F.col("r.valueCodeableConcept")).alias("smoking_value"),
         view.lookup.value("condition", F.col("r.valueCodeableConcept")).alias("condition_value"))
@@ -30,8 +33,7 @@ def build_patients(view: ResourceView, diagnoses: DataFrame, run_id: str) -> Dat
         F.max(F.when(F.col("kind") == "body_height", in_unit(quantity, "cm"))).alias("height"),
         F.max(F.when(F.col("kind") == "smoking_status", F.col("smoking_value") == "smoker")).alias("smoking"),
         F.collect_set(F.when(F.col("kind") == "comorbidity", F.col("condition_value"))).alias("observed"),
-        F.collect_set(F.when(F.col("kind").isin("bmi", "body_weight", "body_height", "smoking_status",
-                                                "comorbidity"), F.col("ref"))).alias("obs_refs"))
+        F.collect_set("ref").alias("obs_refs"))
     conditions = view.of("Condition").where(F.col("kind").isin("hypertension", "dyslipidaemia")).groupBy(
         "subject_id").agg(F.collect_set("kind").alias("recorded"), F.collect_set("ref").alias("condition_refs"))
     patients = view.of("Patient").select("subject_id", "ref", F.col("r.gender").alias("gender"),

@@ -31,10 +31,12 @@ def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
         minutes.alias("period_minutes"),
         F.concat(F.lit("Condition/"), reference_id(F.get(F.col("r.reasonReference"), 0)["reference"]))
         .alias("tumour_ref"))
-    parts = linked(view.of_types("Observation", "MedicationAdministration"), "partOf")
-    dose = F.col("r.dosage.dose")
+    parts = linked(view.of_types("Observation", "MedicationAdministration").where(F.col("kind").isin(*PARTS)).select(
+        "centre_id", "kind", "ref", F.col("r.dosage.dose").alias("dose"), F.col("r.valueQuantity").alias("quantity"),
+        F.col("r.partOf").alias("partOf")), "partOf")
+    dose = F.col("dose")
     unit = F.coalesce(dose["code"], dose["unit"])
-    quantity = F.col("r.valueQuantity")
+    quantity = F.col("quantity")
     per_procedure = parts.groupBy("target_id").agg(
         F.max(F.when(F.col("kind") == "tnf", in_unit(dose, "mg"))).alias("tnf_dose_mg"),
         F.max(F.when((F.col("kind") == "melphalan") & unit.isin("mg/L", "mg/l"), in_unit(dose, "mg/L")))

@@ -9,7 +9,8 @@ from ilp.model import TUMOURS
 from ilp.model.vocabulary import HISTOLOGY_FAMILY
 from ilp.terminology import valueset
 from transforms.columns import date_imputed, fhir_date, in_unit
-from transforms.view import ResourceView, local_reference
+from transforms.tables.links import linked
+from transforms.view import ResourceView
 
 HISTOLOGY_URL = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-histology-morphology-behavior"
 LATERALITY_URL = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-laterality-qualifier"
@@ -36,16 +37,16 @@ def build_tumours(view: ResourceView, run_id: str) -> DataFrame:
         lookup.first("laterality", laterality_codings).alias("laterality"), histology.alias("histology"),
         F.try_element_at(family, histology).alias("histology_family"),
         F.try_element_at(morphology, histology).alias("morphology_code"))
-    facts = (view.of("Observation")
-             .where(F.col("kind").isin("tumour_size", "histologic_grade", "unresectability_reason"))
-             .select("centre_id", "ref", "kind", "r", F.explode(F.col("r.focus")).alias("focus")))
     longest = F.filter(F.coalesce(F.col("r.component"), F.array()),
                        lambda c: lookup.value("observation", c["code"]) == "tumour_longest_dimension")
-    values = facts.select(
-        "ref", "kind", local_reference(F.col("focus.reference")).alias("condition_id"),
-        in_unit(F.get(longest, 0)["valueQuantity"], "cm").alias("size"),
-        lookup.value("fnclcc-grade", F.col("r.valueCodeableConcept")).alias("grade"),
-        lookup.value("unresectability-reason", F.col("r.valueCodeableConcept")).alias("reason"))
+    facts = (view.of("Observation")
+             .where(F.col("kind").isin("tumour_size", "histologic_grade", "unresectability_reason"))
+             .select("centre_id", "ref", "kind", in_unit(F.get(longest, 0)["valueQuantity"], "cm").alias("size"),
+                     lookup.value("fnclcc-grade", F.col("r.valueCodeableConcept")).alias("grade"),
+                     lookup.value("unresectability-reason", F.col("r.valueCodeableConcept")).alias("reason"),
+                     F.col("r.focus").alias("focus")))
+    values = linked(facts, "focus").withColumnRenamed("target_id", "condition_id").where(
+        F.col("condition_id").isNotNull())
     per_tumour = values.groupBy("condition_id").agg(
         F.max(F.when(F.col("kind") == "tumour_size", F.col("size"))).alias("size"),
         F.max(F.when(F.col("kind") == "histologic_grade", F.col("grade"))).alias("grade"),
