@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from connectors import jsonio
 from connectors.base import RESOURCE_TYPES, Source
 from connectors.landing import LandingRun, StreamProgress
-from connectors.ndjson import land_items, parse_lines
+from connectors.ndjson import Unreadable, land_items, parse_lines
 from connectors.progress import PullProgress
 from ilp.errors import ConfigError
 
@@ -56,25 +57,44 @@ class FilesSource(Source):
             name = str(path.relative_to(self.settings.folder))
             if name in done:
                 continue
-            counts = land_items(run, self._items(path), name, self.settings.resource_types)
+            counts = land_items(run, self._counted(self._items(path), state), name, self.settings.resource_types)
             progress.advance("files", sum(counts.values()), note=name)
             done.append(name)
             run.checkpoint()
         for resource_type in self.settings.resource_types:
             run.progress[resource_type].done = True
         return {"source": {"kind": self.kind, "folder": str(self.settings.folder.resolve()),
-                           "files": len(self.paths)}}
+                           "files": len(self.paths), "items": state.get("items", 0)}}
+
+    @staticmethod
+    def _counted(items: Iterable[tuple[int, Any, str]], state: dict[str, Any]) -> Iterator[tuple[int, Any, str]]:
+        """Count every item read (lines, Bundle entries), so the manifest can show they all landed somewhere."""
+        for item in items:
+            state["items"] = state.get("items", 0) + 1
+            yield item
 
     def _items(self, path: Path) -> Iterable[tuple[int, Any, str]]:
         if path.name.endswith(".json"):
             return _bundle_items(path)
-        opener = gzip.open if path.name.endswith(".gz") else open
-        return parse_lines(_read_lines(opener, path))
+        if path.name.endswith(".gz"):
+            return _gzip_items(path)
+        return parse_lines(_read_lines(open, path))
 
 
 def _read_lines(opener: Any, path: Path) -> Iterator[str]:
     with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
         yield from handle
+
+
+def _gzip_items(path: Path) -> Iterator[tuple[int, Any, str]]:
+    """The lines of a gzipped NDJSON file; a file cut short or corrupt keeps the lines before the damage and
+    rejects the rest as one unreadable item (a partial last line is rejected as not JSON)."""
+    number = 0
+    try:
+        for number, item, raw in parse_lines(_read_lines(gzip.open, path)):
+            yield number, item, raw
+    except (EOFError, OSError, zlib.error) as error:
+        yield number + 1, Unreadable(f"truncated or corrupt gzip after line {number}: {error}"), ""
 
 
 def _bundle_items(path: Path) -> Iterator[tuple[int, Any, str]]:

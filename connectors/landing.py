@@ -44,6 +44,7 @@ class StreamProgress:
 
     bytes: int = 0
     count: int = 0
+    duplicates: int = 0  # items already landed in this run with the same key (the same version twice): not written
     pages: int = 0
     next_url: str | None = None
     done: bool = False
@@ -90,6 +91,7 @@ class NdjsonStream:
             os.fsync(self.handle.fileno())
         self.progress.bytes = self.handle.tell()
         self.progress.count += len(fresh)
+        self.progress.duplicates += len(items) - len(fresh)
         return len(fresh)
 
     def close(self) -> None:
@@ -138,7 +140,8 @@ class LandingRun:
         files = {}
         for path in sorted(self.folder.glob("*.ndjson")):
             name = path.stem
-            files[name] = {"file": path.name, "count": self.progress[name].count, "bytes": path.stat().st_size,
+            files[name] = {"file": path.name, "count": self.progress[name].count,
+                           "duplicates": self.progress[name].duplicates, "bytes": path.stat().st_size,
                            "sha256": sha256_file(path)}
         watermarks = {t: p.watermark for t, p in self.progress.items() if p.watermark}
         body = {"run_id": self.run_id, "centre_id": self.zone.centre_id, "started_at": self.started_at,

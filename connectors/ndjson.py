@@ -15,6 +15,13 @@ from connectors.landing import REJECTED, LandingRun
 BATCH = 1000
 
 
+class Unreadable:
+    """What stands in for input that could not be read at all (a truncated gzip): rejected with its reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 def classify(item: Any, wanted: tuple[str, ...]) -> str | None:
     """Why a parsed JSON value cannot land as a resource, or None when it can."""
     if not isinstance(item, dict):
@@ -39,7 +46,8 @@ def land_items(run: LandingRun, items: Iterable[tuple[int, Any, str]], source: s
         counts[name] = counts.get(name, 0) + run.stream(name).append(batches.pop(name, []))
 
     for number, item, raw in items:
-        reason = "not valid JSON" if item is None else classify(item, wanted)
+        reason = ("not valid JSON" if item is None else item.reason if isinstance(item, Unreadable)
+                  else classify(item, wanted))
         if reason:
             name, record = REJECTED, {"source": source, "line": number, "reason": reason, "raw": raw[:100_000]}
         else:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, Observation, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ilp.fileio import write_json_atomically
@@ -164,23 +164,21 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
     deleted = F.col("t.deleted_at").isNotNull() & (F.col("c.last_updated").isNull()
                                                    | (F.col("t.deleted_at") >= F.col("c.last_updated")))
     # One pass decides every line's fate (the window is a shuffle of every resource: most of the merge's cost);
-    # one write keeps the current and the quarantined, and counts every fate on the way (an observation).
+    # one write keeps the current and the quarantined in full and the other fates as bare keys, so counting every
+    # fate is a read of the staging's partition folders, not a second pass over the landing.
     decided = (previous.unionByName(landed).withColumn("rank", F.row_number().over(newest))
                .withColumn("kind", lookup.kind()).withColumn("impossible", impossibility()).alias("c")
                .join(F.broadcast(_tombstones(spark, new_runs)).alias("t"), ["centre_id", "resource_type", "id"], "left")
                .select("c.*", F.when(F.col("reason").isNotNull(), "quarantined").when(F.col("rank") > 1, "superseded")
-                       .when(deleted, "deleted").otherwise("current").alias("outcome")))
-    observation = Observation("merge")
-    counted = decided.observe(observation, *[
-        F.count_if((F.col("centre_id") == c) & (F.col("resource_type") == t) & (F.col("origin") == origin)
-                   & (F.col("outcome") == outcome)).alias("\t".join((c, t, origin, outcome)))
-        for c in changing for t in resource_types for origin, outcomes in FATES.items() for outcome in outcomes])
+                       .when(deleted, "deleted").otherwise("current").alias("fate")))
+    kept = F.col("fate").isin("current", "quarantined")
     version = f"v={datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
     staging = root / "resources" / f".staging-{version}"
-    (counted.where(F.col("outcome").isin("current", "quarantined"))
-     .select(*COLUMNS, "reason", "json", F.col("outcome").alias("fate"))
+    (decided.select(*COLUMNS[:-1], F.when(kept, F.col("r")).alias("r"), "reason", "json", "origin", "fate")
      .write.partitionBy("centre_id", "fate", "resource_type", "kind").parquet(str(staging)))
-    counts = _counts({tuple(k.split("\t")): int(v) for k, v in observation.get.items()})
+    fates = (spark.read.parquet(str(staging)).groupBy("centre_id", "resource_type", "origin", "fate").count()
+             .collect()) if staging.is_dir() else []
+    counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"] for r in fates})
     quarantined = [str(p) for c in changing if (p := staging / f"centre_id={c}" / "fate=quarantined").is_dir()]
     if quarantined:
         write_quarantine(spark.read.option("basePath", str(staging)).parquet(*quarantined).select(
@@ -203,8 +201,6 @@ def _tombstones(spark: SparkSession, runs: list[LandedRun]) -> DataFrame:
             .agg(F.max(F.coalesce("t.deleted_at", F.lit("9999"))).alias("deleted_at")))
 
 
-# What can become of a line: a new one, or one of the previous state's.
-FATES = {"new": ("current", "superseded", "deleted", "quarantined"), "previous": ("current", "superseded", "deleted")}
 PREVIOUS_KEYS = {"current": "previous_kept", "superseded": "previous_replaced", "deleted": "previous_deleted"}
 
 

@@ -1,0 +1,1 @@
+"""The bad-input corpus: named cases of hostile FHIR input, each with the outcome it must produce."""
