@@ -14,7 +14,7 @@ from connectors.progress import LogProgress
 from ilp.fhir_server import FhirTestServer
 from tests.landing_helpers import change_server, server_versions
 from transforms.codes import CodeLookup
-from transforms.current import CurrentState, MergeReport, merge
+from transforms.current import CurrentState, MergeReport, merge, read_states
 from transforms.landed import completed_runs
 
 TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
@@ -22,7 +22,7 @@ Consortium = tuple[Path, dict[str, Any]]
 
 
 def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, str]]:
-    rows = CurrentState(root, centre).read(spark).select("resource_type", "id", "version_id").collect()
+    rows = read_states(spark, [CurrentState(root, centre)]).select("resource_type", "id", "version_id").collect()
     state: dict[str, dict[str, str]] = {t: {} for t in TYPES}
     for row in rows:
         assert row["id"] not in state[row["resource_type"]], "two current versions of one resource"

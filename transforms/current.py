@@ -83,10 +83,6 @@ class CurrentState:
         pointer["runs"] = sorted(set(pointer["runs"]) | set(run_ids))
         write_json_atomically(self.pointer, pointer)
 
-    def read(self, spark: SparkSession) -> DataFrame:
-        """The current resources (`COLUMNS`), parsed."""
-        return read_states(spark, [self])
-
     def has_resources(self) -> bool:
         version = self.current_version()
         return version is not None and any((self.folder / version).glob("resource_type=*"))
