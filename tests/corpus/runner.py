@@ -16,12 +16,12 @@ from typing import Any
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from connectors import FilesSettings, FilesSource, LandingZone, ingest
+from connectors import RESOURCE_TYPES, FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 from ilp.errors import IlpError
 from ilp.secrets import Secret
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from tests.corpus.cases import CASES, Case, Resource
+from tests.corpus.cases import CASES, Case, Resource, is_ilp
 from transforms.pipeline import CentreSettings, TransformOptions, transform
 
 SECRET = Secret("corpus-consortium-secret-0123456789")
@@ -40,11 +40,9 @@ class Outcome:
 
 def base_record(folder: Path) -> list[Resource]:
     """Every resource of the first patient of a synthetic centre who had an ILP: the record the cases break."""
-    resources = [json.loads(line) for t in ("Patient", "Condition", "Procedure", "Observation",
-                                            "MedicationAdministration")
+    resources = [json.loads(line) for t in RESOURCE_TYPES
                  for line in (folder / "fhir" / f"{t}.ndjson").read_text(encoding="utf-8").splitlines()]
-    ilp = next(r for r in resources if r["resourceType"] == "Procedure"
-               and r["code"]["coding"][0]["code"] == "4019656")
+    ilp = next(r for r in resources if is_ilp(r))
     patient = ilp["subject"]["reference"]
     return [r for r in resources if f"{r['resourceType']}/{r['id']}" == patient
             or (r.get("subject") or {}).get("reference") == patient]
