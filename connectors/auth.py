@@ -18,6 +18,7 @@ from typing import Any, Literal
 import httpx
 import jwt
 
+from connectors.transport import describe
 from ilp.errors import AuthenticationFailed, ConfigError, SourceUnreachable
 from ilp.secrets import Secret, SecretRef
 
@@ -97,7 +98,7 @@ class ClientCredentialsAuth(httpx.Auth):
             try:
                 response = self._client.post(url, **self.token_request())
             except httpx.TransportError as error:
-                raise SourceUnreachable(f"token endpoint {url} unreachable: {type(error).__name__}") from None
+                raise SourceUnreachable(f"token endpoint {url} unreachable: {describe(error)}") from None
             if response.status_code != 200:
                 raise AuthenticationFailed(f"token endpoint {url} refused client {self.settings.client_id!r}: "
                                            f"HTTP {response.status_code} {_oauth_error(response)}")
@@ -149,7 +150,7 @@ def discover_token_url(client: httpx.Client, base_url: str) -> str:
         try:
             response = client.get(url)
         except httpx.TransportError as error:
-            raise SourceUnreachable(f"{url} unreachable: {type(error).__name__}") from None
+            raise SourceUnreachable(f"{url} unreachable: {describe(error)}") from None
         if response.status_code == 200 and "token_endpoint" in response.json():
             return str(response.json()["token_endpoint"])
     raise AuthenticationFailed(f"{base_url} publishes no token_endpoint in .well-known/smart-configuration; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -24,8 +24,8 @@ import httpx
 from connectors.auth import AuthSettings
 from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES, Source
 from connectors.http import FhirClient, TransportSettings, parse_retry_after
-from connectors.landing import TOMBSTONES, LandingRun, StreamProgress
-from connectors.ndjson import land_items, parse_lines
+from connectors.landing import REJECTED, TOMBSTONES, LandingRun, StreamProgress
+from connectors.ndjson import BATCH, land_items, parse_lines
 from connectors.progress import PullProgress
 from connectors.rest import RestSettings, RestSource
 from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
@@ -43,7 +43,8 @@ class BulkSettings:
     resource_types: tuple[str, ...] = RESOURCE_TYPES
     max_wait_s: float = 3600.0
     poll_interval_s: float = 2.0
-    file_hosts: tuple[str, ...] = ()  # other hosts allowed to serve output files (e.g. a storage bucket)
+    # other hosts allowed to serve output files (e.g. a storage bucket): a host name (any port) or host:port
+    file_hosts: tuple[str, ...] = ()
     auth: AuthSettings = field(default_factory=AuthSettings)
     transport: TransportSettings = field(default_factory=TransportSettings)
 
@@ -156,10 +157,11 @@ class BulkSource(Source):
 
     def _authenticated(self, url: str, manifest: dict[str, Any]) -> bool:
         """Whether to send our credentials with a file download; refuses hosts nobody allowed."""
-        host = urlsplit(url).netloc
+        parts = urlsplit(url)
+        host = parts.netloc
         if host == urlsplit(self.client.base_url).netloc:
             return True
-        if host not in self.settings.file_hosts:
+        if host not in self.settings.file_hosts and parts.hostname not in self.settings.file_hosts:
             raise SourceProtocolError(f"{self.client.base_url}: $export file on another host ({host}) that the "
                                       "configuration does not allow (file_hosts)")
         return bool(manifest.get("requiresAccessToken"))
@@ -184,17 +186,29 @@ class BulkSource(Source):
         raise SourceUnreachable(f"{self.client.base_url}: {what} kept failing mid-download")
 
     def _land_side_file(self, run: LandingRun, name: str, output: dict[str, Any], manifest: dict[str, Any]) -> None:
+        """An error file's OperationOutcomes, or a `deleted` file's Bundles as tombstones, streamed a batch at a
+        time (an error file can be larger than the export); a line that is not a JSON object is rejected."""
         what = f"$export {name} file {output['url'].rsplit('/', 1)[-1]}"
-        items = [json.loads(line) for line in self._lines(output["url"], manifest, what) if line.strip()]
+        lines = parse_lines(self._lines(output["url"], manifest, what))
+        outcomes = 0
+        while batch := list(itertools.islice(lines, BATCH)):
+            kept, rejected = [], []
+            for number, item, raw in batch:
+                if not isinstance(item, dict):
+                    reason = "not valid JSON" if item is None else "not a JSON object"
+                    rejected.append({"source": output["url"], "line": number, "reason": reason, "raw": raw[:100_000]})
+                elif name == "error":
+                    kept.append({"source": output["url"], "line": number, **item})
+                else:
+                    kept.extend({"resourceType": e["request"]["url"].split("/")[0],
+                                 "id": e["request"]["url"].split("/")[-1], "deleted_at": manifest["transactionTime"]}
+                                for e in item.get("entry") or [] if (e.get("request") or {}).get("method") == "DELETE")
+            outcomes += len(kept)
+            run.stream(ERRORS if name == "error" else TOMBSTONES).append(kept)
+            if rejected:
+                run.stream(REJECTED).append(rejected)
         if name == "error":
-            run.stream(ERRORS).append([{"source": output["url"], "line": n, **item} for n, item in enumerate(items)])
-            log.warning("%s: %d OperationOutcome(s) from the server", what, len(items))
-            return
-        tombstones = [{"resourceType": e["request"]["url"].split("/")[0], "id": e["request"]["url"].split("/")[-1],
-                       "deleted_at": manifest["transactionTime"]}
-                      for bundle in items for e in bundle.get("entry", [])
-                      if (e.get("request") or {}).get("method") == "DELETE"]
-        run.stream(TOMBSTONES).append(tombstones)
+            log.warning("%s: %d OperationOutcome(s) from the server", what, outcomes)
 
     def _delete_job(self, status_url: str) -> None:
         try:

@@ -23,6 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from connectors import jsonio
 from connectors.auth import AuthFactory, AuthSettings
+from connectors.transport import untrusted_certificate
 from ilp.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,10 @@ class FhirClient:
                 response = self._client.send(request, stream=stream, auth=None)
             if not stream or response.status_code >= 400:
                 response.read()
-        except httpx.TransportError as error:  # refused, reset, timed out, cut mid-body
+        except httpx.TransportError as error:  # refused, reset, timed out, cut mid-body, untrusted
+            refused = untrusted_certificate(error)
+            if refused:
+                raise SourceUnreachable(f"{self.base_url}: {what} not sent: {refused}") from None
             raise _Retryable(type(error).__name__) from error
         finally:
             self.stats.add(requests=1)

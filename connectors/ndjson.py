@@ -6,6 +6,7 @@ source and the line number, so the counts reconcile.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,7 @@ from connectors import jsonio
 from connectors.landing import REJECTED, LandingRun
 
 BATCH = 1000
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR's id datatype; also keeps path characters out of ids
 
 
 class Unreadable:
@@ -33,6 +35,8 @@ def classify(item: Any, wanted: tuple[str, ...]) -> str | None:
         return f"resource type {kind} was not asked for"
     if not isinstance(item.get("id"), str) or not item["id"]:
         return "resource has no id"
+    if not FHIR_ID.fullmatch(item["id"]):
+        return "id is not a FHIR id (1 to 64 letters, digits, '-' or '.')"
     return None
 
 

@@ -23,6 +23,7 @@ from connectors.auth import AuthSettings
 from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES, Source
 from connectors.http import FhirClient, TransportSettings
 from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress
+from connectors.ndjson import classify
 from connectors.progress import PullProgress
 from ilp.errors import SourceProtocolError
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 ILP_PROCEDURE_CODES = ("http://fhir.ohdsi.org/CodeSystem/concepts|4019656",
                        "http://ilp-cohort.org/fhir/CodeSystem/ilp-local|ilp")
 CHUNK = 50  # patients per scoped search
+RESCANS = 2  # searches again of a type whose total changed while paging, before the run warns instead
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class RestSource(Source):
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url},
                 "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
-                "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
+                "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes},
+                "warnings": [w for p in run.progress.values() for w in p.state.get("warnings", [])]}
 
     def pull_types(self, run: LandingRun, resource_types: tuple[str, ...], progress: PullProgress) -> None:
         """Search each type (a few at a time) into its stream, then its deletions since the last run."""
@@ -166,20 +169,10 @@ class RestSource(Source):
         state = run.progress[resource_type]
         since = run.since.get(resource_type)
         if not state.done:
-            stream = run.stream(resource_type)
             queries = self._queries(run, resource_type, since)
             for number in range(state.state.get("query", 0), len(queries)):
-                for response, bundle, next_url in self._pages(queries[number], state, f"{resource_type} search"):
-                    state.watermark = state.watermark or server_time(response, bundle)
-                    resources, rejected = self._split(bundle, resource_type)
-                    added = stream.append(resources)
-                    if rejected:
-                        run.stream(REJECTED).append(rejected)
-                    state.pages += 1
-                    state.next_url = next_url
-                    run.checkpoint()
-                    progress.advance(resource_type, added, None if len(queries) > 1 else bundle.get("total"))
-                state.state["query"] = number + 1
+                self._search_to_the_end(run, resource_type, queries[number], progress, len(queries) == 1)
+                state.state.update(query=number + 1, total=None, rescans=0)
                 run.checkpoint()
             state.done = True
             state.next_url = None
@@ -188,24 +181,61 @@ class RestSource(Source):
             self._pull_deletions(run, resource_type, since, state)
         progress.finish(resource_type)
 
+    def _search_to_the_end(self, run: LandingRun, resource_type: str, url: str, progress: PullProgress,
+                           show_total: bool) -> None:
+        """Land every page of one search. A total that changes between pages means the matches shifted under
+        the server's offsets (a resource deleted or added while we paged), so a page may have skipped one:
+        the search runs again from its first page (the landing counts what repeats as duplicates), up to
+        RESCANS times; after that the run's manifest carries a warning."""
+        state = run.progress[resource_type]
+        stream = run.stream(resource_type)
+        while True:
+            for response, bundle, next_url in self._pages(url, state, f"{resource_type} search"):
+                state.watermark = state.watermark or server_time(response, bundle)
+                total = bundle.get("total")
+                if state.state.get("total") is None:
+                    state.state["total"] = total
+                elif total != state.state["total"]:
+                    state.state["shifted"] = f"{state.state['total']} then {total}"
+                resources, rejected = self._split(bundle, resource_type)
+                added = stream.append(resources)
+                if rejected:
+                    run.stream(REJECTED).append(rejected)
+                state.pages += 1
+                state.next_url = next_url
+                run.checkpoint()
+                progress.advance(resource_type, added, total if show_total else None)
+            shifted = state.state.pop("shifted", None)
+            if not shifted:
+                return
+            what = f"{resource_type} search: the total changed while paging ({shifted})"
+            if state.state.get("rescans", 0) >= RESCANS:
+                log.warning("%s, still after %d searches again; a resource may be missing until the next run",
+                            what, RESCANS)
+                state.state.setdefault("warnings", []).append(f"{what}, still after {RESCANS} searches again")
+                return
+            log.warning("%s: searching again from the first page", what)
+            state.state.update(rescans=state.state.get("rescans", 0) + 1, total=None)
+            run.checkpoint()
+
     def _split(self, bundle: dict[str, Any], resource_type: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Matches of the searched type; anything else in the page (outcomes, strays) goes to the rejects."""
         resources, rejected = [], []
         for n, entry in enumerate(bundle.get("entry") or []):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             mode = (entry.get("search") or {}).get("mode", "match") if isinstance(entry, dict) else "match"
-            if isinstance(resource, dict) and resource.get("resourceType") == resource_type and mode == "match":
-                if resource.get("id"):
-                    resources.append(resource)
-                    continue
-                reason = "resource has no id"
-            elif isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
+            if isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
                 log.warning("%s search page carries an OperationOutcome: %s", resource_type, resource.get("issue"))
-                reason = "OperationOutcome in a search page"
+                reason: str | None = "OperationOutcome in a search page"
+            elif isinstance(resource, dict) and resource.get("resourceType") == resource_type and mode == "match":
+                reason = classify(resource, (resource_type,))
             else:
                 reason = f"entry is not a {resource_type} match"
-            rejected.append({"source": f"{resource_type} search", "line": f"{bundle.get('id')}#{n}",
-                             "reason": reason, "entry": entry})
+            if reason is None and isinstance(resource, dict):
+                resources.append(resource)
+            else:
+                rejected.append({"source": f"{resource_type} search", "line": f"{bundle.get('id')}#{n}",
+                                 "reason": reason, "entry": entry})
         return resources, rejected
 
     def _pull_deletions(self, run: LandingRun, resource_type: str, since: str, state: StreamProgress) -> None:

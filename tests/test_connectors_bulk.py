@@ -10,13 +10,12 @@ import httpx
 import pytest
 from rich.console import Console
 
-from connectors import BulkSettings, BulkSource, LandingZone, TransportSettings, ingest
+from connectors import LandingZone, ingest
 from connectors.progress import LogProgress, pull_progress
 from ilp.errors import SourceUnreachable
 from ilp.fhir_server import FhirTestServer
-from tests.landing_helpers import landed_lines, landed_versions, manifest, server_versions
+from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, server_versions
 
-FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)
 Consortium = tuple[Path, dict[str, Any]]
 
 
@@ -28,7 +27,7 @@ def cascade(fhir_server: FhirTestServer, demo_consortium: Consortium) -> FhirTes
 
 
 def _export(server: FhirTestServer, root: Path, **settings: Any) -> Path:
-    with BulkSource(BulkSettings(server.base, poll_interval_s=0.05, transport=FAST, **settings)) as source:
+    with bulk(server, **settings) as source:
         return ingest(source, LandingZone(root, "cascade"), progress=LogProgress())
 
 
@@ -64,7 +63,7 @@ def test_progress_shows_a_bar_per_resource_type_on_a_terminal(cascade: FhirTestS
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=120)
     with pull_progress(interactive=True, console=console) as bars, \
-            BulkSource(BulkSettings(cascade.base, poll_interval_s=0.05, transport=FAST)) as source:
+            bulk(cascade) as source:
         ingest(source, LandingZone(tmp_path, "cascade"), progress=bars)
     text = screen.getvalue()
     for resource_type in ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration"):

@@ -14,31 +14,26 @@ import httpx
 import pytest
 
 from connectors import (
-    BulkSettings,
-    BulkSource,
     FilesSettings,
     FilesSource,
     LandingZone,
-    RestSettings,
-    RestSource,
     TransportSettings,
     ingest,
 )
 from connectors.progress import LogProgress
 from ilp.errors import SourceUnreachable
 from ilp.fhir_server import FhirTestServer
-from tests.landing_helpers import change_server, landed_lines, landed_versions, manifest, server_versions
+from tests.landing_helpers import (
+    bulk,
+    change_server,
+    landed_lines,
+    landed_versions,
+    manifest,
+    rest,
+    server_versions,
+)
 
-FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)
 Consortium = tuple[Path, dict[str, Any]]
-
-
-def rest(server: FhirTestServer, **kw: Any) -> RestSource:
-    return RestSource(RestSettings(server.base, transport=kw.pop("transport", FAST), **kw))
-
-
-def bulk(server: FhirTestServer, **kw: Any) -> BulkSource:
-    return BulkSource(BulkSettings(server.base, poll_interval_s=0.05, transport=kw.pop("transport", FAST), **kw))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 
 TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
-REASONS = {"not valid JSON", "not a JSON object", "no resourceType", "resource has no id"}
+REASONS = {"not valid JSON", "not a JSON object", "no resourceType", "resource has no id",
+           "id is not a FHIR id (1 to 64 letters, digits, '-' or '.')"}
 
 ids = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=8)
 valid = st.builds(lambda t, i, v: {"resourceType": t, "id": i, "meta": {"versionId": v}},
@@ -24,6 +26,7 @@ broken = st.one_of(
     st.builds(lambda r: {k: v for k, v in r.items() if k != "resourceType"}, valid),
     st.builds(lambda r: {k: v for k, v in r.items() if k != "id"}, valid),
     st.builds(lambda r: {**r, "id": ""}, valid),
+    st.builds(lambda r, bad: {**r, "id": r["id"] + bad}, valid, st.sampled_from(["/../x", " ", "x" * 64, "é"])),
     st.builds(lambda r: {**r, "resourceType": 7}, valid),
     st.lists(st.integers(), max_size=3),
     st.integers(),
@@ -59,6 +62,6 @@ def test_every_line_is_landed_once_or_rejected_with_a_reason(items: list[Any]) -
         assert {r["reason"] for r in rejects} <= REASONS
         expected = {(i["resourceType"], i["id"], i["meta"]["versionId"]) for i in items
                     if isinstance(i, dict) and i.get("resourceType") in TYPES and isinstance(i.get("id"), str)
-                    and i["id"]}
+                    and re.fullmatch(r"[A-Za-z0-9.-]{1,64}", i["id"])}  # FHIR's id datatype
         got = [(t, r["id"], r["meta"]["versionId"]) for t, rows in landed.items() for r in rows]
         assert sorted(got) == sorted(expected)  # each distinct version once, nothing valid lost

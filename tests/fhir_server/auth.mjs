@@ -15,6 +15,7 @@ export class Auth {
     this.staticToken = null;
     this.clients = new Map(); // clientId -> { secret?, jwks? }
     this.tokens = new Map(); // access token -> expiry (ms since epoch)
+    this.issued = []; // every access token handed out, so tests can look for them where they must not be
     this.seenJti = new Set();
     this.tokenLifetime = 300;
   }
@@ -31,8 +32,10 @@ export class Auth {
     }
   }
 
+  /** Revoke every access token (a static bearer token is replaced by one the client does not know). */
   expireTokens() {
     this.tokens.clear();
+    if (this.mode === 'bearer') this.staticToken = crypto.randomBytes(12).toString('hex');
   }
 
   /** null when the request may proceed, else the reason it may not. */
@@ -72,6 +75,7 @@ export class Auth {
     }
     const accessToken = crypto.randomBytes(24).toString('hex');
     this.tokens.set(accessToken, Date.now() + this.tokenLifetime * 1000);
+    this.issued.push(accessToken);
     return [200, { access_token: accessToken, token_type: 'bearer', expires_in: this.tokenLifetime,
       scope: form.get('scope') ?? 'system/*.read', client_id: clientId }];
   }

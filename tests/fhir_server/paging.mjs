@@ -1,0 +1,43 @@
+// Switchable paging misbehaviour, as real servers show it: a smaller page size than asked for, next links that
+// loop back or point to another host, and a resource deleted while a client is paging (offsets shift under it,
+// and the total changes).
+export class Paging {
+  constructor() {
+    this.reset();
+  }
+
+  reset() {
+    this.maxCount = 0; // cap _count (next links then carry the capped value)
+    this.loop = false; // the next link of every page after the first points back to the first page
+    this.nextHost = null; // next links name this host instead of ours (same port)
+    this.deleteDuring = null; // { type }: once, when a page after the first is asked for, delete that type's first resource
+  }
+
+  configure(cfg) {
+    this.reset();
+    this.maxCount = cfg.maxCount ?? 0;
+    this.loop = cfg.loop ?? false;
+    this.nextHost = cfg.nextHost ?? null;
+    this.deleteDuring = cfg.deleteDuring ?? null;
+  }
+
+  capCount(query) {
+    const asked = Number(query.get('_count') ?? 0);
+    if (this.maxCount && asked > this.maxCount) query.set('_count', String(this.maxCount));
+  }
+
+  /** The next link as this server misbehaves: pointing back to the first page, or naming another host. */
+  misdirect(next, offset) {
+    const url = new URL(next);
+    if (this.loop && offset > 0) url.searchParams.set('_offset', '0');
+    if (this.nextHost) url.hostname = this.nextHost;
+    return url;
+  }
+
+  /** The resource to delete before serving this page (once), or null. */
+  deletionDue(type, offset, resources) {
+    if (!this.deleteDuring || this.deleteDuring.type !== type || offset === 0 || !resources.length) return null;
+    this.deleteDuring = null;
+    return resources[0];
+  }
+}
