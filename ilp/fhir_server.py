@@ -47,8 +47,11 @@ class FhirTestServer:
         started = json.loads(line)
         self.base: str = started["base"]
         self.root = self.base.removesuffix("/fhir")
-        self.admin = httpx.Client(base_url=self.root, timeout=60,
-                                  verify=ssl.create_default_context(cafile=str(tls.ca)) if tls else True)
+        verify = ssl.create_default_context(cafile=str(tls.ca)) if tls else True
+        self.admin = httpx.Client(base_url=self.root, timeout=60, verify=verify)
+        # The FHIR API without the auth and faults configured for clients: to load and edit data around a test.
+        self.direct = httpx.Client(base_url=f"{self.root}/_admin/fhir", timeout=60, verify=verify,
+                                   headers={"Content-Type": "application/fhir+json"})
 
     def reset(self) -> None:
         self.admin.post("/_admin/reset").raise_for_status()
@@ -64,8 +67,8 @@ class FhirTestServer:
         return dict(self.admin.get("/_admin/stats").json())
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Send a batch/transaction Bundle straight to the server (no auth, no faults configured)."""
-        response = self.admin.post("/fhir", json=body, headers={"Content-Type": "application/fhir+json"})
+        """Send a batch/transaction Bundle straight to the server (whatever auth and faults are configured)."""
+        response = self.direct.post("", json=body)
         response.raise_for_status()
         return dict(response.json())
 
@@ -97,6 +100,7 @@ class FhirTestServer:
 
     def stop(self) -> None:
         self.admin.close()
+        self.direct.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)

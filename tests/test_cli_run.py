@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import duckdb
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -63,10 +62,9 @@ def test_a_third_run_picks_up_exactly_the_server_changes(second_run: tuple[DemoR
     zones = result.config.parent / "zones"
     first = published_snapshot(zones)
     server = result.servers["aurora"]
-    with httpx.Client(base_url=server.base, timeout=30) as client:
-        patient = client.get("/Patient", params={"_count": 1}).json()["entry"][0]["resource"]
-        patient["gender"] = "female" if patient["gender"] == "male" else "male"
-        assert client.put(f"/Patient/{patient['id']}", json=patient).status_code == 200
+    patient = server.direct.get("/Patient", params={"_count": 1}).json()["entry"][0]["resource"]
+    patient["gender"] = "female" if patient["gender"] == "male" else "male"
+    assert server.direct.put(f"/Patient/{patient['id']}", json=patient).status_code == 200
     code, output = _cli("run", "--config", str(result.config))
     assert code == 0, output
     assert "aurora: landed 1 resources, 1 new versions or deletions" in output

@@ -5,7 +5,8 @@
 //
 //   node server.mjs [--port N] [--host 127.0.0.1] [--tls-cert cert.pem --tls-key key.pem]
 // prints one JSON line {"port": N, "base": "http://host:N/fhir"} when it listens. Test-only /_admin endpoints
-// (reset, config, expire-tokens, stats) are unauthenticated: bind it to loopback only.
+// (reset, config, expire-tokens, stats, and the FHIR API itself under /_admin/fhir) are unauthenticated: bind it to
+// loopback only.
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -249,6 +250,10 @@ async function handle(req, res) {
   const url = new URL(req.url, baseUrl);
   const path = url.pathname;
   const raw = await readBody(req);
+  if (path.startsWith(`/_admin${FHIR}`)) { // the FHIR API without auth or faults, for tests and the demo to edit data
+    const direct = path.slice(`/_admin${FHIR}`.length) || '/';
+    return reply(res, await routeFhir(req.method, direct, url.searchParams, raw ? JSON.parse(raw) : undefined, req.headers));
+  }
   if (path.startsWith('/_admin/')) return reply(res, await admin(path, raw ? JSON.parse(raw) : null));
   if (path === '/.well-known/smart-configuration' || path === `${FHIR}/.well-known/smart-configuration`) {
     const tokenUrl = `${baseUrl.replace(/\/fhir$/, '')}/auth/token`;
