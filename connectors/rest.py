@@ -197,7 +197,7 @@ class RestSource(Source):
                     state.state["total"] = total
                 elif total != state.state["total"]:
                     state.state["shifted"] = f"{state.state['total']} then {total}"
-                resources, rejected = self._split(bundle, resource_type)
+                resources, rejected = self._split(bundle, resource_type, str(response.url))
                 added = stream.append(resources)
                 if rejected:
                     run.stream(REJECTED).append(rejected)
@@ -218,8 +218,10 @@ class RestSource(Source):
             state.state.update(rescans=state.state.get("rescans", 0) + 1, total=None)
             run.checkpoint()
 
-    def _split(self, bundle: dict[str, Any], resource_type: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Matches of the searched type; anything else in the page (outcomes, strays) goes to the rejects."""
+    def _split(self, bundle: dict[str, Any], resource_type: str, page_url: str
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Matches of the searched type; anything else in the page (outcomes, strays) goes to the rejects, each
+        keyed by the page's URL and its place in the page (the same page read again rejects nothing twice)."""
         resources, rejected = [], []
         for n, entry in enumerate(bundle.get("entry") or []):
             resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -234,7 +236,7 @@ class RestSource(Source):
             if reason is None and isinstance(resource, dict):
                 resources.append(resource)
             else:
-                rejected.append({"source": f"{resource_type} search", "line": f"{bundle.get('id')}#{n}",
+                rejected.append({"source": f"{resource_type} search", "line": f"{page_url}#{n}",
                                  "reason": reason, "entry": entry})
         return resources, rejected
 

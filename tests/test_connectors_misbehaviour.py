@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connectors import AuthSettings, LandingZone, SecretRef, ingest
+from connectors import RESOURCE_TYPES, AuthSettings, LandingZone, SecretRef, ingest
 from connectors.progress import LogProgress
 from ilp.errors import AuthenticationFailed, SourceProtocolError
 from ilp.fhir_server import FhirTestServer
@@ -43,6 +43,24 @@ def test_pages_smaller_than_asked_for_are_followed_as_given(aurora: FhirTestServ
     assert landed_versions(run) == server_versions(aurora.base)
     patients = len(landed_versions(run, ("Patient",))["Patient"])
     assert manifest(run)["requests"]["count"] > patients / 7
+
+
+def test_operation_outcomes_in_the_middle_of_a_search_are_rejected_and_the_search_goes_on(
+        aurora: FhirTestServer, tmp_path: Path) -> None:
+    aurora.configure(paging={"outcomes": True})
+    run = _pull(rest(aurora, page_size=50, resource_types=("Observation",)), tmp_path)
+    rejects = landed_lines(run, "rejected")
+    assert rejects and {r["reason"] for r in rejects} == {"OperationOutcome in a search page"}
+    pages = -(-manifest(run)["files"]["Observation"]["count"] // 50)
+    assert len(rejects) == pages - 1  # one per page after the first
+    aurora.configure(paging={})
+    assert landed_versions(run, ("Observation",)) == server_versions(aurora.base, ("Observation",))
+
+
+def test_an_empty_server_is_an_empty_run_not_an_error(fhir_server: FhirTestServer, tmp_path: Path) -> None:
+    run = _pull(rest(fhir_server), tmp_path)
+    assert {name: f["count"] for name, f in manifest(run)["files"].items()} == {t: 0 for t in RESOURCE_TYPES}
+    assert landed_versions(run) == {t: {} for t in RESOURCE_TYPES}
 
 
 def test_a_next_link_that_loops_is_refused_and_the_rerun_completes(aurora: FhirTestServer, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Secrets stay secret through whole runs that used them. The demo's servers ask for SMART Backend Services (a
 signed JWT), an OAuth2 client secret and HTTP basic credentials; every file the demo run and a later `ilp run
 --debug` wrote (landing, manifests, state, quarantine, snapshots, Data Docs, reports) and everything they printed
-is searched for every secret they used, including the access tokens the servers handed out."""
+is searched for every secret they used, including the access tokens the servers handed out. And there is no
+default pseudonymisation key."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from pyspark.sql import SparkSession
+from typer.testing import CliRunner
 
+from ilp.cli import app
 from ilp.demo import DemoResult
+from ilp.errors import ConfigError
+from ilp.secrets import Secret
+from transforms.pipeline import CentreSettings, transform
 
 Demo = tuple[DemoResult, str]
 
@@ -81,3 +88,12 @@ def test_no_output_and_no_log_line_holds_a_secret(demo: Demo, debug_run: str) ->
         assert value not in printed and value not in debug_run, name
     written = {p.relative_to(folder).parts[:2] for p in folder.rglob("*") if p.is_file()}
     assert {("zones", "landing"), ("zones", "quarantine"), ("zones", "cohort"), ("zones", "reports")} <= written
+
+
+def test_pseudonymisation_has_no_default_key(tmp_path: Path, spark: SparkSession) -> None:
+    refused = CliRunner().invoke(app, ["transform", "--root", str(tmp_path), "--centre", "aurora"]).exception
+    assert isinstance(refused, ConfigError) and refused.exit_code == 2
+    assert "consortium secret is required" in str(refused) and "no default key" in str(refused)
+    with pytest.raises(ConfigError, match="shorter than 16 characters"):
+        transform(spark, tmp_path, [CentreSettings("aurora")], Secret("short-secret"), "weak")
+    assert list(tmp_path.iterdir()) == []

@@ -36,7 +36,7 @@ from ilp.terminology import ConceptMapIndex
 from transforms.codes import KIND_VALUESETS, CodeLookup
 from transforms.current import CurrentState, merge
 from transforms.landed import completed_runs
-from transforms.pseudonym import date_shift_days
+from transforms.pseudonym import check_secret, date_shift_days
 from transforms.quarantine import write_quarantine
 from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
@@ -80,6 +80,7 @@ def new_run_id() -> str:
 def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], secret: Secret, run_id: str,
               options: TransformOptions = TransformOptions()) -> dict[str, TransformReport]:
     """Transform the centres into the run's snapshot; return each centre's report."""
+    check_secret(secret)
     root = Path(root)
     ids = [c.centre_id for c in centres]
     landed = {c: completed_runs(root / "landing", c) for c in ids}

@@ -31,6 +31,11 @@ def _key(secret: Secret) -> bytes:
     return key
 
 
+def check_secret(secret: Secret) -> None:
+    """Refuse a weak consortium secret before any work is done (there is no default key)."""
+    _key(secret)
+
+
 def pseudonym(secret: Secret, identity: str) -> str:
     """Hex HMAC-SHA256 of an identity."""
     return hmac.new(_key(secret), identity.encode("utf-8"), hashlib.sha256).hexdigest()

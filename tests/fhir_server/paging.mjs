@@ -11,6 +11,7 @@ export class Paging {
     this.loop = false; // the next link of every page after the first points back to the first page
     this.nextHost = null; // next links name this host instead of ours (same port)
     this.deleteDuring = null; // { type }: once, when a page after the first is asked for, delete that type's first resource
+    this.outcomes = false; // every page after the first also carries an OperationOutcome entry (search mode "outcome")
   }
 
   configure(cfg) {
@@ -19,6 +20,16 @@ export class Paging {
     this.loop = cfg.loop ?? false;
     this.nextHost = cfg.nextHost ?? null;
     this.deleteDuring = cfg.deleteDuring ?? null;
+    this.outcomes = cfg.outcomes ?? false;
+  }
+
+  /** The page with an OperationOutcome among its entries, as servers add warnings mid-search. */
+  withOutcome(bundle, offset) {
+    if (!this.outcomes || offset === 0) return bundle;
+    const warning = { resourceType: 'OperationOutcome', issue: [{ severity: 'warning', code: 'incomplete',
+      diagnostics: `page at offset ${offset} may be incomplete` }] };
+    bundle.entry = [...(bundle.entry ?? []), { search: { mode: 'outcome' }, resource: warning }];
+    return bundle;
   }
 
   capCount(query) {

@@ -147,7 +147,7 @@ async function routeFhir(method, path, query, body, headers) {
     const page = plainSearch(segments[0], query);
     if (page) {
       page.meta = { lastUpdated: new Date().toISOString() };
-      return [200, withPaging(page, path, query)];
+      return [200, paging.withOutcome(withPaging(page, path, query), Number(query.get('_offset') ?? 0))];
     }
   }
   const search = query.toString();
