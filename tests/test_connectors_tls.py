@@ -26,17 +26,18 @@ Consortium = tuple[Path, dict[str, Any]]
 
 def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
                  issuer_key: ec.EllipticCurvePrivateKey | None) -> x509.Certificate:
-    """A CA certificate (no issuer: self-signed) or a server certificate for 127.0.0.1 signed by the issuer."""
+    """A certificate for 127.0.0.1: a CA's, self-signed, when there is no issuer, else one signed by the issuer."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder().subject_name(name).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1)))
+    builder = builder.add_extension(
+        x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
     if issuer is None:
         builder = builder.issuer_name(name).add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
     else:
-        builder = builder.issuer_name(issuer.subject).add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        builder = builder.issuer_name(issuer.subject)
     return builder.sign(issuer_key or key, hashes.SHA256())
 
 
@@ -111,3 +112,14 @@ def test_credentials_are_never_sent_to_an_untrusted_server(tls_server: tuple[Fhi
         assert server.stats()["tokensIssued"] == []
     finally:
         server.configure(auth={"mode": "none"})
+
+
+def test_a_self_signed_server_is_refused_unless_its_own_certificate_is_configured(tmp_path: Path,
+                                                                                 demo_consortium: Consortium) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _write(tmp_path, "self-signed", key, _certificate("fhir.self-signed.example", key, None, None))
+    with FhirTestServer(ServerTls(cert, tmp_path / "self-signed.key", cert)) as server:
+        server.load_centre(demo_consortium[0] / "aurora")
+        with pytest.raises(SourceUnreachable, match=r"not trusted \(self.signed certificate\)"):
+            _pull(server, tmp_path / "refused")
+        assert len(landed_versions(_pull(server, tmp_path / "trusted", cert))["Patient"]) > 0
