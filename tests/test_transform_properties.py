@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,8 @@ def _where_lost(outcome: Outcome, landed: dict[str, int], merged: dict[str, dict
     if outcome.error:
         problems.append(f"the run stopped: {outcome.error}")
     for resource_id, reason in outcome.quarantined.items():
-        if not (reason in (UNMAPPED, UNUSED) or reason in MERGE_REASONS or reason.startswith(IMPOSSIBLE)):
+        if not (reason in (UNMAPPED, UNUSED) or reason in MERGE_REASONS or reason.startswith(IMPOSSIBLE)
+                or re.fullmatch(r"part of \w+/[A-Za-z0-9.-]+, which is quarantined", reason)):
             problems.append(f"{resource_id} quarantined for an unknown reason: {reason}")
     for resource_type, count in landed.items():
         if merged.get(resource_type, {}).get("in", 0) != count:

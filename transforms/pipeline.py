@@ -40,11 +40,13 @@ from transforms.pseudonym import check_secret, date_shift_days
 from transforms.quarantine import write_quarantine
 from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
+from transforms.tables.links import linked
 from transforms.terminology import centre_conceptmaps
 from transforms.view import ResourceView
 
 UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
 IMPOSSIBLE = "internally impossible: "
+UNUSED = "no canonical table uses this resource"
 RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 
 
@@ -154,11 +156,16 @@ def _reconcile(root: Path, view: ResourceView, tables: dict[str, DataFrame],
     number of unmapped codes per centre (whose report is written here)."""
     used = (tables["cohort"].select("centre_id", F.explode("source_resource_ids").alias("ref")).distinct()
             .withColumn("used", F.lit(True)))
-    resources = view.resources.join(used, ["centre_id", "ref"], "left")
     unmapped = F.col("resource_type").isin(*KIND_VALUESETS) & F.col("kind").isNull()
-    reason = (F.when(F.col("used"), None).when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE),
-                                                                                           F.col("impossible")))
-              .when(unmapped, UNMAPPED).otherwise("no canonical table uses this resource"))
+    own_reason = (F.when(F.col("used"), None)
+                  .when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE), F.col("impossible")))
+                  .when(unmapped, UNMAPPED))
+    resources = view.resources.join(used, ["centre_id", "ref"], "left").withColumn("own_reason", own_reason)
+    resources = resources.join(_parts_of_quarantined(view, resources), ["centre_id", "ref"], "left")
+    reason = F.coalesce("own_reason", F.when(F.col("used"), None).when(
+        F.col("quarantined_whole").isNotNull(),
+        F.concat(F.lit("part of "), F.col("quarantined_whole"), F.lit(", which is quarantined")))
+        .otherwise(UNUSED))
     code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
     labelled = resources.withColumn("reason", reason).select(
         "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
@@ -177,6 +184,18 @@ def _reconcile(root: Path, view: ResourceView, tables: dict[str, DataFrame],
     labelled.unpersist()
     return counts, {c: _write_unmapped(root, c, run_id, [r for r in codes if r["centre_id"] == c])
                     for c in view.centres}
+
+
+def _parts_of_quarantined(view: ResourceView, resources: DataFrame) -> DataFrame:
+    """(centre_id, ref, quarantined_whole): resources that point (`partOf`, `focus`) at a resource quarantined for
+    a reason of its own, and which one. The drugs of an impossible ILP are unused because of it: say so."""
+    wholes = resources.where(F.col("own_reason").isNotNull()).select(
+        F.col("local_id").alias("target_id"), F.col("ref").alias("quarantined_whole"))
+    pointing = view.resources.where(F.col("resource_type").isin("Observation", "MedicationAdministration"))
+    links = reduce(DataFrame.unionByName, [linked(pointing.select("centre_id", "ref", F.col(f"r.{e}").alias(e)), e)
+                                           for e in ("partOf", "focus")])
+    return (links.join(wholes, "target_id").groupBy("centre_id", "ref")
+            .agg(F.min("quarantined_whole").alias("quarantined_whole")))
 
 
 def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, run_id: str) -> None:

@@ -173,10 +173,11 @@ PERFUSION_PARTS = ("MedicationAdministration", "perfusate-temp", "leakage-pct", 
 
 def _ilp_and_its_parts(reason: str) -> Callable[[list[Resource]], Expect]:
     """The ILP quarantined with `reason`; the drugs and measurements that only make up its perfusion row then
-    serve no table and are quarantined as unused; its toxicities and responses stay (without a perfusion)."""
+    serve no table and are quarantined as parts of it; its toxicities and responses stay (without a perfusion)."""
     def expect(record: list[Resource]) -> Expect:
         ilp = _ilp(record)
-        parts = {str(r["id"]): UNUSED for r in record
+        part_of_it = f"part of Procedure/{ilp['id']}, which is quarantined"
+        parts = {str(r["id"]): part_of_it for r in record
                  if any(str(link.get("reference", "")).endswith(ilp["id"]) for link in r.get("partOf") or [])
                  and (r["resourceType"] in PERFUSION_PARTS or code_of(r) in PERFUSION_PARTS)}
         return Expect(quarantined={str(ilp["id"]): reason, **parts}, rows={"perfusions": -1})
