@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pyarrow.parquet as pq
 
 from transforms.current import CurrentState
-from transforms.landed import TOMBSTONES, LandedRun, completed_runs
+from transforms.landed import TOMBSTONES, LandedRun, completed_runs, landed_items
 
 
 def unmerged_runs(root: Path, centre_id: str) -> list[LandedRun]:
@@ -55,15 +54,11 @@ def _known_versions(state: CurrentState) -> set[tuple[str, str, str | None]]:
 
 def _keys(path: Path, resource_type: str | None) -> list[tuple[str, str, str | None]]:
     """(type, id, lastUpdated) of each line; unparseable lines count as changes (the merge quarantines them)."""
-    if not path.exists():
-        return []
     keys = []
-    with path.open("rb") as handle:
-        for line in handle:
-            try:
-                item = orjson.loads(line)
-                meta = item.get("meta") or {}
-                keys.append((resource_type or item["resourceType"], item["id"], meta.get("lastUpdated")))
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-                keys.append(("", "", "unparseable"))
+    for _, item in landed_items(path):
+        try:
+            meta = item.get("meta") or {}
+            keys.append((resource_type or item["resourceType"], item["id"], meta.get("lastUpdated")))
+        except (KeyError, TypeError, AttributeError):  # not JSON (None), not an object, no id
+            keys.append(("", "", "unparseable"))
     return keys

@@ -7,16 +7,31 @@ a pull. Lines stay raw JSON here; parsing with the explicit schema happens where
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from transforms.schema import RESOURCE
 
 TOMBSTONES = "tombstones"
+
+
+def landed_items(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON or None when the line is not JSON) of a landed stream read on the driver (small
+    streams only: ConceptMaps, change keys); nothing when the stream is absent."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                yield number, orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield number, None
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from transforms.landed import TOMBSTONES, LandedRun
+from transforms.landed import TOMBSTONES, LandedRun, landed_items
 
 CONCEPTMAP = "ConceptMap"
 
@@ -51,31 +49,20 @@ def _landed(runs: list[LandedRun]) -> tuple[dict[str, dict[str, Any]], list[str]
     rejected: list[str] = []
     deleted: dict[str, str] = {}
     for order, run in enumerate(runs):
-        for number, item in _lines(run.path(CONCEPTMAP), rejected):
-            problem = _problem(item)
+        for number, item in landed_items(run.path(CONCEPTMAP)):
+            problem = "not JSON" if item is None else _problem(item)
             if problem:
                 rejected.append(f"run {run.run_id} line {number}: {problem}")
                 continue
             key = (str((item.get("meta") or {}).get("lastUpdated") or ""), order)
             if item["id"] not in newest or key >= newest[item["id"]][0]:
                 newest[item["id"]] = (key, item)
-        for _, tombstone in _lines(run.path(TOMBSTONES), []):
+        for _, tombstone in landed_items(run.path(TOMBSTONES)):
             if isinstance(tombstone, dict) and tombstone.get("resourceType") == CONCEPTMAP:
                 deleted[str(tombstone.get("id"))] = max(deleted.get(str(tombstone.get("id")), ""),
                                                         str(tombstone.get("deleted_at") or "9999"))
     return {i: item for i, ((updated, _), item) in newest.items()
             if i not in deleted or (updated and updated > deleted[i])}, rejected
-
-
-def _lines(path: Path, rejected: list[str]) -> Iterable[tuple[int, Any]]:
-    if not path.exists():
-        return
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                yield number, orjson.loads(line)
-            except orjson.JSONDecodeError:
-                rejected.append(f"{path.parent.name} line {number}: not JSON")
 
 
 def _problem(item: Any) -> str | None:
