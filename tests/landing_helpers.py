@@ -17,6 +17,13 @@ Versions = dict[str, dict[str, str]]
 FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)  # retries without the waits
 
 
+def serving(server: FhirTestServer, folder: Path) -> FhirTestServer:
+    """The (emptied) test server loaded with a synthetic centre, its exports ready at the first poll."""
+    server.load_centre(folder)
+    server.configure(bulk={"pollsBeforeReady": 1, "retryAfter": 0})
+    return server
+
+
 def rest(server: FhirTestServer, **kw: Any) -> RestSource:
     return RestSource(RestSettings(server.base, transport=kw.pop("transport", FAST), **kw))
 

@@ -14,16 +14,14 @@ from connectors import LandingZone, ingest
 from connectors.progress import LogProgress, pull_progress
 from ilp.errors import SourceUnreachable
 from ilp.fhir_server import FhirTestServer
-from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, server_versions
+from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, server_versions, serving
 
 Consortium = tuple[Path, dict[str, Any]]
 
 
 @pytest.fixture
 def cascade(fhir_server: FhirTestServer, demo_consortium: Consortium) -> FhirTestServer:
-    fhir_server.load_centre(demo_consortium[0] / "cascade")
-    fhir_server.configure(bulk={"pollsBeforeReady": 1, "retryAfter": 0})
-    return fhir_server
+    return serving(fhir_server, demo_consortium[0] / "cascade")
 
 
 def _export(server: FhirTestServer, root: Path, **settings: Any) -> Path:
