@@ -144,9 +144,11 @@ class LandingRun:
                            "duplicates": self.progress[name].duplicates, "bytes": path.stat().st_size,
                            "sha256": sha256_file(path)}
         watermarks = {t: p.watermark for t, p in self.progress.items() if p.watermark}
+        # Whatever a stream noted on the way (a search whose total kept moving), whichever source it was pulled by.
+        warnings = [w for p in self.progress.values() for w in p.state.get("warnings", [])]
         body = {"run_id": self.run_id, "centre_id": self.zone.centre_id, "started_at": self.started_at,
                 "finished_at": utc_now(), "resumed": self.resumed, "window": {"since": self.since},
-                "files": files, "watermarks": watermarks, "outcome": "complete", **manifest}
+                "files": files, "watermarks": watermarks, "warnings": warnings, "outcome": "complete", **manifest}
         write_json_atomically(self.folder / "manifest.json", body)
         final = self.zone.landing / f"run={self.run_id}"
         os.replace(self.folder, final)

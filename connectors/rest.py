@@ -92,8 +92,7 @@ class RestSource(Source):
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url},
                 "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
-                "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes},
-                "warnings": [w for p in run.progress.values() for w in p.state.get("warnings", [])]}
+                "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
 
     def pull_types(self, run: LandingRun, resource_types: tuple[str, ...], progress: PullProgress) -> None:
         """Search each type (a few at a time) into its stream, then its deletions since the last run."""

@@ -102,6 +102,24 @@ def test_a_resource_deleted_while_paging_does_not_hide_another(aurora: FhirTestS
     assert {t["id"] for t in landed_lines(later, "tombstones")} == deleted
 
 
+@pytest.mark.parametrize("kind", ["rest", "bulk"])
+def test_a_search_whose_total_keeps_moving_lands_with_a_warning_in_the_manifest(
+        aurora: FhirTestServer, tmp_path: Path, kind: str) -> None:
+    """A ConceptMap is deleted during each of three searches: after searching again twice the run lands what it
+    saw, and its manifest says which search may miss a resource until the next run, whether a REST source
+    searched or a bulk source (whose ConceptMaps are not exportable, so searched beside the export)."""
+    aurora.post({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "ConceptMap", "id": f"map-{n}", "status": "active"},
+         "request": {"method": "PUT", "url": f"ConceptMap/map-{n}"}} for n in range(6)]})
+    aurora.configure(paging={"maxCount": 2, "deleteDuring": {"type": "ConceptMap", "times": 3}})
+    source = (rest(aurora, resource_types=("ConceptMap",)) if kind == "rest"
+              else bulk(aurora, resource_types=("Patient", "ConceptMap")))
+    run = _pull(source, tmp_path)
+    assert manifest(run)["warnings"] == [
+        "ConceptMap search: the total changed while paging (4 then 3), still after 2 searches again"]
+    assert len(landed_versions(run, ("ConceptMap",))["ConceptMap"]) == 6  # each was seen before its deletion
+
+
 def test_a_static_token_revoked_mid_run_stops_with_401_and_a_new_token_resumes(
         aurora: FhirTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bearer token cannot be renewed by us: the run stops (exit code 4) and keeps what it landed; given the new

@@ -10,7 +10,7 @@ export class Paging {
     this.maxCount = 0; // cap _count (next links then carry the capped value)
     this.loop = false; // the next link of every page after the first points back to the first page
     this.nextHost = null; // next links name this host instead of ours (same port)
-    this.deleteDuring = null; // { type }: once, when a page after the first is asked for, delete that type's first resource
+    this.deleteDuring = null; // { type, times = 1 }: when a page after the first is asked for, delete that type's first resource (in `times` searches)
     this.outcomes = false; // every page after the first also carries an OperationOutcome entry (search mode "outcome")
   }
 
@@ -19,7 +19,7 @@ export class Paging {
     this.maxCount = cfg.maxCount ?? 0;
     this.loop = cfg.loop ?? false;
     this.nextHost = cfg.nextHost ?? null;
-    this.deleteDuring = cfg.deleteDuring ?? null;
+    this.deleteDuring = cfg.deleteDuring ? { times: 1, armed: true, ...cfg.deleteDuring } : null;
     this.outcomes = cfg.outcomes ?? false;
   }
 
@@ -45,10 +45,15 @@ export class Paging {
     return url;
   }
 
-  /** The resource to delete before serving this page (once), or null. */
+  /** The resource to delete before serving this page (in the first `times` searches that page on), or null. */
   deletionDue(type, offset, resources) {
-    if (!this.deleteDuring || this.deleteDuring.type !== type || offset === 0 || !resources.length) return null;
-    this.deleteDuring = null;
+    const due = this.deleteDuring;
+    if (!due || due.type !== type) return null;
+    if (offset === 0) due.armed = true; // a search starts: one deletion in it
+    if (offset === 0 || !due.armed || !resources.length) return null;
+    due.armed = false;
+    due.times -= 1;
+    if (due.times <= 0) this.deleteDuring = null;
     return resources[0];
   }
 }
