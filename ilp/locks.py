@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ilp.errors import RunLocked
+from ilp.owner import is_gone, read_owner, this_process
 
 log = logging.getLogger(__name__)
 
@@ -27,27 +25,17 @@ def lock_path(root: Path, centre_id: str) -> Path:
     return Path(root) / "state" / f"centre={centre_id}" / "run.lock"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextmanager
 def centre_lock(root: Path, centre_id: str) -> Iterator[None]:
     path = lock_path(root, centre_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": datetime.now(UTC).isoformat()}
+    me = this_process()
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = _holder(path)
-            if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", -1))):
+            holder = read_owner(path)
+            if is_gone(holder):
                 log.warning("centre %s: taking over a stale lock left by pid %s (started %s), which is gone",
                             centre_id, holder.get("pid"), holder.get("started"))
                 path.unlink(missing_ok=True)
@@ -62,13 +50,6 @@ def centre_lock(root: Path, centre_id: str) -> Iterator[None]:
         yield
     finally:
         path.unlink(missing_ok=True)
-
-
-def _holder(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return {}
 
 
 @contextmanager

@@ -144,8 +144,8 @@ def test_shifted_dates_keep_every_interval_and_endpoint(spark: SparkSession, dem
 
 def test_a_transform_killed_mid_write_reruns_to_identical_tables(spark: SparkSession, demo_consortium: Consortium,
                                                                   tmp_path: Path) -> None:
-    """SIGKILL the CLI (and its Spark JVM) while it writes the new state; nothing half-written is left visible and
-    the next transform's tables equal the ground truth."""
+    """SIGKILL the CLI (and its Spark JVM) while it writes the new state; nothing half-written is left visible,
+    the next transform removes the killed one's staging folder, and its tables equal the ground truth."""
     folder = demo_consortium[0] / "cascade"
     _land(folder, tmp_path / "killed", "cascade")
     (tmp_path / "maps").mkdir()
@@ -166,7 +166,9 @@ def test_a_transform_killed_mid_write_reruns_to_identical_tables(spark: SparkSes
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (root / "resources" / "centre=cascade" / "current.json").exists()  # the old state (none) holds
+    assert list((root / "resources").glob(".staging-*.owner"))  # the killed run's staging, with its owner
     rerun = _transform(spark, root, folder, "cascade", "after-the-kill").snapshot  # in this JVM: no second start
+    assert not list((root / "resources").glob(".staging-*"))  # the rerun removed what the killed run left
     for table in TABLES:
         assert_same_table(spark.read.parquet(str(rerun / table.name)).select(*table.column_names),
                           truth(folder, table.name, "cascade"), table.name)

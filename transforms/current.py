@@ -9,7 +9,8 @@ ConceptMaps, is rebuilt from every landed run, which the landing zone keeps.
 
 A merge handles several centres in one Spark pass (one read, one window, one write: a job's fixed cost is most
 of a small centre's merge), then gives each centre its new version and switches its pointer atomically: a crash
-mid-write leaves the previous state in force, and merging runs that are already merged changes nothing.
+mid-write leaves the previous state in force (and a staging folder the next merge removes), and merging runs
+that are already merged changes nothing.
 
 Each resource is stored with its kind and, when it is internally impossible (`transforms.sanity`), why: the
 tables never read those, and the transform quarantines them.
@@ -33,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ilp.fileio import write_json_atomically
+from ilp.staging import staging_folder
 from transforms.codes import CodeLookup
 from transforms.landed import TOMBSTONES, LandedRun, parsed, read_lines
 from transforms.quarantine import write_quarantine
@@ -169,23 +171,22 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
                        .when(deleted, "deleted").otherwise("current").alias("fate")))
     kept = F.col("fate").isin("current", "quarantined")
     version = f"v={datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-    staging = root / "resources" / f".staging-{version}"
-    (decided.select(*COLUMNS[:-1], F.when(kept, F.col("r")).alias("r"), "reason", "json", "origin", "fate")
-     .write.partitionBy("centre_id", "fate", "resource_type", "kind").parquet(str(staging)))
-    fates = (spark.read.parquet(str(staging)).groupBy("centre_id", "resource_type", "origin", "fate").count()
-             .collect()) if staging.is_dir() else []
-    counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"] for r in fates})
-    quarantined = [str(p) for c in changing if (p := staging / f"centre_id={c}" / "fate=quarantined").is_dir()]
-    if quarantined:
-        write_quarantine(spark.read.option("basePath", str(staging)).parquet(*quarantined).select(
-            "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
-            F.col("id").alias("resource_id"), "reason", "json"), root, "current", changing, transform_run)
-    for centre in changing:
-        reports[centre].counts = counts.get(centre, {})
-        states[centre]._switch(staging / f"centre_id={centre}" / "fate=current", version,
-                               reports[centre].merged_runs, reports[centre].counts, transform_run, plans[centre][1],
-                               harmonisation[centre])
-    shutil.rmtree(staging, ignore_errors=True)
+    with staging_folder(root / "resources" / f".staging-{version}") as staging:
+        (decided.select(*COLUMNS[:-1], F.when(kept, F.col("r")).alias("r"), "reason", "json", "origin", "fate")
+         .write.partitionBy("centre_id", "fate", "resource_type", "kind").parquet(str(staging)))
+        fates = (spark.read.parquet(str(staging)).groupBy("centre_id", "resource_type", "origin", "fate").count()
+                 .collect()) if staging.is_dir() else []
+        counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"] for r in fates})
+        quarantined = [str(p) for c in changing if (p := staging / f"centre_id={c}" / "fate=quarantined").is_dir()]
+        if quarantined:
+            write_quarantine(spark.read.option("basePath", str(staging)).parquet(*quarantined).select(
+                "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
+                F.col("id").alias("resource_id"), "reason", "json"), root, "current", changing, transform_run)
+        for centre in changing:
+            reports[centre].counts = counts.get(centre, {})
+            states[centre]._switch(staging / f"centre_id={centre}" / "fate=current", version,
+                                   reports[centre].merged_runs, reports[centre].counts, transform_run, plans[centre][1],
+                                   harmonisation[centre])
     return reports
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ilp.staging import staging_folder
+
 COLUMNS = ("centre_id", "stage", "landing_run_id", "resource_type", "resource_id", "reason", "json")
 
 
@@ -24,15 +26,13 @@ def quarantine_folder(root: Path, stage: str, centre_id: str, transform_run: str
 def write_quarantine(rows: DataFrame, root: Path, stage: str, centres: Iterable[str], transform_run: str) -> None:
     """Write rows having centre_id, landing_run_id, resource_type, resource_id, reason and json, replacing what
     this run quarantined before at the same stage for these centres."""
-    staging = Path(root) / "quarantine" / f"stage={stage}" / f".staging-run={transform_run}"
-    shutil.rmtree(staging, ignore_errors=True)
-    rows.select(*[F.lit(stage).alias("stage") if c == "stage" else F.col(c) for c in COLUMNS]) \
-        .withColumn("partition", F.col("centre_id")).write.partitionBy("partition").parquet(str(staging))
-    for centre_id in centres:
-        target = quarantine_folder(root, stage, centre_id, transform_run)
-        shutil.rmtree(target, ignore_errors=True)
-        part = staging / f"partition={centre_id}"
-        if part.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            part.rename(target)
-    shutil.rmtree(staging, ignore_errors=True)
+    with staging_folder(Path(root) / "quarantine" / f"stage={stage}" / f".staging-run={transform_run}") as staging:
+        rows.select(*[F.lit(stage).alias("stage") if c == "stage" else F.col(c) for c in COLUMNS]) \
+            .withColumn("partition", F.col("centre_id")).write.partitionBy("partition").parquet(str(staging))
+        for centre_id in centres:
+            target = quarantine_folder(root, stage, centre_id, transform_run)
+            shutil.rmtree(target, ignore_errors=True)
+            part = staging / f"partition={centre_id}"
+            if part.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                part.rename(target)
