@@ -1,8 +1,9 @@
 """`analyse`: every output of the analytics stage for one cohort snapshot, written atomically.
 
 Outputs go to `<folder>/tables/<name>.csv|.parquet`, `<folder>/figures/figure1_<group>.png|.svg`,
-`<folder>/report.html` and `<folder>/summary.json`. They are written into a sibling `.partial-*` folder and
-swapped in by renames, so a reader sees the previous complete outputs or the new complete ones, never a mix.
+`<folder>/report.html` and `<folder>/summary.json`. They are written into a sibling staging folder and
+swapped in by renames, so a reader sees the previous complete outputs or the new complete ones, never a mix (a
+killed analysis's staging folder is removed by the next, `ilp.staging`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from analytics.figures import figure1, save
 from analytics.kaplan_meier import KaplanMeier
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
+from ilp.staging import staging_folder
 
 # Per result table: the count columns that trigger suppression, and the columns derived from them.
 _ESTIMATES = ("estimate", "lower", "upper")
@@ -49,14 +51,14 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
     """Compute every table and figure for `data` and publish them under `folder` (replacing earlier outputs)."""
     plan = plan or AnalysisPlan()
     folder = Path(folder)
-    partial = folder.with_name(f".partial-{folder.name}-{uuid.uuid4().hex[:8]}")
     result = AnalysisResult(folder, _tables(data, plan))
-    _write_tables(result.tables, partial / "tables")
-    figures = _figures(data, plan, partial / "figures")
-    _report(result.tables, figures, data, plan, title, partial / "report.html")
-    (partial / "summary.json").write_text(json.dumps(_summary(data, result.tables, plan), indent=2, default=str),
-                                          encoding="utf-8")
-    _swap_in(partial, folder)
+    with staging_folder(folder.with_name(f".staging-{folder.name}-{uuid.uuid4().hex[:8]}")) as partial:
+        _write_tables(result.tables, partial / "tables")
+        figures = _figures(data, plan, partial / "figures")
+        _report(result.tables, figures, data, plan, title, partial / "report.html")
+        (partial / "summary.json").write_text(json.dumps(_summary(data, result.tables, plan), indent=2,
+                                                         default=str), encoding="utf-8")
+        _swap_in(partial, folder)
     result.figures = [folder / "figures" / p.name for paths in figures.values() for p in paths]
     return result
 

@@ -69,6 +69,7 @@ def test_every_table_and_figure_is_written(demo_run: DemoRun) -> None:
             assert label in svg, (group, label)
     table1 = pd.read_csv(folder / "tables" / "table1.csv")
     assert table1.query("group == 'aurora' and variable == 'Number of patients'")["n"].item() == 41
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # no staging left
 
 
 def test_the_report_renders_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
