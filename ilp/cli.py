@@ -17,6 +17,7 @@ import typer
 import connectors
 from ilp import logs, synth
 from ilp.errors import ConfigError, IlpError
+from ilp.locks import centre_locks
 from ilp.model import dictionary
 
 DEMO_OUT = Path("demo-output")
@@ -169,7 +170,7 @@ def ingest_command(
     else:
         assert files is not None
         source = connectors.FilesSource(connectors.FilesSettings(files, types))
-    with source:
+    with centre_locks(root, [centre]), source:
         run = connectors.ingest(source, connectors.LandingZone(root, centre), incremental=not full)
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     counts = ", ".join(f"{name} {f['count']}" for name, f in manifest["files"].items())
@@ -212,10 +213,11 @@ def transform_command(
         raise ConfigError("the consortium secret is required for pseudonymisation: give --secret-env or "
                           "--secret-file (there is no default key)")
     secret = SecretRef(env=secret_env, file=secret_file).resolve()
-    spark = get_spark(_spark_overrides(spark_conf))
     settings = [CentreSettings(c, tuple(sorted((conceptmaps / c).glob("*.json"))) if conceptmaps else (),
                                conceptmaps_from_source) for c in centre]
-    reports = transform(spark, root, settings, secret, new_run_id(), TransformOptions(identifier_system, shift_dates))
+    with centre_locks(root, centre):  # not beside an `ilp run` or `ilp ingest` of the same centres
+        reports = transform(get_spark(_spark_overrides(spark_conf)), root, settings, secret, new_run_id(),
+                            TransformOptions(identifier_system, shift_dates))
     for centre_id, report in reports.items():
         quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
         typer.echo(f"{centre_id}: {report.rows['cohort']} patients, {quarantined} resources quarantined, "

@@ -131,13 +131,21 @@ def test_bad_credentials_exit_4(fhir_server: FhirTestServer, tmp_path: Path) -> 
     assert code == 4 and "Traceback" not in output and "wrong-password-value" not in output, output
 
 
-def test_a_held_lock_stops_a_second_run_and_names_its_holder(demo: Demo) -> None:
+@pytest.mark.parametrize("command", ["run", "transform", "ingest"])
+def test_a_held_lock_stops_a_second_run_and_names_its_holder(demo: Demo, tmp_path: Path, command: str) -> None:
+    """`ilp run`, and the stages run alone, each take the centre's lock before they touch anything."""
     result, _ = demo
     zones = result.config.parent / "zones"
     holder = lock_path(zones, "aurora")
     holder.write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid(), "started": "2026-11-28T00:00Z"}))
+    before = _fingerprint(zones)
+    arguments = {"run": ["--config", str(result.config)],
+                 "transform": ["--root", str(zones), "--secret-file", str(result.config.parent / "secrets" /
+                                                                          "consortium.key")],
+                 "ingest": ["--root", str(zones), "--files", str(tmp_path)]}[command]
     try:
-        code, output = _cli("run", "--config", str(result.config), "--centre", "aurora")
+        code, output = _cli(command, *arguments, "--centre", "aurora")
+        assert _fingerprint(zones) == before
     finally:
         holder.unlink()
     assert code == 7 and f"pid {os.getpid()}" in output and str(holder) in output, output
