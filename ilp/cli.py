@@ -21,6 +21,7 @@ from ilp.locks import centre_locks
 from ilp.model import dictionary
 
 DEMO_OUT = Path("demo-output")
+ZONES = DEMO_OUT / "zones"  # every stage run alone reads and writes here unless told otherwise
 _debug = False  # set by `run()` from --debug, which may appear anywhere on the command line
 SYNTH_OUT = DEMO_OUT / "synthetic"
 
@@ -136,7 +137,7 @@ def demo_command(
 @app.command("ingest")
 def ingest_command(
     centre: Annotated[str, typer.Option("--centre", help="Consortium id of the centre.")],
-    root: Annotated[Path, typer.Option("--root", help="Root of the zones (landing/, state/, ...).")] = DEMO_OUT,
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones (landing/, state/, ...).")] = ZONES,
     rest: Annotated[str | None, typer.Option("--rest", help="FHIR base URL to pull by REST search.")] = None,
     bulk: Annotated[str | None, typer.Option("--bulk", help="FHIR base URL to pull by Bulk Data $export.")] = None,
     files: Annotated[Path | None, typer.Option("--files", help="Folder of NDJSON or Bundle files.")] = None,
@@ -180,7 +181,7 @@ def ingest_command(
 @app.command("transform")
 def transform_command(
     centre: Annotated[list[str], typer.Option("--centre", help="Centre to transform (repeatable).")],
-    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = DEMO_OUT / "zones",
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = ZONES,
     secret_env: Annotated[str | None, typer.Option(
         "--secret-env", help="Environment variable holding the consortium secret.")] = None,
     secret_file: Annotated[Path | None, typer.Option(
@@ -226,7 +227,7 @@ def transform_command(
 
 @app.command("validate")
 def validate_command(
-    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = DEMO_OUT / "zones",
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = ZONES,
     snapshot: Annotated[Path | None, typer.Option(
         "--snapshot", help="Snapshot to audit (default: the newest under cohort/snapshots/).")] = None,
     spark_conf: SparkConf = None,
@@ -258,7 +259,7 @@ def validate_command(
 
 @app.command("analyse")
 def analyse_command(
-    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = DEMO_OUT / "zones",
+    root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = ZONES,
     snapshot: Annotated[Path | None, typer.Option(
         "--snapshot", help="Analyse this snapshot instead of the published one (e.g. to preview).")] = None,
     out: Annotated[Path | None, typer.Option(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from ilp.cli import app
@@ -129,6 +130,14 @@ def test_bad_credentials_exit_4(fhir_server: FhirTestServer, tmp_path: Path) -> 
     finally:
         del os.environ["ILP_TEST_PASSWORD"]
     assert code == 4 and "Traceback" not in output and "wrong-password-value" not in output, output
+
+
+def test_the_stages_run_alone_share_one_default_zones_root() -> None:
+    """`ilp ingest` then `ilp transform` (then validate, analyse) without `--root` work on the same zones."""
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    defaults = {name: str(p.default) for name, c in commands.items() for p in c.params if p.name == "root"}
+    assert set(defaults) >= {"ingest", "transform", "validate", "analyse"}
+    assert set(defaults.values()) == {"demo-output/zones"}, defaults
 
 
 @pytest.mark.parametrize("command", ["run", "transform", "ingest"])
