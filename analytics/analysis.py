@@ -9,7 +9,6 @@ killed analysis's staging folder is removed by the next, `ilp.staging`).
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -132,9 +131,9 @@ def _summary(data: CohortData, tables: dict[str, pd.DataFrame], plan: AnalysisPl
 
 
 def _swap_in(partial: Path, folder: Path) -> None:
-    """Replace `folder` by `partial` with renames only (the old outputs are removed after the swap)."""
-    retired = folder.with_name(f".retired-{folder.name}-{uuid.uuid4().hex[:8]}")
-    if folder.exists():
-        folder.rename(retired)
-    partial.rename(folder)
-    shutil.rmtree(retired, ignore_errors=True)
+    """Replace `folder` by `partial` with renames only (the old outputs are removed after the swap, from a staging
+    folder of their own, so a kill mid-swap leaves nothing the next analysis does not remove)."""
+    with staging_folder(folder.with_name(f".staging-retired-{folder.name}-{uuid.uuid4().hex[:8]}")) as retired:
+        if folder.exists():
+            folder.rename(retired)
+        partial.rename(folder)
