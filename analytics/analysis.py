@@ -51,13 +51,16 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
     plan = plan or AnalysisPlan()
     folder = Path(folder)
     result = AnalysisResult(folder, _tables(data, plan))
-    with staging_folder(folder.with_name(f".staging-{folder.name}-{uuid.uuid4().hex[:8]}")) as partial:
-        _write_tables(result.tables, partial / "tables")
-        figures = _figures(data, plan, partial / "figures")
-        _report(result.tables, figures, data, plan, title, partial / "report.html")
-        (partial / "summary.json").write_text(json.dumps(_summary(data, result.tables, plan), indent=2,
-                                                         default=str), encoding="utf-8")
-        _swap_in(partial, folder)
+    with staging_folder(folder.parent, f"{folder.name}-{uuid.uuid4().hex[:8]}") as staging:
+        new = staging / "new"
+        _write_tables(result.tables, new / "tables")
+        figures = _figures(data, plan, new / "figures")
+        _report(result.tables, figures, data, plan, title, new / "report.html")
+        (new / "summary.json").write_text(json.dumps(_summary(data, result.tables, plan), indent=2, default=str),
+                                          encoding="utf-8")
+        if folder.exists():  # swapped by renames only; the old outputs leave with the staging folder
+            folder.rename(staging / "old")
+        new.rename(folder)
     result.figures = [folder / "figures" / p.name for paths in figures.values() for p in paths]
     return result
 
@@ -128,12 +131,3 @@ def _summary(data: CohortData, tables: dict[str, pd.DataFrame], plan: AnalysisPl
     return {"snapshot": data.source, "centres": data.centres, "patients": len(data.cohort),
             "ci_method": plan.ci_method, "small_cells_suppressed": plan.suppress_small_cells,
             "min_cell": plan.min_cell, "tables": {name: len(t) for name, t in tables.items()}}
-
-
-def _swap_in(partial: Path, folder: Path) -> None:
-    """Replace `folder` by `partial` with renames only (the old outputs are removed after the swap, from a staging
-    folder of their own, so a kill mid-swap leaves nothing the next analysis does not remove)."""
-    with staging_folder(folder.with_name(f".staging-retired-{folder.name}-{uuid.uuid4().hex[:8]}")) as retired:
-        if folder.exists():
-            folder.rename(retired)
-        partial.rename(folder)

@@ -100,9 +100,13 @@ def test_the_report_renders_in_headless_chromium(demo_run: DemoRun, tmp_path: Pa
 
 
 def test_small_cells_are_suppressed_when_asked(demo_run: DemoRun, tmp_path: Path) -> None:
+    """Into a folder holding earlier outputs: they are replaced whole, and nothing is left beside them."""
+    (tmp_path / "r" / "tables").mkdir(parents=True)
+    (tmp_path / "r" / "tables" / "earlier.csv").write_text("n\n1\n")
     result = CliRunner().invoke(app, ["analyse", "--snapshot", str(_snapshot(demo_run)), "--out", str(tmp_path / "r"),
                                       "--suppress-small-cells", "--min-cell", "5"])
     assert result.exit_code == 0, result.output
+    assert not (tmp_path / "r" / "tables" / "earlier.csv").exists() and [p.name for p in tmp_path.iterdir()] == ["r"]
     table1 = pd.read_csv(tmp_path / "r" / "tables" / "table1.csv")
     counts = table1["n"].dropna()
     assert not ((counts > 0) & (counts < 5)).any()

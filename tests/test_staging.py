@@ -29,7 +29,8 @@ def test_only_what_a_gone_process_on_this_host_left_is_removed(tmp_path: Path) -
     remote = _left(tmp_path, ".staging-v=3", {**me, "host": "another-host", "pid": finished.pid})
     unowned = tmp_path / ".staging-v=4"  # from before owners were recorded: nobody can say it is abandoned
     unowned.mkdir()
-    with staging_folder(tmp_path / ".staging-v=5") as staging:
+    with staging_folder(tmp_path, "v=5") as staging:
+        assert staging == tmp_path / ".staging-v=5"
         assert not staging.exists() and (tmp_path / ".staging-v=5.owner").exists()
         assert json.loads((tmp_path / ".staging-v=5.owner").read_text())["pid"] == os.getpid()
         staging.mkdir()

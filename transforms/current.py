@@ -171,7 +171,7 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
                        .when(deleted, "deleted").otherwise("current").alias("fate")))
     kept = F.col("fate").isin("current", "quarantined")
     version = f"v={datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-    with staging_folder(root / "resources" / f".staging-{version}") as staging:
+    with staging_folder(root / "resources", version) as staging:
         (decided.select(*COLUMNS[:-1], F.when(kept, F.col("r")).alias("r"), "reason", "json", "origin", "fate")
          .write.partitionBy("centre_id", "fate", "resource_type", "kind").parquet(str(staging)))
         fates = (spark.read.parquet(str(staging)).groupBy("centre_id", "resource_type", "origin", "fate").count()

@@ -26,7 +26,7 @@ def quarantine_folder(root: Path, stage: str, centre_id: str, transform_run: str
 def write_quarantine(rows: DataFrame, root: Path, stage: str, centres: Iterable[str], transform_run: str) -> None:
     """Write rows having centre_id, landing_run_id, resource_type, resource_id, reason and json, replacing what
     this run quarantined before at the same stage for these centres."""
-    with staging_folder(Path(root) / "quarantine" / f"stage={stage}" / f".staging-run={transform_run}") as staging:
+    with staging_folder(Path(root) / "quarantine" / f"stage={stage}", f"run={transform_run}") as staging:
         rows.select(*[F.lit(stage).alias("stage") if c == "stage" else F.col(c) for c in COLUMNS]) \
             .withColumn("partition", F.col("centre_id")).write.partitionBy("partition").parquet(str(staging))
         for centre_id in centres:
