@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyspark.sql import SparkSession
 
 from connectors import LandingZone, RestSettings, RestSource, ingest
 from connectors.progress import LogProgress
 from ilp.fhir_server import FhirTestServer
 from tests.landing_helpers import change_server, server_versions
+from transforms import current
+from transforms.changes import pending_changes
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState, MergeReport, merge, read_states
 from transforms.landed import completed_runs
@@ -91,3 +94,26 @@ def test_lines_that_are_not_resources_are_quarantined_and_counts_reconcile(spark
     assert reasons == ["resourceType differs from its stream"] + ["unparseable JSON, or no resourceType or id"] * 2
     assert {r["landing_run_id"] for r in quarantined} == {"20260101T000000Z-aaaaaa"}
     assert json.loads(CurrentState(tmp_path, "x").pointer.read_text())["counts"]["Patient"] == counts
+
+
+def test_increments_add_segments_until_they_are_compacted_into_one_holding_the_same_state(
+        spark: SparkSession, fhir_server: FhirTestServer, demo_consortium: Consortium, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(current, "MAX_SEGMENTS", 2)
+    fhir_server.load_centre(demo_consortium[0] / "aurora")
+    state = CurrentState(tmp_path, "aurora")
+    for n, segments in enumerate((1, 2, 1)):
+        if n:
+            time.sleep(0.01)
+            change_server(fhir_server)
+        _pull(fhir_server, tmp_path)
+        assert pending_changes(tmp_path, "aurora", TYPES) > 0
+        _merge(spark, tmp_path, "aurora", TYPES, f"t{n}")
+        assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
+        assert len(state.segments()) == segments
+        assert (state.dropped() is not None) == (n == 1)  # the replaced and deleted versions of the increment
+        _pull(fhir_server, tmp_path)  # nothing new: the versions at the watermark instant come again
+        assert pending_changes(tmp_path, "aurora", TYPES) == 0
+    landed = [r.run_id for r in completed_runs(tmp_path / "landing", "aurora")]
+    assert state.merged_runs() == landed[:-1]  # compacting kept the record of what is merged (not the last pull)
+    assert sorted(p.name for p in state.folder.iterdir()) == sorted(["current.json", state.segments()[0].name])

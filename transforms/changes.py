@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from transforms.current import CurrentState
 from transforms.landed import TOMBSTONES, LandedRun, completed_runs, landed_items
 
@@ -25,7 +23,7 @@ def pending_changes(root: Path, centre_id: str, resource_types: tuple[str, ...])
     runs = unmerged_runs(root, centre_id)
     if not runs:
         return 0
-    known = _known_versions(CurrentState(root, centre_id))
+    known = CurrentState(root, centre_id).live_versions()
     changes = 0
     for run in runs:
         for resource_type in resource_types:
@@ -41,15 +39,6 @@ def record_unchanged(root: Path, centre_id: str) -> list[str]:
     runs = [r.run_id for r in unmerged_runs(root, centre_id)]
     state.record_merged(runs)
     return runs
-
-
-def _known_versions(state: CurrentState) -> set[tuple[str, str, str | None]]:
-    if not state.has_resources():
-        return set()
-    table = pq.read_table(state.folder / str(state.current_version()), columns=["resource_type", "id", "last_updated"],
-                          partitioning="hive")
-    return set(zip(table.column("resource_type").to_pylist(), table.column("id").to_pylist(),
-                   table.column("last_updated").to_pylist(), strict=True))
 
 
 def _keys(path: Path, resource_type: str | None) -> list[tuple[str, str, str | None]]:

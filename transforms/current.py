@@ -1,19 +1,22 @@
 """Current state: the latest version of every resource of a centre, after all landed runs and deletions.
 
-`resources/centre=<id>/v=<version>/` holds one Parquet dataset of the resources parsed with the explicit
-schema, partitioned by type and kind (what the resource's code means: `Observation/kind=recist`), and
-`resources/centre=<id>/current.json` points at it and lists the landing runs merged into it. Each line is parsed
-once, here; tables read only the parsed elements they use (Parquet prunes nested columns) and just the
-partitions of the kinds they use. A state written under another schema, or under other ValueSets or
-ConceptMaps, is rebuilt from every landed run, which the landing zone keeps.
+`resources/centre=<id>/` holds the centre's parsed resources in segments: `seg=<stamp>/` is what one merge parsed
+(Parquet, every new landed line once, with its kind and, when it is internally impossible, why; a line that is
+not a resource keeps its JSON and the reason), and `dropped=<stamp>/` lists the stored rows that are no longer
+current (superseded by a newer version, or deleted). `current.json` names the segments and the dropped list in
+force and the landing runs merged into them. The state is the segments' resources minus the dropped rows.
 
-A merge handles several centres in one Spark pass (one read, one window, one write: a job's fixed cost is most
-of a small centre's merge), then gives each centre its new version and switches its pointer atomically: a crash
-mid-write leaves the previous state in force (and a staging folder the next merge removes), and merging runs
-that are already merged changes nothing.
+Why segments: a merge parses each new line once and writes it once, as it comes; which version is the newest is
+decided on narrow keys (type, id, lastUpdated, run), never by shuffling whole resources through a window (which
+cost most of a merge). Tables read only the parsed elements they use (Parquet prunes nested columns and skips
+row groups of other types and kinds). Past `MAX_SEGMENTS` segments, the current rows are rewritten into one.
+A state written under another schema, or under other ValueSets or ConceptMaps, is rebuilt from every landed
+run, which the landing zone keeps.
 
-Each resource is stored with its kind and, when it is internally impossible (`transforms.sanity`), why: the
-tables never read those, and the transform quarantines them.
+A merge handles several centres in one Spark pass (a job's fixed cost is most of a small centre's merge), then
+moves each centre's new segment and dropped list in and switches its pointer atomically: a crash mid-write leaves
+the previous state in force (and a staging folder, or a segment nothing names, that the next merge removes), and
+merging runs that are already merged changes nothing.
 
 Newest wins by `meta.lastUpdated`, then by landing run; a tombstone deletes the resource unless a version newer
 than the deletion exists. Every landed line ends up counted: current, superseded, deleted or quarantined.
@@ -30,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -44,7 +48,14 @@ from transforms.schema import RESOURCE
 COLUMNS = ("centre_id", "resource_type", "kind", "id", "version_id", "last_updated", "run_id", "impossible", "r")
 STATE_SCHEMA = ("centre_id string, resource_type string, kind string, id string, version_id string, "
                 f"last_updated string, run_id string, impossible string, r {RESOURCE.simpleString()}")
-SCHEMA_ID = hashlib.sha256(STATE_SCHEMA.encode("utf-8")).hexdigest()[:16]
+# A segment's rows (its centre and name are its folders'): `row` numbers them within the merge that wrote them.
+SEGMENT_SCHEMA = ("resource_type string, kind string, id string, version_id string, last_updated string, "
+                  "run_id string, impossible string, reason string, json string, row bigint, "
+                  f"r {RESOURCE.simpleString()}")
+SCHEMA_ID = hashlib.sha256(SEGMENT_SCHEMA.encode("utf-8")).hexdigest()[:16]
+# More segments than this and a merge rewrites the centre's current rows into one (each is a scan per table).
+MAX_SEGMENTS = 8
+STORED = ("seg=", "dropped=", "v=")  # what a state folder holds besides its pointer (`v=`: the layout before)
 
 
 @dataclass
@@ -67,27 +78,44 @@ class CurrentState:
 
     def _pointer(self) -> dict[str, Any]:
         if not self.pointer.exists():
-            return {"version": None, "runs": []}
+            return {"segments": [], "dropped": None, "runs": []}
         return dict(json.loads(self.pointer.read_text(encoding="utf-8")))
 
     def merged_runs(self) -> list[str]:
         return list(self._pointer()["runs"])
 
-    def current_version(self) -> str | None:
-        version = self._pointer()["version"]
-        return str(version) if version else None
+    def segments(self) -> list[Path]:
+        return [self.folder / name for name in self._pointer().get("segments", [])]
+
+    def dropped(self) -> Path | None:
+        name = self._pointer().get("dropped")
+        return self.folder / name if name else None
 
     def record_merged(self, run_ids: list[str]) -> None:
         """Record runs that changed nothing as merged, without writing a new version."""
-        pointer = self._pointer()
-        if not run_ids or pointer["version"] is None:
+        if not run_ids or not self.pointer.exists():
             return
+        pointer = self._pointer()
         pointer["runs"] = sorted(set(pointer["runs"]) | set(run_ids))
         write_json_atomically(self.pointer, pointer)
 
     def has_resources(self) -> bool:
-        version = self.current_version()
-        return version is not None and any((self.folder / version).glob("resource_type=*"))
+        return bool(self.segments())
+
+    def live_versions(self) -> set[tuple[str, str, str | None]]:
+        """(type, id, lastUpdated) of every current resource, read on the driver (narrow columns only)."""
+        dropped: set[tuple[str, int]] = set()
+        if (listed := self.dropped()) is not None:
+            table = pq.read_table(listed, columns=["seg", "row"])
+            dropped = set(zip(table.column("seg").to_pylist(), table.column("row").to_pylist(), strict=True))
+        versions = set()
+        for segment in self.segments():
+            table = pq.read_table(segment, columns=["resource_type", "id", "last_updated", "reason", "row"])
+            name = segment.name.removeprefix("seg=")
+            versions |= {(t, i, u) for t, i, u, reason, row in zip(*[c.to_pylist() for c in table.columns],
+                                                                     strict=True)
+                         if reason is None and (name, row) not in dropped}
+        return versions
 
     def _unmerged(self, runs: list[LandedRun], harmonisation: str) -> tuple[list[LandedRun], bool]:
         """Runs to merge, and whether the state is rebuilt from all of them (none yet, another schema, or codes
@@ -97,37 +125,49 @@ class CurrentState:
         done = set() if rebuild else set(pointer["runs"])
         return [r for r in runs if r.run_id not in done], rebuild
 
-    def _switch(self, staged: Path, version: str, runs: list[str], counts: dict[str, Any],
-                transform_run: str, rebuild: bool, harmonisation: str) -> None:
-        """Move the staged dataset in as `version`, point at it, drop the old one."""
-        old = self.current_version()
+    def _switch(self, staged: Path, stamp: str, update: dict[str, Any], replace: bool) -> None:
+        """Move the staged segment and dropped list in (either may be absent), point at them (beside the earlier
+        segments unless they are replaced; with `update` to the pointer), then remove what the pointer no longer
+        names."""
+        pointer = self._pointer()
         self.folder.mkdir(parents=True, exist_ok=True)
-        if staged.is_dir():
-            staged.rename(self.folder / version)
-        else:  # no current resource at all: an empty dataset
-            (self.folder / version).mkdir()
-        merged = set(runs) if rebuild else set(self.merged_runs()) | set(runs)
-        write_json_atomically(self.pointer, {"version": version, "runs": sorted(merged), "counts": counts,
-                                             "transform_run": transform_run, "schema": SCHEMA_ID,
-                                             "harmonisation": harmonisation})
-        if old and old != version:
-            shutil.rmtree(self.folder / old, ignore_errors=True)
+        segments = [] if replace else list(pointer.get("segments", []))
+        if (segment := staged / "segment" / f"centre_id={self.centre_id}").is_dir():
+            segment.rename(self.folder / f"seg={stamp}")
+            segments.append(f"seg={stamp}")
+        dropped = None
+        if (listed := staged / "dropped" / f"centre_id={self.centre_id}").is_dir():
+            listed.rename(self.folder / f"dropped={stamp}")
+            dropped = f"dropped={stamp}"
+        write_json_atomically(self.pointer, {**pointer, **update, "segments": segments, "dropped": dropped,
+                                             "schema": SCHEMA_ID})
+        keep = {*segments, dropped}
+        for entry in self.folder.iterdir():
+            if entry.name.startswith(STORED) and entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
 
 
-def read_states(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
-    """The current resources of several centres (`COLUMNS`) in one scan of their versions under `resources/`.
+def _stored(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
+    """The current rows of several centres in one scan of their segments: centre_id, seg, the segment's columns.
 
     One scan, not a union of one per centre: every table reads the states several times, and a scan per centre
     multiplied the plans Spark optimises and compiles. The schema is given, so nothing is inferred from footers
     and a centre id that looks like a number stays a string."""
     present = [s for s in states if s.has_resources()]
     if not present:
-        return spark.createDataFrame([], STATE_SCHEMA)
-    stored = (f"id string, version_id string, last_updated string, run_id string, impossible string, "
-              f"r {RESOURCE.simpleString()}, centre string, v string, resource_type string, kind string")
-    return (spark.read.schema(stored).option("basePath", str(present[0].root / "resources"))
-            .parquet(*[str(s.folder / str(s.current_version())) for s in present])
-            .select(F.col("centre").alias("centre_id"), *COLUMNS[1:]))
+        return spark.createDataFrame([], f"centre_id string, seg string, {SEGMENT_SCHEMA}")
+    base = str(present[0].root / "resources")
+    rows = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre string, seg string").option("basePath", base)
+            .parquet(*[str(p) for s in present for p in s.segments()])
+            .where(F.col("reason").isNull()).withColumnRenamed("centre", "centre_id"))
+    if not any(s.dropped() for s in present):
+        return rows
+    return rows.join(_dropped(spark, present), ["centre_id", "seg", "row"], "left_anti")
+
+
+def read_states(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
+    """The current resources of several centres (`COLUMNS`)."""
+    return _stored(spark, states).select(*COLUMNS)
 
 
 def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], resource_types: tuple[str, ...],
@@ -143,51 +183,93 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
     if not changing:
         return reports
     new_runs = [r for c in changing for r in plans[c][0]]
-    lines = read_lines(spark, new_runs, list(resource_types))
+    kept = [states[c] for c in changing if not plans[c][1]]  # states the new runs merge into (not rebuilt)
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    with staging_folder(root / "resources", stamp) as staging:
+        _parse(read_lines(spark, new_runs, list(resource_types)), lookup).write.partitionBy("centre_id").parquet(
+            str(staging / "segment"))
+        new = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre_id string").parquet(str(staging / "segment"))
+               if (staging / "segment").is_dir() else spark.createDataFrame([], f"{SEGMENT_SCHEMA}, centre_id string"))
+        fates = _fates(new.where(F.col("reason").isNull()).withColumn("seg", F.lit(stamp)), _stored(spark, kept),
+                       _tombstones(spark, new_runs)).cache()
+        observed = fates.groupBy("centre_id", "resource_type", "origin", "fate").count().collect()
+        bad = new.where(F.col("reason").isNotNull())
+        observed += bad.groupBy("centre_id", "resource_type").count().select(
+            "*", F.lit("new").alias("origin"), F.lit("quarantined").alias("fate")).collect()
+        counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"] for r in observed})
+        dropped = fates.where(F.col("fate") != "current").select("centre_id", "seg", "row")
+        if kept:
+            dropped = dropped.unionByName(_dropped(spark, kept))
+        dropped.write.partitionBy("centre_id").parquet(str(staging / "dropped"))
+        fates.unpersist()
+        if any(counts.get(c, {}).get(t, {}).get("quarantined") for c in changing for t in resource_types):
+            write_quarantine(bad.select("centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
+                                        F.col("id").alias("resource_id"), "reason", "json"),
+                             root, "current", changing, transform_run)
+        for centre in changing:
+            report, state, rebuild = reports[centre], states[centre], plans[centre][1]
+            report.counts = counts.get(centre, {})
+            runs_in_force = set(report.merged_runs) | (set() if rebuild else set(state.merged_runs()))
+            state._switch(staging, stamp, {"runs": sorted(runs_in_force), "counts": report.counts,
+                                           "transform_run": transform_run, "harmonisation": harmonisation[centre]},
+                          rebuild)
+    crowded = [states[c] for c in changing if len(states[c].segments()) > MAX_SEGMENTS]
+    if crowded:
+        compact(spark, crowded)
+    return reports
+
+
+def compact(spark: SparkSession, states: list[CurrentState]) -> None:
+    """Rewrite the states' current rows into one segment each, with no dropped list."""
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    with staging_folder(states[0].root / "resources", stamp) as staging:
+        (_stored(spark, states).drop("seg", "row").withColumn("row", F.monotonically_increasing_id())
+         .write.partitionBy("centre_id").parquet(str(staging / "segment")))
+        for state in states:
+            state._switch(staging, stamp, {}, replace=True)
+
+
+def _parse(lines: DataFrame, lookup: CodeLookup) -> DataFrame:
+    """Each landed line parsed once with the explicit schema, with its kind, why it is impossible (if it is), a
+    number, and, for a line that is no resource of its stream, the reason and the JSON."""
     problem = (F.when(F.col("r.resourceType").isNull() | F.col("r.id").isNull(),
                       "unparseable JSON, or no resourceType or id")
                .when(F.col("r.resourceType") != F.col("resource_type"), "resourceType differs from its stream"))
-    landed = (lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json", parsed().alias("r"))
-              .withColumn("reason", problem)
-              .select("centre_id", "resource_type", F.col("r.id").alias("id"),
-                      F.col("r.meta.versionId").alias("version_id"), F.col("r.meta.lastUpdated").alias("last_updated"),
-                      "run_id", "r", "reason", F.when(F.col("reason").isNotNull(), F.col("json")).alias("json"),
-                      F.lit("new").alias("origin")))
-    previous = read_states(spark, [states[c] for c in changing if not plans[c][1]]).drop("kind", "impossible").select(
-        "*", F.lit(None).cast("string").alias("reason"), F.lit(None).cast("string").alias("json"),
-        F.lit("previous").alias("origin"))
+    return (lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json", parsed().alias("r"))
+            .withColumn("reason", problem)
+            .select("centre_id", "resource_type", lookup.kind().alias("kind"), F.col("r.id").alias("id"),
+                    F.col("r.meta.versionId").alias("version_id"), F.col("r.meta.lastUpdated").alias("last_updated"),
+                    "run_id", impossibility().alias("impossible"), "reason",
+                    F.when(F.col("reason").isNotNull(), F.col("json")).alias("json"),
+                    F.monotonically_increasing_id().alias("row"), "r"))
+
+
+def _fates(new: DataFrame, previous: DataFrame, tombstones: DataFrame) -> DataFrame:
+    """The fate of every usable new row and every current row of the states merged into (centre_id, seg, row,
+    resource_type, origin, fate), decided on their keys alone."""
+    keys = ("centre_id", "seg", "row", "resource_type", "id", "version_id", "last_updated", "run_id")
+    rows = new.select(*keys, F.lit("new").alias("origin")).unionByName(
+        previous.select(*keys, F.lit("previous").alias("origin")))
     newest = Window.partitionBy("centre_id", "resource_type", "id").orderBy(
-        F.col("reason").isNotNull(), F.col("last_updated").desc_nulls_last(), F.col("run_id").desc(),
-        F.col("version_id").desc_nulls_last())
-    deleted = F.col("t.deleted_at").isNotNull() & (F.col("c.last_updated").isNull()
-                                                   | (F.col("t.deleted_at") >= F.col("c.last_updated")))
-    # One pass decides every line's fate (the window is a shuffle of every resource: most of the merge's cost);
-    # one write keeps the current and the quarantined in full and the other fates as bare keys, so counting every
-    # fate is a read of the staging's partition folders, not a second pass over the landing.
-    decided = (previous.unionByName(landed).withColumn("rank", F.row_number().over(newest))
-               .withColumn("kind", lookup.kind()).withColumn("impossible", impossibility()).alias("c")
-               .join(F.broadcast(_tombstones(spark, new_runs)).alias("t"), ["centre_id", "resource_type", "id"], "left")
-               .select("c.*", F.when(F.col("reason").isNotNull(), "quarantined").when(F.col("rank") > 1, "superseded")
-                       .when(deleted, "deleted").otherwise("current").alias("fate")))
-    kept = F.col("fate").isin("current", "quarantined")
-    version = f"v={datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-    with staging_folder(root / "resources", version) as staging:
-        (decided.select(*COLUMNS[:-1], F.when(kept, F.col("r")).alias("r"), "reason", "json", "origin", "fate")
-         .write.partitionBy("centre_id", "fate", "resource_type", "kind").parquet(str(staging)))
-        fates = (spark.read.parquet(str(staging)).groupBy("centre_id", "resource_type", "origin", "fate").count()
-                 .collect()) if staging.is_dir() else []
-        counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"] for r in fates})
-        quarantined = [str(p) for c in changing if (p := staging / f"centre_id={c}" / "fate=quarantined").is_dir()]
-        if quarantined:
-            write_quarantine(spark.read.option("basePath", str(staging)).parquet(*quarantined).select(
-                "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
-                F.col("id").alias("resource_id"), "reason", "json"), root, "current", changing, transform_run)
-        for centre in changing:
-            reports[centre].counts = counts.get(centre, {})
-            states[centre]._switch(staging / f"centre_id={centre}" / "fate=current", version,
-                                   reports[centre].merged_runs, reports[centre].counts, transform_run, plans[centre][1],
-                                   harmonisation[centre])
-    return reports
+        F.col("last_updated").desc_nulls_last(), F.col("run_id").desc(), F.col("version_id").desc_nulls_last(),
+        F.col("seg").desc(), F.col("row").desc())
+    deleted = F.col("deleted_at").isNotNull() & (F.col("last_updated").isNull()
+                                                 | (F.col("deleted_at") >= F.col("last_updated")))
+    return (rows.withColumn("rank", F.row_number().over(newest))
+            .join(F.broadcast(tombstones), ["centre_id", "resource_type", "id"], "left")
+            .select("centre_id", "seg", "row", "resource_type", "origin",
+                    F.when(F.col("rank") > 1, "superseded").when(deleted, "deleted").otherwise("current")
+                    .alias("fate")))
+
+
+def _dropped(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
+    """The dropped lists in force of the states (centre_id, seg, row): dropped rows stay dropped."""
+    listed = [str(p) for s in states if (p := s.dropped()) is not None]
+    if not listed:
+        return spark.createDataFrame([], "centre_id string, seg string, row bigint")
+    return (spark.read.schema("seg string, row bigint, centre string, dropped string")
+            .option("basePath", str(states[0].root / "resources")).parquet(*listed)
+            .select(F.col("centre").alias("centre_id"), "seg", "row"))
 
 
 def _tombstones(spark: SparkSession, runs: list[LandedRun]) -> DataFrame:
