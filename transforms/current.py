@@ -190,8 +190,9 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
             str(staging / "segment"))
         new = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre_id string").parquet(str(staging / "segment"))
                if (staging / "segment").is_dir() else spark.createDataFrame([], f"{SEGMENT_SCHEMA}, centre_id string"))
-        fates = _fates(new.where(F.col("reason").isNull()).withColumn("seg", F.lit(stamp)), _stored(spark, kept),
-                       _tombstones(spark, new_runs)).cache()
+        _fates(new.where(F.col("reason").isNull()).withColumn("seg", F.lit(stamp)), _stored(spark, kept),
+               _tombstones(spark, new_runs)).write.parquet(str(staging / "fates"))  # narrow: read twice below
+        fates = spark.read.parquet(str(staging / "fates"))
         observed = fates.groupBy("centre_id", "resource_type", "origin", "fate").count().collect()
         bad = new.where(F.col("reason").isNotNull())
         observed += bad.groupBy("centre_id", "resource_type").count().select(
@@ -201,7 +202,6 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
         if kept:
             dropped = dropped.unionByName(_dropped(spark, kept))
         dropped.write.partitionBy("centre_id").parquet(str(staging / "dropped"))
-        fates.unpersist()
         if any(counts.get(c, {}).get(t, {}).get("quarantined") for c in changing for t in resource_types):
             write_quarantine(bad.select("centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
                                         F.col("id").alias("resource_id"), "reason", "json"),
