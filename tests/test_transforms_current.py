@@ -117,3 +117,21 @@ def test_increments_add_segments_until_they_are_compacted_into_one_holding_the_s
     landed = [r.run_id for r in completed_runs(tmp_path / "landing", "aurora")]
     assert state.merged_runs() == landed[:-1]  # compacting kept the record of what is merged (not the last pull)
     assert sorted(p.name for p in state.folder.iterdir()) == sorted(["current.json", state.segments()[0].name])
+
+
+def test_a_state_in_the_earlier_layout_is_rebuilt_and_its_folders_removed(spark: SparkSession,
+                                                                          tmp_path: Path) -> None:
+    run = tmp_path / "landing" / "centre=x" / "run=20260101T000000Z-aaaaaa"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    (run / "Patient.ndjson").write_text('{"resourceType":"Patient","id":"p1"}\n{"resourceType":"Patient","id":"p2"}\n')
+    state = CurrentState(tmp_path, "x")
+    state.folder.mkdir(parents=True)
+    (state.folder / "v=20251101T000000Z" / "resource_type=Patient").mkdir(parents=True)
+    state.pointer.write_text(json.dumps({"version": "v=20251101T000000Z", "runs": [run.name.removeprefix("run=")],
+                                         "schema": "an earlier one", "harmonisation": "h"}))
+    report = _merge(spark, tmp_path, "x", ("Patient",), "t")
+    assert report.counts["Patient"]["current"] == 2  # the merged run was merged again, into the new layout
+    assert sorted(p.name for p in state.folder.iterdir()) == sorted(["current.json", state.segments()[0].name])
+    assert "version" not in json.loads(state.pointer.read_text())
+    assert _state(spark, tmp_path, "x")["Patient"] == {"p1": None, "p2": None}

@@ -56,6 +56,7 @@ SCHEMA_ID = hashlib.sha256(SEGMENT_SCHEMA.encode("utf-8")).hexdigest()[:16]
 # More segments than this and a merge rewrites the centre's current rows into one (each is a scan per table).
 MAX_SEGMENTS = 8
 STORED = ("seg=", "dropped=", "v=")  # what a state folder holds besides its pointer (`v=`: the layout before)
+RECORDED = ("runs", "counts", "transform_run", "harmonisation")  # what a pointer says of the merges, kept as it is
 
 
 @dataclass
@@ -139,7 +140,8 @@ class CurrentState:
         if (listed := staged / "dropped" / f"centre_id={self.centre_id}").is_dir():
             listed.rename(self.folder / f"dropped={stamp}")
             dropped = f"dropped={stamp}"
-        write_json_atomically(self.pointer, {**pointer, **update, "segments": segments, "dropped": dropped,
+        recorded = {key: pointer[key] for key in RECORDED if key in pointer}
+        write_json_atomically(self.pointer, {**recorded, **update, "segments": segments, "dropped": dropped,
                                              "schema": SCHEMA_ID})
         keep = {*segments, dropped}
         for entry in self.folder.iterdir():
