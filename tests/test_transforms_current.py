@@ -72,6 +72,8 @@ def test_the_same_resource_landed_twice_is_one_current_row(spark: SparkSession, 
     report = _merge(spark, tmp_path, "aurora", TYPES, "t")
     assert report.counts["Patient"] == {**report.counts["Patient"], "in": 82, "current": 41, "superseded": 41}
     assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
+    state = CurrentState(tmp_path, "aurora")  # half its rows were dropped: compacted into the current ones alone
+    assert len(state.segments()) == 1 and state.dropped() is None and state.rows()[1] == 0
 
 
 def test_lines_that_are_not_resources_are_quarantined_and_counts_reconcile(spark: SparkSession,

@@ -9,7 +9,8 @@ force and the landing runs merged into them. The state is the segments' resource
 Why segments: a merge parses each new line once and writes it once, as it comes; which version is the newest is
 decided on narrow keys (type, id, lastUpdated, run), never by shuffling whole resources through a window (which
 cost most of a merge). Tables read only the parsed elements they use (Parquet prunes nested columns and skips
-row groups of other types and kinds). Past `MAX_SEGMENTS` segments, the current rows are rewritten into one.
+row groups of other types and kinds). Past `MAX_SEGMENTS` segments, or once as many rows are dropped as are
+current, the current rows are rewritten into one segment.
 A state written under another schema, or under other ValueSets or ConceptMaps, is rebuilt from every landed
 run, which the landing zone keeps.
 
@@ -53,10 +54,12 @@ SEGMENT_SCHEMA = ("resource_type string, kind string, id string, version_id stri
                   "run_id string, impossible string, reason string, json string, row bigint, "
                   f"r {RESOURCE.simpleString()}")
 SCHEMA_ID = hashlib.sha256(SEGMENT_SCHEMA.encode("utf-8")).hexdigest()[:16]
-# More segments than this and a merge rewrites the centre's current rows into one (each is a scan per table).
+# More segments than this (each is a scan per table), or as many dropped rows as current ones, and a merge
+# rewrites the centre's current rows into one segment.
 MAX_SEGMENTS = 8
 STORED = ("seg=", "dropped=", "v=")  # what a state folder holds besides its pointer (`v=`: the layout before)
-RECORDED = ("runs", "counts", "transform_run", "harmonisation")  # what a pointer says of the merges, kept as it is
+# What a pointer says of the merges (kept as it is when a compaction rewrites the segments).
+RECORDED = ("runs", "counts", "transform_run", "harmonisation", "current_rows", "dropped_rows")
 
 
 @dataclass
@@ -99,6 +102,17 @@ class CurrentState:
         pointer = self._pointer()
         pointer["runs"] = sorted(set(pointer["runs"]) | set(run_ids))
         write_json_atomically(self.pointer, pointer)
+
+    def rows(self) -> tuple[int, int]:
+        """How many stored rows are current, and how many are dropped."""
+        pointer = self._pointer()
+        return int(pointer.get("current_rows", 0)), int(pointer.get("dropped_rows", 0))
+
+    def crowded(self) -> bool:
+        """Whether reading the state costs more than it should: too many segments, or as many dropped rows as
+        current ones (a full pull landed again, say)."""
+        current_rows, dropped_rows = self.rows()
+        return len(self.segments()) > MAX_SEGMENTS or 0 < dropped_rows >= current_rows
 
     def has_resources(self) -> bool:
         return bool(self.segments())
@@ -212,10 +226,15 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
             report, state, rebuild = reports[centre], states[centre], plans[centre][1]
             report.counts = counts.get(centre, {})
             runs_in_force = set(report.merged_runs) | (set() if rebuild else set(state.merged_runs()))
-            state._switch(staging, stamp, {"runs": sorted(runs_in_force), "counts": report.counts,
-                                           "transform_run": transform_run, "harmonisation": harmonisation[centre]},
-                          rebuild)
-    crowded = [states[c] for c in changing if len(states[c].segments()) > MAX_SEGMENTS]
+            dropped_before = 0 if rebuild else state.rows()[1]
+            state._switch(staging, stamp, {
+                "runs": sorted(runs_in_force), "counts": report.counts, "transform_run": transform_run,
+                "harmonisation": harmonisation[centre],
+                "current_rows": sum(e["current"] + e["previous_kept"] for e in report.counts.values()),
+                "dropped_rows": dropped_before + sum(e["superseded"] + e["deleted"] + e["previous_replaced"]
+                                                     + e["previous_deleted"] for e in report.counts.values())},
+                rebuild)
+    crowded = [states[c] for c in changing if states[c].crowded()]
     if crowded:
         compact(spark, crowded)
     return reports
@@ -228,7 +247,7 @@ def compact(spark: SparkSession, states: list[CurrentState]) -> None:
         (_stored(spark, states).drop("seg", "row").withColumn("row", F.monotonically_increasing_id())
          .write.partitionBy("centre_id").parquet(str(staging / "segment")))
         for state in states:
-            state._switch(staging, stamp, {}, replace=True)
+            state._switch(staging, stamp, {"dropped_rows": 0}, replace=True)
 
 
 def _parse(lines: DataFrame, lookup: CodeLookup) -> DataFrame:
