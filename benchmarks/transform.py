@@ -28,7 +28,7 @@ from ilp.secrets import Secret
 from ilp.spark import get_spark
 from ilp.synth import generate, scaled_consortium
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from transforms.pipeline import CentreSettings, TransformOptions, transform
+from transforms.pipeline import CentreSettings, TransformOptions, read_manifest, transform
 from transforms.schema import RESOURCE
 
 
@@ -79,6 +79,9 @@ def main() -> None:
         rate = total / transform_s
         print(f"transform: landing -> staged cohort: {transform_s:.1f} s ({rate:,.0f} resources/s), "
               f"{rate / (total / ceiling_s):.2f} of the ceiling")
+        timings = read_manifest(zones / "cohort" / "snapshots" / "run=bench", profiles[0].centre_id)["timings"]
+        print("  steps: " + ", ".join(f"{step.removesuffix('_seconds')} {seconds:.1f} s"
+                                      for step, seconds in timings.items()))
         started = time.perf_counter()
         report = validate_snapshot(spark, zones, zones / "cohort" / "snapshots" / "run=bench")
         validate_s = time.perf_counter() - started

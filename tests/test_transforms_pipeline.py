@@ -64,7 +64,11 @@ def test_every_resource_is_used_and_tables_match_the_truth_counts(spark: SparkSe
             assert counts["resources"] == counts["used"] + counts["quarantined"], resource_type
             assert counts["quarantined"] == 0, f"{centre} {resource_type}: synthetic resources left unused"
         assert report.unmapped_codes == 0
-        assert read_manifest(report.snapshot, centre)["rows"] == report.rows
+        manifest = read_manifest(report.snapshot, centre)
+        assert manifest["rows"] == report.rows
+        steps = ["merge", *(t.name for t in TABLES), "reconcile"]  # where the run's time went, step by step
+        assert sorted(manifest["timings"]) == sorted(f"{step}_seconds" for step in steps)
+        assert all(seconds > 0 for seconds in manifest["timings"].values())
     snapshot = reports["aurora"].snapshot
     for table in TABLES:
         assert set(spark.read.parquet(str(snapshot / table.name)).columns) == set(table.column_names)
