@@ -114,9 +114,6 @@ class CurrentState:
         current_rows, dropped_rows = self.rows()
         return len(self.segments()) > MAX_SEGMENTS or 0 < dropped_rows >= current_rows
 
-    def has_resources(self) -> bool:
-        return bool(self.segments())
-
     def live_versions(self) -> set[tuple[str, str, str | None]]:
         """(type, id, lastUpdated) of every current resource, read on the driver (narrow columns only)."""
         dropped: set[tuple[str, int]] = set()
@@ -169,7 +166,7 @@ def _stored(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
     One scan, not a union of one per centre: every table reads the states several times, and a scan per centre
     multiplied the plans Spark optimises and compiles. The schema is given, so nothing is inferred from footers
     and a centre id that looks like a number stays a string."""
-    present = [s for s in states if s.has_resources()]
+    present = [s for s in states if s.segments()]
     if not present:
         return spark.createDataFrame([], f"centre_id string, seg string, {SEGMENT_SCHEMA}")
     base = str(present[0].root / "resources")
@@ -206,19 +203,17 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
             str(staging / "segment"))
         new = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre_id string").parquet(str(staging / "segment"))
                if (staging / "segment").is_dir() else spark.createDataFrame([], f"{SEGMENT_SCHEMA}, centre_id string"))
-        _fates(new.where(F.col("reason").isNull()).withColumn("seg", F.lit(stamp)), _stored(spark, kept),
-               _tombstones(spark, new_runs)).write.parquet(str(staging / "fates"))  # narrow: read twice below
+        _fates(new.withColumn("seg", F.lit(stamp)), _stored(spark, kept), _tombstones(spark, new_runs)).write.parquet(
+            str(staging / "fates"))  # narrow: read twice below
         fates = spark.read.parquet(str(staging / "fates"))
         observed = fates.groupBy("centre_id", "resource_type", "origin", "fate").count().collect()
-        bad = new.where(F.col("reason").isNotNull())
-        observed += bad.groupBy("centre_id", "resource_type").count().select(
-            "*", F.lit("new").alias("origin"), F.lit("quarantined").alias("fate")).collect()
         counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"] for r in observed})
-        dropped = fates.where(F.col("fate") != "current").select("centre_id", "seg", "row")
+        dropped = fates.where(F.col("fate").isin("superseded", "deleted")).select("centre_id", "seg", "row")
         if kept:
             dropped = dropped.unionByName(_dropped(spark, kept))
         dropped.write.partitionBy("centre_id").parquet(str(staging / "dropped"))
         if any(counts.get(c, {}).get(t, {}).get("quarantined") for c in changing for t in resource_types):
+            bad = new.where(F.col("reason").isNotNull())
             write_quarantine(bad.select("centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
                                         F.col("id").alias("resource_id"), "reason", "json"),
                              root, "current", changing, transform_run)
@@ -266,21 +261,22 @@ def _parse(lines: DataFrame, lookup: CodeLookup) -> DataFrame:
 
 
 def _fates(new: DataFrame, previous: DataFrame, tombstones: DataFrame) -> DataFrame:
-    """The fate of every usable new row and every current row of the states merged into (centre_id, seg, row,
-    resource_type, origin, fate), decided on their keys alone."""
-    keys = ("centre_id", "seg", "row", "resource_type", "id", "version_id", "last_updated", "run_id")
+    """The fate of every new row and every current row of the states merged into (centre_id, seg, row,
+    resource_type, origin, fate), decided on their keys alone. A new line that is no resource (it has a reason)
+    is quarantined and never outranks a version of the same id."""
+    keys = ("centre_id", "seg", "row", "resource_type", "id", "version_id", "last_updated", "run_id", "reason")
     rows = new.select(*keys, F.lit("new").alias("origin")).unionByName(
         previous.select(*keys, F.lit("previous").alias("origin")))
     newest = Window.partitionBy("centre_id", "resource_type", "id").orderBy(
-        F.col("last_updated").desc_nulls_last(), F.col("run_id").desc(), F.col("version_id").desc_nulls_last(),
-        F.col("seg").desc(), F.col("row").desc())
+        F.col("reason").isNotNull(), F.col("last_updated").desc_nulls_last(), F.col("run_id").desc(),
+        F.col("version_id").desc_nulls_last(), F.col("seg").desc(), F.col("row").desc())
     deleted = F.col("deleted_at").isNotNull() & (F.col("last_updated").isNull()
                                                  | (F.col("deleted_at") >= F.col("last_updated")))
     return (rows.withColumn("rank", F.row_number().over(newest))
             .join(F.broadcast(tombstones), ["centre_id", "resource_type", "id"], "left")
             .select("centre_id", "seg", "row", "resource_type", "origin",
-                    F.when(F.col("rank") > 1, "superseded").when(deleted, "deleted").otherwise("current")
-                    .alias("fate")))
+                    F.when(F.col("reason").isNotNull(), "quarantined").when(F.col("rank") > 1, "superseded")
+                    .when(deleted, "deleted").otherwise("current").alias("fate")))
 
 
 def _dropped(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
