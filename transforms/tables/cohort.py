@@ -4,32 +4,57 @@ Rules (the same as the ground truth's, and written in the data dictionary): the 
 primary; ILP parameters are the first ILP's; toxicity is the worst grade in the scale's order; the radiological
 response is the best RECIST within 90 days of the first ILP; last follow-up is the later of last contact and
 death; endpoints follow `ilp.model.endpoints` (origin: first present origin column; event: earliest event column;
-else censored at the follow-up end; excluded patients have null endpoints).
+else censored at the follow-up end; excluded patients have null endpoints). "First" is by date, a row without
+one last, then by the row's key, so a tie is broken the same way on every run.
+
+Why one pass: every table's rows go into one union, each as a struct column named after its table, and one
+grouping per patient computes every fact ("first" is the minimum of a struct that starts with the order).
+The earlier plan joined 13 per-patient frames, each a shuffle or broadcast of its own: most of the cohort's time.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import COHORT, Endpoint
+from ilp.model import BY_NAME, COHORT, Endpoint
 from ilp.model import vocabulary as v
 from ilp.model.dates import DAYS_PER_MONTH
 from ilp.model.endpoints import RELAPSE_ORIGIN_LABEL
+
+# A patient is a pseudonym at a centre: the same person treated at two centres has a row at each.
+PATIENT = ["centre_id", "patient_id"]
+TUMOUR = ["diagnosis_date", "site", "subsite", "size_cm", "histology", "histology_family", "fnclcc_grade",
+          "unresectability_reason"]
+# What the cohort takes of each table: the struct each row carries into the union.
+FACTS = {
+    "patients": ("patient", ["age_at_diagnosis", "sex", "bmi", "smoking", "hypertension", "dyslipidaemia"]),
+    "tumours": ("tumour", ["tumour_id", *TUMOUR]),
+    "perfusions": ("perfusion", ["perfusion_number", "perfusion_id", "perfusion_date", "ilp_level", "tnf_dose_mg",
+                                 "melphalan_dose_mg_per_l", "max_temperature_c", "duration_min", "leakage_pct"]),
+    "toxicities": ("toxicity", ["scale", "grade"]),
+    "responses": ("response", ["kind", "assessment_date", "response_id", "perfusion_id", "category",
+                               "necrosis_pct"]),
+    "treatments": ("treatment", ["kind", "start_date", "treatment_id", "limb_sparing", "amputation_reason",
+                                 "radiotherapy_setting"]),
+    "events": ("event", ["kind", "event_date", "event_id", "metastasis_site"]),
+}
 
 
 def _ordinal(values: tuple[str, ...]) -> Column:
     return F.create_map(*[F.lit(x) for n, g in enumerate(values) for x in (g, n)])
 
 
-# A patient is a pseudonym at a centre: the same person treated at two centres has a row at each.
-PATIENT = ["centre_id", "patient_id"]
-
-
-def _first(rows: DataFrame, order: str, *columns: str) -> DataFrame:
-    """Per patient, the columns of the row first by `order`."""
-    window = Window.partitionBy(*PATIENT).orderBy(F.col(order).asc_nulls_last())
-    return rows.withColumn("_n", F.row_number().over(window)).where("_n = 1").select(*PATIENT, *columns)
+def _first(table: str, where: Column, order: str, *columns: str) -> Column:
+    """The `columns` (a struct) of the patient's first row of `table` that satisfies `where`, by `order` (rows
+    without one last), then the row's key."""
+    fact = F.col(FACTS[table][0])
+    key = BY_NAME[table].key[1]
+    ordered = F.struct(fact[order].isNull(), fact[order], fact[key],
+                       F.struct(*[fact[c].alias(c) for c in columns]).alias("value"))
+    return F.min(F.when(where, ordered))["value"]
 
 
 def _months(start: Column, end: Column) -> Column:
@@ -50,59 +75,68 @@ def _endpoint(endpoint: Endpoint) -> tuple[Column, Column]:
     return months, F.when(usable, event.isNotNull())
 
 
+def _rows(tables: dict[str, DataFrame]) -> DataFrame:
+    """Every table's rows, each as (patient, source ids, its struct); the other structs are null."""
+    parts = [tables[name].select(*PATIENT, "source_resource_ids", F.struct(*columns).alias(struct))
+             for name, (struct, columns) in FACTS.items()]
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
+
+
+def _per_patient(rows: DataFrame) -> DataFrame:
+    """One grouping: every per-patient fact the cohort row needs."""
+    perfusion, toxicity, response = F.col("perfusion"), F.col("toxicity"), F.col("response")
+    treatment, event = F.col("treatment"), F.col("event")
+    radiological = F.struct(F.try_element_at(_ordinal(v.RECIST), response["category"]).alias("rank"),
+                            response["category"].alias("category"), response["perfusion_id"].alias("perfusion_id"),
+                            response["assessment_date"].alias("assessment_date"))
+    return rows.groupBy(*PATIENT).agg(
+        F.max("patient").alias("patient"),
+        _first("tumours", F.col("tumour").isNotNull(), "diagnosis_date", *TUMOUR).alias("tumour"),
+        F.max(F.when(perfusion["perfusion_number"] == 1, perfusion)).alias("first_ilp"),
+        F.count("perfusion").cast("int").alias("ilp_count"),
+        *[F.max_by(toxicity["grade"], F.when(toxicity["scale"] == scale, F.try_element_at(
+            _ordinal(grades), toxicity["grade"]))).alias(scale) for scale, grades in v.GRADES_BY_SCALE.items()],
+        F.collect_list(F.when((response["kind"] == "radiological") & radiological["rank"].isNotNull(), radiological))
+        .alias("radiological"),
+        _first("responses", response["kind"] == "pathological", "assessment_date", "category", "necrosis_pct")
+        .alias("pathology"),
+        _first("treatments", treatment["kind"] == "resection", "start_date", "start_date", "limb_sparing")
+        .alias("resection"),
+        _first("treatments", treatment["kind"] == "amputation", "start_date", "start_date", "amputation_reason")
+        .alias("amputation"),
+        F.max(treatment["radiotherapy_setting"] == "postoperative").alias("postoperative_radiotherapy"),
+        F.max(treatment["radiotherapy_setting"] == "exclusive").alias("exclusive_radiotherapy"),
+        F.max(treatment["kind"] == "systemic_therapy").alias("systemic_therapy"),
+        _first("events", event["kind"] == "distant_metastasis", "event_date", "event_date", "metastasis_site")
+        .alias("metastasis"),
+        F.min(F.when(event["kind"] == "local_relapse", event["event_date"])).alias("local_relapse_date"),
+        F.min(F.when(event["kind"] == "death", event["event_date"])).alias("death_date"),
+        F.max(F.when(event["kind"].isin("last_contact", "death"), event["event_date"])).alias("last_contact_date"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list("source_resource_ids")))).alias("source_resource_ids"),
+    ).where(F.col("patient").isNotNull())
+
+
+def _facts(per_patient: DataFrame) -> DataFrame:
+    """The per-patient facts as the cohort's columns (the best RECIST of the first ILP within 90 days)."""
+    first_ilp = F.col("first_ilp")
+    in_window = F.filter("radiological", lambda r: (r["perfusion_id"] == first_ilp["perfusion_id"]) & (
+        F.datediff(r["assessment_date"], first_ilp["perfusion_date"]) <= 90))
+    return per_patient.select(
+        *PATIENT, "patient.*", "tumour.*",
+        first_ilp["perfusion_id"].alias("first_perfusion_id"), first_ilp["perfusion_date"].alias("first_ilp_date"),
+        *[first_ilp[c].alias(c) for c in FACTS["perfusions"][1][3:]], "ilp_count", *v.GRADES_BY_SCALE,
+        F.array_min(in_window)["category"].alias("radiological_response"),
+        F.col("pathology.category").alias("pathological_response"), F.col("pathology.necrosis_pct"),
+        F.col("resection.start_date").alias("resection_date"),
+        F.col("resection.limb_sparing").alias("limb_sparing_surgery"),
+        F.col("amputation.start_date").alias("amputation_date"), F.col("amputation.amputation_reason"),
+        "postoperative_radiotherapy", "exclusive_radiotherapy", "systemic_therapy",
+        F.col("metastasis.event_date").alias("distant_metastasis_date"), F.col("metastasis.metastasis_site"),
+        "local_relapse_date", "death_date", "last_contact_date", "source_resource_ids")
+
+
 def build_cohort(tables: dict[str, DataFrame], endpoints: tuple[Endpoint, ...], run_id: str) -> DataFrame:
-    patients, tumours, perfusions = tables["patients"], tables["tumours"], tables["perfusions"]
-    toxicities, responses, treatments, events = (tables[n] for n in ("toxicities", "responses", "treatments",
-                                                                     "events"))
-    tumour = _first(tumours, "diagnosis_date", "diagnosis_date", "site", "subsite", "size_cm", "histology",
-                    "histology_family", "fnclcc_grade", "unresectability_reason")
-    first_ilp = perfusions.where("perfusion_number = 1").select(
-        *PATIENT, F.col("perfusion_id").alias("first_perfusion_id"),
-        F.col("perfusion_date").alias("first_ilp_date"),
-        "ilp_level", "tnf_dose_mg", "melphalan_dose_mg_per_l", "max_temperature_c", "duration_min", "leakage_pct")
-    count = perfusions.groupBy(*PATIENT).agg(F.count("*").cast("int").alias("ilp_count"))
-    worst = toxicities.groupBy(*PATIENT).agg(*[
-        F.max_by("grade", F.when(F.col("scale") == scale, F.try_element_at(_ordinal(grades), F.col("grade"))))
-        .alias(scale) for scale, grades in v.GRADES_BY_SCALE.items()])
-    window = responses.join(first_ilp.select(*PATIENT, "first_perfusion_id", "first_ilp_date"), PATIENT) \
-        .where((F.col("kind") == "radiological") & (F.col("perfusion_id") == F.col("first_perfusion_id"))
-               & (F.datediff("assessment_date", "first_ilp_date") <= 90))
-    recist = window.groupBy(*PATIENT).agg(
-        F.min_by("category", F.try_element_at(_ordinal(v.RECIST), F.col("category"))).alias("radiological_response"))
-    pathology = _first(responses.where("kind = 'pathological'"), "assessment_date", "category", "necrosis_pct")
-    resection = _first(treatments.where("kind = 'resection'"), "start_date", "start_date", "limb_sparing")
-    amputation = _first(treatments.where("kind = 'amputation'"), "start_date", "start_date", "amputation_reason")
-    therapies = treatments.groupBy(*PATIENT).agg(
-        F.max(F.col("radiotherapy_setting") == "postoperative").alias("postoperative_radiotherapy"),
-        F.max(F.col("radiotherapy_setting") == "exclusive").alias("exclusive_radiotherapy"),
-        F.max(F.col("kind") == "systemic_therapy").alias("systemic_therapy"))
-    metastasis = _first(events.where("kind = 'distant_metastasis'"), "event_date", "event_date", "metastasis_site")
-    dated = events.groupBy(*PATIENT).agg(
-        F.min(F.when(F.col("kind") == "local_relapse", F.col("event_date"))).alias("local_relapse_date"),
-        F.min(F.when(F.col("kind") == "death", F.col("event_date"))).alias("death_date"),
-        F.max(F.when(F.col("kind").isin("last_contact", "death"), F.col("event_date"))).alias("last_contact_date"))
-    sources = (patients.select(*PATIENT, "source_resource_ids")
-               .unionByName(tumours.select(*PATIENT, "source_resource_ids"))
-               .unionByName(perfusions.select(*PATIENT, "source_resource_ids"))
-               .unionByName(toxicities.select(*PATIENT, "source_resource_ids"))
-               .unionByName(responses.select(*PATIENT, "source_resource_ids"))
-               .unionByName(treatments.select(*PATIENT, "source_resource_ids"))
-               .unionByName(events.select(*PATIENT, "source_resource_ids"))
-               .groupBy(*PATIENT).agg(F.array_sort(F.array_distinct(F.flatten(F.collect_list(
-                   "source_resource_ids")))).alias("source_resource_ids")))
-    row = (patients.select(*PATIENT, "age_at_diagnosis", "sex", "bmi", "smoking", "hypertension", "dyslipidaemia")
-           .join(tumour, PATIENT, "left").join(first_ilp, PATIENT, "left").join(count, PATIENT, "left")
-           .join(worst, PATIENT, "left").join(recist, PATIENT, "left")
-           .join(pathology.select(*PATIENT, F.col("category").alias("pathological_response"),
-                                  F.col("necrosis_pct")), PATIENT, "left")
-           .join(resection.select(*PATIENT, F.col("start_date").alias("resection_date"),
-                                  F.col("limb_sparing").alias("limb_sparing_surgery")), PATIENT, "left")
-           .join(amputation.select(*PATIENT, F.col("start_date").alias("amputation_date"), "amputation_reason"),
-                 PATIENT, "left")
-           .join(therapies, PATIENT, "left")
-           .join(metastasis.select(*PATIENT, F.col("event_date").alias("distant_metastasis_date"),
-                                   "metastasis_site"), PATIENT, "left")
-           .join(dated, PATIENT, "left").join(sources, PATIENT, "left"))
+    row = _facts(_per_patient(_rows(tables)))
     derived = row.select(
         "*", (F.col("age_at_diagnosis") > 65).alias("age_over_65"), (F.col("bmi") > 30).alias("bmi_over_30"),
         (F.col("size_cm") > 10).alias("size_over_10cm"),
@@ -111,8 +145,7 @@ def build_cohort(tables: dict[str, DataFrame], endpoints: tuple[Endpoint, ...], 
         F.col("radiological_response").isin("CR", "PR").alias("objective_response"),
         F.col("resection_date").isNotNull().alias("resected"), F.col("amputation_date").isNotNull().alias("amputation"),
         _months(F.col("diagnosis_date"), F.col("last_contact_date")).alias("follow_up_months"))
-    derived = derived.fillna(False, ["postoperative_radiotherapy", "exclusive_radiotherapy", "systemic_therapy"]) \
-        .fillna(0, ["ilp_count"])
+    derived = derived.fillna(False, ["postoperative_radiotherapy", "exclusive_radiotherapy", "systemic_therapy"])
     outputs = []
     for endpoint in endpoints:
         months, event = _endpoint(endpoint)
