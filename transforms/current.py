@@ -43,7 +43,7 @@ from ilp.staging import staging_folder
 from transforms.codes import CodeLookup
 from transforms.landed import TOMBSTONES, LandedRun, parsed, read_lines
 from transforms.quarantine import write_quarantine
-from transforms.sanity import impossibility
+from transforms.sanity import with_impossibility
 from transforms.schema import RESOURCE
 
 COLUMNS = ("centre_id", "resource_type", "kind", "id", "version_id", "last_updated", "run_id", "impossible", "r")
@@ -251,11 +251,12 @@ def _parse(lines: DataFrame, lookup: CodeLookup) -> DataFrame:
     problem = (F.when(F.col("r.resourceType").isNull() | F.col("r.id").isNull(),
                       "unparseable JSON, or no resourceType or id")
                .when(F.col("r.resourceType") != F.col("resource_type"), "resourceType differs from its stream"))
-    return (lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json", parsed().alias("r"))
-            .withColumn("reason", problem)
+    resources = lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json",
+                             parsed().alias("r")).withColumn("reason", problem)
+    return (with_impossibility(resources)
             .select("centre_id", "resource_type", lookup.kind().alias("kind"), F.col("r.id").alias("id"),
                     F.col("r.meta.versionId").alias("version_id"), F.col("r.meta.lastUpdated").alias("last_updated"),
-                    "run_id", impossibility().alias("impossible"), "reason",
+                    "run_id", "impossible", "reason",
                     F.when(F.col("reason").isNotNull(), F.col("json")).alias("json"),
                     F.monotonically_increasing_id().alias("row"), "r"))
 

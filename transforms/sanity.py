@@ -3,8 +3,8 @@ future, a period that ends before it starts, a quantity that is not a number or 
 above 100), a quantity without a unit or in a unit nothing converts, a death before the birth.
 
 Such a resource is not read as null values (a perfusion without a date, a dose of nothing): it is kept out of
-every table and quarantined at the harmonise stage with the first of these reasons. The check is one Spark
-expression over the resource's own elements, computed once when the resource enters the current state.
+every table and quarantined at the harmonise stage with the first of these reasons. The check is Spark
+expressions over the resource's own elements, computed once when the resource enters the current state.
 Plausibility (a dose outside the protocol, a patient older than 90) is the expectations' business, not this.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import reduce
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from transforms.columns import UNITS, fhir_date
@@ -28,10 +28,10 @@ QUANTITIES = ("valueQuantity", "dosage.dose")
 KNOWN_UNITS = sorted({unit for units in UNITS.values() for unit in units} | {"[degF]"})
 
 
-def _dates(element: str) -> list[tuple[Column, str]]:
-    text = F.col(f"r.{element}")
-    return [(text.isNotNull() & fhir_date(text).isNull(), f"{element} is not a valid date"),
-            (fhir_date(text) > F.current_date(), f"{element} is in the future")]
+def _dates(dates: Column, element: str) -> list[tuple[Column, str]]:
+    text, date = F.col(f"r.{element}"), dates[element]
+    return [(text.isNotNull() & date.isNull(), f"{element} is not a valid date"),
+            (date > F.current_date(), f"{element} is in the future")]
 
 
 def _backwards(period: str) -> tuple[Column, str]:
@@ -52,19 +52,26 @@ QUANTITY_TESTS: tuple[tuple[Callable[[Column], Column], str], ...] = (
 )
 
 
-def _on_component(test: Callable[[Column], Column]) -> Callable[[Column], Column]:
-    return lambda component: test(component["valueQuantity"])
+def _on_components(test: Callable[[Column], Column]) -> Column:
+    """Whether a component's Quantity fails the test. Most resources have no component: the test over the list
+    (evaluated row by row, outside Spark's generated code) is skipped for them."""
+    components = F.col("r.component")
+    return components.isNotNull() & F.exists(components, lambda component: test(component["valueQuantity"]))
 
 
-def impossibility() -> Column:
-    """Why the resource in column `r` is internally impossible (the first reason found), or null."""
-    checks = [check for d in DATES for check in _dates(d)] + [_backwards(p) for p in PERIODS]
+def with_impossibility(rows: DataFrame) -> DataFrame:
+    """`rows` (the resource parsed in column `r`) with `impossible`: why it is internally impossible (the first
+    reason found), or null.
+
+    Each date element is parsed once, in a projection of its own, and tested twice from there (inline, every
+    date was parsed twice, and the check cost more than parsing the resource)."""
+    dates = F.col("_dates")
+    checks = [check for d in DATES for check in _dates(dates, d)] + [_backwards(p) for p in PERIODS]
     checks += [(test(F.col(f"r.{element}")), element + reason) for element in QUANTITIES
                for test, reason in QUANTITY_TESTS]
-    components = F.coalesce(F.col("r.component"), F.array())
-    checks += [(F.exists(components, _on_component(test)), "component.valueQuantity" + reason)
-               for test, reason in QUANTITY_TESTS]
-    checks.append((fhir_date(F.col("r.deceasedDateTime")) < fhir_date(F.col("r.birthDate")),
-                   "deceasedDateTime is before birthDate"))
-    return reduce(lambda reason, check: F.when(check[0], F.lit(check[1])).otherwise(reason), reversed(checks),
-                  F.lit(None).cast("string"))
+    checks += [(_on_components(test), "component.valueQuantity" + reason) for test, reason in QUANTITY_TESTS]
+    checks.append((dates["deceasedDateTime"] < dates["birthDate"], "deceasedDateTime is before birthDate"))
+    reason = reduce(lambda reason, check: F.when(check[0], F.lit(check[1])).otherwise(reason), reversed(checks),
+                    F.lit(None).cast("string"))
+    parsed_dates = F.struct(*[fhir_date(F.col(f"r.{d}")).alias(d) for d in DATES])
+    return rows.withColumn("_dates", parsed_dates).withColumn("impossible", reason).drop("_dates")
