@@ -3,8 +3,8 @@ future, a period that ends before it starts, a quantity that is not a number or 
 above 100), a quantity without a unit or in a unit nothing converts, a death before the birth.
 
 Such a resource is not read as null values (a perfusion without a date, a dose of nothing): it is kept out of
-every table and quarantined at the harmonise stage with the first of these reasons. The check is Spark
-expressions over the resource's own elements, computed once when the resource enters the current state.
+every table and quarantined at the harmonise stage with the first of these reasons. The check is a few
+Spark expressions over the resource's own elements, computed once when the resource enters the current state.
 Plausibility (a dose outside the protocol, a patient older than 90) is the expectations' business, not this.
 """
 
@@ -63,8 +63,8 @@ def with_impossibility(rows: DataFrame) -> DataFrame:
     """`rows` (the resource parsed in column `r`) with `impossible`: why it is internally impossible (the first
     reason found), or null.
 
-    Each date element is parsed once, in a projection of its own, and tested twice from there (inline, every
-    date was parsed twice, and the check cost more than parsing the resource)."""
+    Each date element is parsed once, in a projection of its own, and tested twice from there: inline, each date
+    was parsed twice and the check cost more than parsing the resource."""
     dates = F.col("_dates")
     checks = [check for d in DATES for check in _dates(dates, d)] + [_backwards(p) for p in PERIODS]
     checks += [(test(F.col(f"r.{element}")), element + reason) for element in QUANTITIES

@@ -28,12 +28,13 @@ from ilp.model.endpoints import RELAPSE_ORIGIN_LABEL
 PATIENT = ["centre_id", "patient_id"]
 TUMOUR = ["diagnosis_date", "site", "subsite", "size_cm", "histology", "histology_family", "fnclcc_grade",
           "unresectability_reason"]
+FIRST_ILP = ["ilp_level", "tnf_dose_mg", "melphalan_dose_mg_per_l", "max_temperature_c", "duration_min",
+             "leakage_pct"]
 # What the cohort takes of each table: the struct each row carries into the union.
 FACTS = {
     "patients": ("patient", ["age_at_diagnosis", "sex", "bmi", "smoking", "hypertension", "dyslipidaemia"]),
     "tumours": ("tumour", ["tumour_id", *TUMOUR]),
-    "perfusions": ("perfusion", ["perfusion_number", "perfusion_id", "perfusion_date", "ilp_level", "tnf_dose_mg",
-                                 "melphalan_dose_mg_per_l", "max_temperature_c", "duration_min", "leakage_pct"]),
+    "perfusions": ("perfusion", ["perfusion_number", "perfusion_id", "perfusion_date", *FIRST_ILP]),
     "toxicities": ("toxicity", ["scale", "grade"]),
     "responses": ("response", ["kind", "assessment_date", "response_id", "perfusion_id", "category",
                                "necrosis_pct"]),
@@ -124,7 +125,7 @@ def _facts(per_patient: DataFrame) -> DataFrame:
     return per_patient.select(
         *PATIENT, "patient.*", "tumour.*",
         first_ilp["perfusion_id"].alias("first_perfusion_id"), first_ilp["perfusion_date"].alias("first_ilp_date"),
-        *[first_ilp[c].alias(c) for c in FACTS["perfusions"][1][3:]], "ilp_count", *v.GRADES_BY_SCALE,
+        *[first_ilp[c].alias(c) for c in FIRST_ILP], "ilp_count", *v.GRADES_BY_SCALE,
         F.array_min(in_window)["category"].alias("radiological_response"),
         F.col("pathology.category").alias("pathological_response"), F.col("pathology.necrosis_pct"),
         F.col("resection.start_date").alias("resection_date"),
