@@ -197,7 +197,7 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
         return reports
     new_runs = [r for c in changing for r in plans[c][0]]
     kept = [states[c] for c in changing if not plans[c][1]]  # states the new runs merge into (not rebuilt)
-    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    stamp = _stamp()
     with staging_folder(root / "resources", stamp) as staging:
         _parse(read_lines(spark, new_runs, list(resource_types)), lookup).write.partitionBy("centre_id").parquet(
             str(staging / "segment"))
@@ -237,12 +237,17 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
 
 def compact(spark: SparkSession, states: list[CurrentState]) -> None:
     """Rewrite the states' current rows into one segment each, with no dropped list."""
-    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    stamp = _stamp()
     with staging_folder(states[0].root / "resources", stamp) as staging:
         (_stored(spark, states).drop("seg", "row").withColumn("row", F.monotonically_increasing_id())
          .write.partitionBy("centre_id").parquet(str(staging / "segment")))
         for state in states:
             state._switch(staging, stamp, {"dropped_rows": 0}, replace=True)
+
+
+def _stamp() -> str:
+    """A new segment's (and its staging folder's) name: later merges sort after earlier ones."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
 
 
 def _parse(lines: DataFrame, lookup: CodeLookup) -> DataFrame:

@@ -220,8 +220,9 @@ def _parts_of_quarantined(view: ResourceView, resources: DataFrame) -> DataFrame
 
 
 def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, run_id: str) -> None:
-    """Quarantine the unused resources with their JSON, reading in full only the types and kinds that
-    hold one (most resources are used: serialising every parsed resource to find a few cost most of this step)."""
+    """Quarantine the unused resources with their JSON, serialising only the resources of the types and kinds
+    that hold one (most resources are used: serialising every parsed resource to find a few cost most of this
+    step)."""
     partitions = [(r["resource_type"], r["kind"]) for r in unused.select("resource_type", "kind").distinct().collect()]
     where = reduce(Column.__or__, [(F.col("resource_type") == t) & F.col("kind").eqNullSafe(k) for t, k in partitions],
                    F.lit(False))
