@@ -6,15 +6,15 @@ Parquet with pyarrow instead of starting Spark. Only the tables the outputs need
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ilp.manifests import SnapshotManifest
 from ilp.model import BY_NAME
+from ilp.zones import Snapshot
 
 INPUT_TABLES = ("cohort", "toxicities")
 
@@ -26,7 +26,7 @@ class CohortData:
     cohort: pd.DataFrame
     toxicities: pd.DataFrame
     source: str
-    manifests: list[dict[str, Any]] = field(default_factory=list)
+    manifests: list[SnapshotManifest] = field(default_factory=list)
 
     @property
     def centres(self) -> list[str]:
@@ -35,15 +35,14 @@ class CohortData:
     def for_centre(self, centre_id: str) -> CohortData:
         return CohortData(self.cohort[self.cohort["centre_id"] == centre_id],
                           self.toxicities[self.toxicities["centre_id"] == centre_id], self.source,
-                          [m for m in self.manifests if m.get("centre_id") == centre_id])
+                          [m for m in self.manifests if m.centre_id == centre_id])
 
 
-def read_snapshot(snapshot: Path) -> CohortData:
+def read_snapshot(snapshot: Path | Snapshot) -> CohortData:
     """Read a cohort snapshot written by the transforms (`<table>/centre_id=<c>/*.parquet` + manifests)."""
-    snapshot = Path(snapshot)
-    frames = {name: _read_table(snapshot / name, name) for name in INPUT_TABLES}
-    manifests = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(snapshot.glob("manifest-*.json"))]
-    return CohortData(frames["cohort"], frames["toxicities"], str(snapshot), manifests)
+    snapshot = Snapshot.at(snapshot)
+    frames = {name: _read_table(snapshot.table(name), name) for name in INPUT_TABLES}
+    return CohortData(frames["cohort"], frames["toxicities"], str(snapshot.folder), snapshot.manifests())
 
 
 def _read_table(folder: Path, name: str) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import pandas as pd
 from analytics.kaplan_meier import CI_LABEL
 from analytics.plan import AnalysisPlan
 from analytics.proportions import MONTE_CARLO_TABLES
+from ilp.manifests import SnapshotManifest
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -68,12 +69,11 @@ def _definition_list(items: dict[str, str]) -> str:
 
 
 def _provenance(provenance: dict[str, Any]) -> str:
-    manifests = provenance.get("manifests", [])
+    manifests: list[SnapshotManifest] = provenance.get("manifests", [])
     centres = pd.DataFrame([{
-        "centre": m.get("centre_id"), "transform run": m.get("run_id"),
-        "landing runs": ", ".join(m.get("merged_landing_runs", [])),
-        "patients": m.get("rows", {}).get("cohort"), "finished": m.get("finished_at"),
-        "ConceptMaps": ", ".join(m.get("conceptmaps", [])) or "none"} for m in manifests])
+        "centre": m.centre_id, "transform run": m.run_id, "landing runs": ", ".join(m.merged_landing_runs),
+        "patients": m.rows.get("cohort"), "finished": m.finished_at,
+        "ConceptMaps": ", ".join(m.conceptmaps) or "none"} for m in manifests])
     header = _definition_list({"Cohort snapshot": str(provenance["snapshot"]),
                                "Generated": datetime.now(UTC).isoformat(timespec="seconds"),
                                "Software": f"ilp-cohort {provenance['version']}, lifelines {version('lifelines')}, "

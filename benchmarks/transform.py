@@ -11,7 +11,6 @@ its time against the transform's.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shutil
 import sys
@@ -29,7 +28,8 @@ from ilp.secrets import Secret
 from ilp.spark import get_spark
 from ilp.synth import generate, scaled_consortium
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from transforms.pipeline import CentreSettings, TransformOptions, read_manifest, transform
+from ilp.zones import Zones
+from transforms.pipeline import CentreSettings, TransformOptions, transform
 from transforms.schema import RESOURCE
 
 
@@ -56,13 +56,13 @@ def main() -> None:
         for profile in profiles:
             with FilesSource(FilesSettings(work / "synthetic" / profile.centre_id / "fhir")) as source:
                 run = ingest(source, LandingZone(zones, profile.centre_id), progress=LogProgress())
-            total += sum(f["count"] for f in json.loads((run / "manifest.json").read_text())["files"].values())
+            total += sum(f.count for f in Zones.landing_manifest(run).files.values())
         landing_s = time.perf_counter() - started
         print(f"landed {total} resources in {landing_s:.1f} s ({total / landing_s:,.0f} resources/s)")
 
         spark = get_spark({"spark.driver.memory": "4g"})
         jvm = spark.sparkContext._gateway.proc.pid  # type: ignore[union-attr]
-        files = [str(p) for p in (zones / "landing").rglob("*.ndjson") if p.stem[:1].isupper()]
+        files = [str(p) for p in Zones(zones).landing_root.rglob("*.ndjson") if p.stem[:1].isupper()]
         started = time.perf_counter()
         raw = spark.read.schema(RESOURCE).json(files)
         raw.select("resourceType", "id", "meta.lastUpdated", "subject.reference", "code.coding",
@@ -80,11 +80,11 @@ def main() -> None:
         rate = total / transform_s
         print(f"transform: landing -> staged cohort: {transform_s:.1f} s ({rate:,.0f} resources/s), "
               f"{rate / (total / ceiling_s):.2f} of the ceiling")
-        timings = read_manifest(zones / "cohort" / "snapshots" / "run=bench", profiles[0].centre_id)["timings"]
+        timings = Zones(zones).snapshot("bench").manifest(profiles[0].centre_id).timings
         steps = ["merge", *(table.name for table in TABLES), "reconcile"]
         print("  steps: " + ", ".join(f"{step} {timings[f'{step}_seconds']:.1f} s" for step in steps))
         started = time.perf_counter()
-        report = validate_snapshot(spark, zones, zones / "cohort" / "snapshots" / "run=bench")
+        report = validate_snapshot(spark, zones, Zones(zones).snapshot("bench"))
         validate_s = time.perf_counter() - started
         print(f"validation: {report.evaluated} expectations, {len(report.blocking)} critical failures, "
               f"{validate_s:.1f} s = {validate_s / transform_s:.2f} of the transform's {transform_s:.1f} s")

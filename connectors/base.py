@@ -10,10 +10,6 @@ from typing import Any, ClassVar
 from connectors.landing import LandingRun, LandingZone
 from connectors.progress import PullProgress, pull_progress
 
-RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
-# Conformance resources a centre may publish next to its data: how its local codes map to standard ones. They are
-# searched whole (never scoped to the cohort's patients, never part of a patient-level export).
-TERMINOLOGY_TYPES = ("ConceptMap",)
 CONNECTOR_VERSION = "0.1.0"
 
 

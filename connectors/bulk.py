@@ -22,13 +22,14 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from connectors.auth import AuthSettings
-from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES, Source
+from connectors.base import Source
 from connectors.http import FhirClient, TransportSettings, parse_retry_after
 from connectors.landing import REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import BATCH, land_items, parse_lines
 from connectors.progress import PullProgress
 from connectors.rest import RestSettings, RestSource
 from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
+from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
 log = logging.getLogger(__name__)
 EXPORT = "_export"

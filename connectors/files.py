@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from connectors import jsonio
-from connectors.base import RESOURCE_TYPES, Source
+from connectors.base import Source
 from connectors.landing import LandingRun, StreamProgress
 from connectors.ndjson import Unreadable, land_items, parse_lines
 from connectors.progress import PullProgress
 from ilp.errors import ConfigError
+from ilp.model.resources import RESOURCE_TYPES
 
 FILES = "_files"
 SUFFIXES = (".ndjson", ".ndjson.gz", ".json")

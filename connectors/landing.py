@@ -24,6 +24,8 @@ from typing import IO, Any
 
 from connectors import jsonio
 from ilp.fileio import fsync_dir, sha256_file, write_json_atomically
+from ilp.manifests import LandedFile, LandingManifest
+from ilp.zones import MANIFEST, Zones
 
 TOMBSTONES = "tombstones"
 REJECTED = "rejected"
@@ -111,7 +113,7 @@ class LandingRun:
         self.started_at = started_at
         self.progress = streams
         self.resumed = resumed
-        self.folder = zone.landing / f".partial-{run_id}"
+        self.folder = zone.zones.partial_run(zone.centre_id, run_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._streams: dict[str, NdjsonStream] = {}
         self._lock = threading.Lock()
@@ -131,28 +133,25 @@ class LandingRun:
                 "run_id": self.run_id, "fingerprint": self.fingerprint, "since": self.since,
                 "started_at": self.started_at, "streams": {k: asdict(v) for k, v in self.progress.items()}})
 
-    def complete(self, manifest: dict[str, Any]) -> Path:
+    def complete(self, described: dict[str, Any]) -> Path:
         """Close the files, write the manifest, publish the run by renaming it, then advance the watermarks."""
         for name in self.since:
             self.stream(name)
         for stream in self._streams.values():
             stream.close()
-        files = {}
-        for path in sorted(self.folder.glob("*.ndjson")):
-            name = path.stem
-            files[name] = {"file": path.name, "count": self.progress[name].count,
-                           "duplicates": self.progress[name].duplicates, "bytes": path.stat().st_size,
-                           "sha256": sha256_file(path)}
+        files = {path.stem: LandedFile(file=path.name, count=self.progress[path.stem].count,
+                                       duplicates=self.progress[path.stem].duplicates, bytes=path.stat().st_size,
+                                       sha256=sha256_file(path))
+                 for path in sorted(self.folder.glob("*.ndjson"))}
         watermarks = {t: p.watermark for t, p in self.progress.items() if p.watermark}
         # Whatever a stream noted on the way (a search whose total kept moving), whichever source it was pulled by.
         warnings = [w for p in self.progress.values() for w in p.state.get("warnings", [])]
-        body = {"run_id": self.run_id, "centre_id": self.zone.centre_id, "started_at": self.started_at,
-                "finished_at": utc_now(), "resumed": self.resumed, "window": {"since": self.since},
-                "files": files, "watermarks": watermarks, "warnings": warnings, "outcome": "complete", **manifest}
-        write_json_atomically(self.folder / "manifest.json", body)
-        final = self.zone.landing / f"run={self.run_id}"
+        LandingManifest(run_id=self.run_id, centre_id=self.zone.centre_id, started_at=self.started_at,
+                        finished_at=utc_now(), resumed=self.resumed, window={"since": self.since}, files=files,
+                        watermarks=watermarks, warnings=warnings, **described).write(self.folder / MANIFEST)
+        final = self.zone.zones.landing_run(self.zone.centre_id, self.run_id)
         os.replace(self.folder, final)
-        fsync_dir(self.zone.landing)
+        fsync_dir(final.parent)
         self.zone.advance_watermarks(watermarks)
         self.zone.checkpoint_path.unlink(missing_ok=True)
         return final
@@ -162,12 +161,10 @@ class LandingZone:
     """The landing and state folders of one centre under the zones' root."""
 
     def __init__(self, root: Path, centre_id: str) -> None:
-        self.root = Path(root)
+        self.zones = Zones(root)
         self.centre_id = centre_id
-        self.landing = self.root / "landing" / f"centre={centre_id}"
-        self.state = self.root / "state" / f"centre={centre_id}"
-        self.checkpoint_path = self.state / "checkpoint.json"
-        self.watermarks_path = self.state / "watermarks.json"
+        self.checkpoint_path = self.zones.checkpoint(centre_id)
+        self.watermarks_path = self.zones.watermarks(centre_id)
 
     def watermarks(self) -> dict[str, str]:
         if not self.watermarks_path.exists():
@@ -179,13 +176,13 @@ class LandingZone:
 
     def runs(self) -> list[Path]:
         """Completed runs, oldest first (run ids sort by time)."""
-        return sorted(p for p in self.landing.glob("run=*") if (p / "manifest.json").exists())
+        return self.zones.landing_runs(self.centre_id)
 
     def start(self, fingerprint: dict[str, Any], stream_names: list[str], incremental: bool = True) -> LandingRun:
         """Resume the interrupted run of the same source, or start a new one (discarding a stale partial run)."""
         if self.checkpoint_path.exists():
             saved = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
-            partial = self.landing / f".partial-{saved['run_id']}"
+            partial = self.zones.partial_run(self.centre_id, saved["run_id"])
             if saved["fingerprint"] == fingerprint and partial.exists():
                 streams = {k: StreamProgress(**v) for k, v in saved["streams"].items()}
                 return LandingRun(self, saved["run_id"], fingerprint, saved["since"], saved["started_at"], streams,
@@ -203,5 +200,4 @@ class LandingZone:
 
 def landed_count(run: Path) -> int:
     """Resources (not side-stream lines) a completed run landed, from its manifest."""
-    files = json.loads((run / "manifest.json").read_text(encoding="utf-8"))["files"]
-    return sum(int(f["count"]) for name, f in files.items() if name[:1].isupper())
+    return Zones.landing_manifest(run).resources

@@ -20,12 +20,13 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from connectors.auth import AuthSettings
-from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES, Source
+from connectors.base import Source
 from connectors.http import FhirClient, TransportSettings
 from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import classify
 from connectors.progress import PullProgress
 from ilp.errors import SourceProtocolError
+from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
 log = logging.getLogger(__name__)
 

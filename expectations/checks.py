@@ -7,32 +7,26 @@ must agree with a manifest, `pooled` the patients of every centre together.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ilp.manifests import SnapshotManifest
 from ilp.model import BY_NAME, TABLES
+from ilp.zones import Snapshot
 
 # (table, its key, the table its `column` must be found in, matched on centre_id and that column)
 LINKS = (*((t.name, t.key[1], "patients", "patient_id") for t in TABLES if t.name != "patients"),
          ("perfusions", "perfusion_id", "tumours", "tumour_id"))
 
 
-def read_tables(spark: SparkSession, snapshot: Path) -> dict[str, DataFrame]:
+def read_tables(spark: SparkSession, snapshot: Snapshot) -> dict[str, DataFrame]:
     """Every canonical table of the snapshot (all centres), in the model's column order, cached for the checks."""
     tables = {}
     for table in TABLES:
         schema = ", ".join(c.spark_ddl().replace(" NOT NULL", "") for c in table)
-        frame = spark.read.schema(schema).parquet(str(snapshot / table.name)).select(*table.column_names)
+        frame = spark.read.schema(schema).parquet(str(snapshot.table(table.name))).select(*table.column_names)
         tables[table.name] = frame.cache()
     return tables
-
-
-def read_manifests(snapshot: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(snapshot.glob("manifest-*.json"))]
 
 
 def links(tables: dict[str, DataFrame]) -> DataFrame:
@@ -48,21 +42,20 @@ def links(tables: dict[str, DataFrame]) -> DataFrame:
     return result
 
 
-def reconciliation(spark: SparkSession, tables: dict[str, DataFrame], manifests: list[dict[str, Any]]) -> DataFrame:
+def reconciliation(spark: SparkSession, tables: dict[str, DataFrame], manifests: list[SnapshotManifest]) -> DataFrame:
     """Rows per table and centre against the manifest; resources per type against used + quarantined."""
     counted: dict[tuple[str, str], int] = {}
     for name, frame in tables.items():
         for row in frame.groupBy("centre_id").count().collect():
             counted[(name, row["centre_id"])] = row["count"]
     rows: list[tuple[str, str, str, int, int]] = []
-    centres = {m["centre_id"] for m in manifests}
+    centres = {m.centre_id for m in manifests}
     for manifest in manifests:
-        centre = manifest["centre_id"]
+        centre = manifest.centre_id
         for name in BY_NAME:
-            rows.append(("rows", centre, name, counted.get((name, centre), 0), int(manifest["rows"].get(name, -1))))
-        for resource_type, count in manifest["reconciliation"].items():
-            rows.append(("resources", centre, resource_type, count["used"] + count["quarantined"],
-                         count["resources"]))
+            rows.append(("rows", centre, name, counted.get((name, centre), 0), manifest.rows.get(name, -1)))
+        for resource_type, entry in manifest.reconciliation.items():
+            rows.append(("resources", centre, resource_type, entry.used + entry.quarantined, entry.resources))
     for (name, centre), count in counted.items():
         if centre not in centres:
             rows.append(("rows", centre, name, count, -1))  # rows of a centre without a manifest

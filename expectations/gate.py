@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pyspark.sql import SparkSession
 
 from expectations.validate import ValidationReport, validate_snapshot
 from ilp.errors import ValidationBlocked
+from ilp.manifests import PublicationRecord
 from ilp.publication import publish
+from ilp.zones import Snapshot
 
 MAX_LINES = 12
 
@@ -24,10 +25,10 @@ MAX_LINES = 12
 @dataclass(frozen=True)
 class Publication:
     report: ValidationReport
-    record: dict[str, Any]
+    record: PublicationRecord
 
 
-def audit_and_publish(spark: SparkSession, root: Path, snapshot: Path) -> Publication:
+def audit_and_publish(spark: SparkSession, root: Path, snapshot: Path | Snapshot) -> Publication:
     report = validate_snapshot(spark, root, snapshot)
     if not report.passed:
         lines = [f.line() for f in report.blocking]
@@ -36,9 +37,5 @@ def audit_and_publish(spark: SparkSession, root: Path, snapshot: Path) -> Public
             f"snapshot {snapshot.name} not published: {len(lines)} critical expectation(s) failed "
             f"(the previous publication is unchanged; Data Docs: {report.data_docs}):\n  "
             + "\n  ".join(lines[:MAX_LINES]) + more)
-    record = publish(root, snapshot, report.folder, {
-        "centres": sorted({m.name.removeprefix("manifest-").removesuffix(".json")
-                           for m in snapshot.glob("manifest-*.json")}),
-        "expectations_evaluated": report.evaluated,
-        "warnings": len(report.findings)})
+    record = publish(root, report.snapshot, report.folder, report.evaluated, len(report.findings))
     return Publication(report, record)

@@ -29,7 +29,8 @@ from pyspark.sql import DataFrame, SparkSession
 from expectations import checks
 from expectations.rules import CRITICAL
 from expectations.suites import all_suites, index_columns
-from ilp.fileio import write_json_atomically
+from ilp.manifests import FindingRecord, ValidationSummary
+from ilp.zones import VALIDATION_SUMMARY, Snapshot, Zones
 
 SAMPLE_KEYS = 5
 PARALLEL_SUITES = 3
@@ -59,7 +60,7 @@ class Finding:
 
 @dataclass
 class ValidationReport:
-    snapshot: Path
+    snapshot: Snapshot
     folder: Path
     evaluated: int = 0
     findings: list[Finding] = field(default_factory=list)
@@ -77,28 +78,29 @@ class ValidationReport:
     def data_docs(self) -> Path:
         return self.folder / "data_docs" / "index.html"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"snapshot": str(self.snapshot), "passed": self.passed, "evaluated": self.evaluated,
-                "critical_failures": len(self.blocking), "warnings": len(self.findings) - len(self.blocking),
-                "findings": [asdict(f) for f in self.findings], "data_docs": str(self.data_docs),
-                "seconds": round(self.seconds, 1)}
+    def summary(self) -> ValidationSummary:
+        return ValidationSummary(
+            snapshot=str(self.snapshot.folder), passed=self.passed, evaluated=self.evaluated,
+            critical_failures=len(self.blocking), warnings=len(self.findings) - len(self.blocking),
+            findings=[FindingRecord(**asdict(f)) for f in self.findings], data_docs=str(self.data_docs),
+            seconds=round(self.seconds, 1))
 
 
-def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path) -> ValidationReport:
+def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path | Snapshot) -> ValidationReport:
     """Run every suite on the snapshot; write results, summary and Data Docs under the validation zone."""
     started = time.perf_counter()
-    folder = Path(root) / "validation" / snapshot.name
+    snapshot = Snapshot.at(snapshot)
+    folder = Zones(root).validation(snapshot)
     shutil.rmtree(folder, ignore_errors=True)  # a rerun of the same snapshot replaces its validation
     context = _context(folder / "data_docs")
     source = context.data_sources.add_spark("cohort")
     tables = checks.read_tables(spark, snapshot)
     frames: dict[str, DataFrame] = {**tables, "links": checks.links(tables),
-                                    "reconciliation": checks.reconciliation(spark, tables,
-                                                                            checks.read_manifests(snapshot)),
+                                    "reconciliation": checks.reconciliation(spark, tables, snapshot.manifests()),
                                     "pooled": checks.pooled(tables)}
     report = ValidationReport(snapshot, folder)
     (folder / "results").mkdir(parents=True, exist_ok=True)
-    run_name = snapshot.name.removeprefix("run=")  # Data Docs put it in paths: keep URL-safe
+    run_name = snapshot.run_id  # Data Docs put it in paths: keep URL-safe
     suites = all_suites()
     batches = {name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("snapshot")
                for name in suites}
@@ -126,7 +128,7 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path) -> Valida
         frame.unpersist()
     context.build_data_docs()
     report.seconds = time.perf_counter() - started
-    write_json_atomically(folder / "summary.json", report.to_json())
+    report.summary().write(folder / VALIDATION_SUMMARY)
     return report
 
 

@@ -122,14 +122,16 @@ def demo_command(
     Example: ilp demo --out /tmp/ilp-demo
     """
     from ilp.demo import run_demo
+    from ilp.zones import Zones
 
     result = run_demo(out, typer.echo)
     outcome = result.outcome
     typer.echo(f"demo done in {result.seconds:.0f} s")
     typer.echo(f"  configuration:      {result.config} (its servers stop with the demo)")
-    typer.echo(f"  landing zone:       {out.resolve() / 'zones' / 'landing'}")
+    zones = Zones(out.resolve() / "zones")
+    typer.echo(f"  landing zone:       {zones.landing_root}")
     typer.echo(f"  published cohort:   {outcome.snapshot} (Parquet, partitioned by centre; pointer "
-               f"{out.resolve() / 'zones' / 'cohort' / 'published.json'})")
+               f"{zones.publication})")
     typer.echo(f"  Data Docs:          {outcome.data_docs}")
     typer.echo(f"  report:             {outcome.report}")
 
@@ -173,8 +175,9 @@ def ingest_command(
         source = connectors.FilesSource(connectors.FilesSettings(files, types))
     with centre_locks(root, [centre]), source:
         run = connectors.ingest(source, connectors.LandingZone(root, centre), incremental=not full)
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    counts = ", ".join(f"{name} {f['count']}" for name, f in manifest["files"].items())
+    from ilp.zones import Zones
+
+    counts = ", ".join(f"{name} {f.count}" for name, f in Zones.landing_manifest(run).files.items())
     typer.echo(f"landed {run}: {counts}")
 
 
@@ -219,10 +222,8 @@ def transform_command(
     with centre_locks(root, centre):  # not beside an `ilp run` or `ilp ingest` of the same centres
         reports = transform(get_spark(_spark_overrides(spark_conf)), root, settings, secret, new_run_id(),
                             TransformOptions(identifier_system, shift_dates))
-    for centre_id, report in reports.items():
-        quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
-        typer.echo(f"{centre_id}: {report.rows['cohort']} patients, {quarantined} resources quarantined, "
-                   f"{report.unmapped_codes} unmapped codes -> {report.snapshot}")
+    for report in reports.values():
+        typer.echo(report.line())
 
 
 @app.command("validate")
@@ -285,11 +286,13 @@ def analyse_command(
 
     if ci not in CI_METHODS:
         raise ConfigError(f"--ci must be one of {', '.join(CI_METHODS)}, not {ci!r}")
-    source = snapshot or published_snapshot(root)
-    if not source.is_dir():
-        raise ConfigError(f"no cohort snapshot at {source}")
+    from ilp.zones import Snapshot, Zones
+
+    source = Snapshot.at(snapshot) if snapshot else published_snapshot(root)
+    if not source.exists():
+        raise ConfigError(f"no cohort snapshot at {source.folder}")
     plan = AnalysisPlan(ci_method=ci, suppress_small_cells=suppress_small_cells, min_cell=min_cell)
-    result = analyse(read_snapshot(source), out or root / "reports" / source.name, plan)
+    result = analyse(read_snapshot(source), out or Zones(root).reports(source), plan)
     typer.echo(f"report: {result.report}")
     typer.echo(f"tables: {result.folder / 'tables'} ({len(result.tables)} as CSV and Parquet)")
 

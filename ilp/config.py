@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from connectors.base import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from ilp.errors import ConfigError
+from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from ilp.secrets import SecretRef
 
 CentreId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]

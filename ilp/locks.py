@@ -17,17 +17,14 @@ from pathlib import Path
 
 from ilp.errors import RunLocked
 from ilp.owner import is_gone, read_owner, this_process
+from ilp.zones import Zones
 
 log = logging.getLogger(__name__)
 
 
-def lock_path(root: Path, centre_id: str) -> Path:
-    return Path(root) / "state" / f"centre={centre_id}" / "run.lock"
-
-
 @contextmanager
 def centre_lock(root: Path, centre_id: str) -> Iterator[None]:
-    path = lock_path(root, centre_id)
+    path = Zones(root).lock(centre_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     me = this_process()
     for _ in range(2):

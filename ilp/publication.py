@@ -8,53 +8,44 @@ writes the pointer; readers (analytics, queries) only follow it.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ilp.errors import ConfigError
-from ilp.fileio import fsync_dir, write_json_atomically
-
-POINTER = Path("cohort") / "published.json"
-SNAPSHOTS = Path("cohort") / "snapshots"
-
-
-def snapshots(root: Path) -> list[Path]:
-    """Every written snapshot, oldest first (run ids sort by time)."""
-    folder = Path(root) / SNAPSHOTS
-    return sorted(p for p in folder.glob("run=*") if p.is_dir()) if folder.is_dir() else []
+from ilp.fileio import fsync_dir
+from ilp.manifests import PublicationRecord
+from ilp.zones import Snapshot, Zones
 
 
-def latest_snapshot(root: Path) -> Path:
-    found = snapshots(root)
+def latest_snapshot(root: Path) -> Snapshot:
+    found = Zones(root).snapshots()
     if not found:
-        raise ConfigError(f"no cohort snapshot under {Path(root) / SNAPSHOTS}: run the transform first")
+        raise ConfigError(f"no cohort snapshot under {Zones(root).snapshots_root}: run the transform first")
     return found[-1]
 
 
-def read_pointer(root: Path) -> dict[str, Any] | None:
+def read_pointer(root: Path) -> PublicationRecord | None:
     """The current publication record, or None when nothing was published yet."""
-    path = Path(root) / POINTER
-    if not path.exists():
-        return None
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return PublicationRecord.read_if_present(Zones(root).publication)
 
 
-def published_snapshot(root: Path) -> Path:
-    """The folder of the published snapshot; a clear error when there is none."""
+def published_snapshot(root: Path) -> Snapshot:
+    """The published snapshot; a clear error when there is none."""
+    zones = Zones(root)
     pointer = read_pointer(root)
     if pointer is None:
-        raise ConfigError(f"nothing is published under {Path(root) / 'cohort'}: run validation first")
-    return Path(root) / "cohort" / pointer["snapshot"]
+        raise ConfigError(f"nothing is published under {zones.cohort}: run validation first")
+    return Snapshot(zones.cohort / pointer.snapshot)
 
 
-def publish(root: Path, snapshot: Path, validation: Path, details: dict[str, Any]) -> dict[str, Any]:
+def publish(root: Path, snapshot: Snapshot, validation: Path, evaluated: int, warnings: int) -> PublicationRecord:
     """Point readers at `snapshot` (which has passed validation); the pointer is the last thing written."""
-    root = Path(root)
-    record = {"snapshot": str(Path(snapshot).relative_to(root / "cohort")), "run_id": Path(snapshot).name[4:],
-              "validation": str(Path(validation).relative_to(root)),
-              "published_at": datetime.now(UTC).isoformat(timespec="seconds"), **details}
-    write_json_atomically(root / POINTER, record)
-    fsync_dir((root / POINTER).parent)
+    zones = Zones(root)
+    record = PublicationRecord(
+        snapshot=str(snapshot.folder.relative_to(zones.cohort)), run_id=snapshot.run_id,
+        validation=str(Path(validation).relative_to(zones.root)),
+        published_at=datetime.now(UTC).isoformat(timespec="seconds"), centres=snapshot.centres(),
+        expectations_evaluated=evaluated, warnings=warnings)
+    record.write(zones.publication)
+    fsync_dir(zones.publication.parent)
     return record

@@ -21,7 +21,7 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
     snapshot = published_snapshot(root)
     connection = duckdb.connect()
     for table in TABLES:
-        files = snapshot / table.name / "*" / "*.parquet"
+        files = snapshot.table(table.name) / "*" / "*.parquet"
         connection.execute(f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{files}', "
                            "hive_partitioning = true)")
     return connection

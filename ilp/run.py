@@ -23,6 +23,7 @@ from ilp.locks import centre_locks
 from ilp.model import TABLES
 from ilp.publication import published_snapshot, read_pointer
 from ilp.spark import get_spark
+from ilp.zones import Snapshot, Zones
 from transforms.changes import pending_changes, record_unchanged
 from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
 
@@ -31,7 +32,7 @@ from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, tr
 class RunOutcome:
     landed: dict[str, int] = field(default_factory=dict)  # centre -> resource lines landed by this run
     changes: dict[str, int] = field(default_factory=dict)  # centre -> new versions or deletions
-    snapshot: Path | None = None
+    snapshot: Snapshot | None = None
     data_docs: Path | None = None
     report: Path | None = None
     seconds: float = 0.0
@@ -80,13 +81,13 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
             echo(f"{centre.id}: landed {outcome.landed[centre.id]} resources, "
                  f"{outcome.changes[centre.id]} new versions or deletions")
         pointer = read_pointer(root)
-        published = set(pointer["centres"]) if pointer else set()
+        published = set(pointer.centres) if pointer else set()
         changed = [c for c in selected if outcome.changes[c.id] or c.id not in published]
         if not changed:
             for centre in selected:
                 record_unchanged(root, centre.id)
             outcome.seconds = time.perf_counter() - started
-            echo(f"nothing new: the published cohort ({pointer['snapshot'] if pointer else '-'}) is unchanged")
+            echo(f"nothing new: the published cohort ({pointer.snapshot if pointer else '-'}) is unchanged")
             return outcome
         outcome.snapshot = _transform(config, changed, new_run_id(), echo)
         if pointer:
@@ -98,7 +99,8 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
         plan = AnalysisPlan(ci_method=config.analysis.ci, horizons_years=config.analysis.horizons_years,
                             min_cell=config.analysis.min_cell,
                             suppress_small_cells=config.analysis.suppress_small_cells)
-        result = analyse(read_snapshot(published_snapshot(root)), root / "reports" / outcome.snapshot.name, plan,
+        in_force = published_snapshot(root)
+        result = analyse(read_snapshot(in_force), Zones(root).reports(in_force), plan,
                          title=config.name)
         outcome.report = result.report
     outcome.seconds = time.perf_counter() - started
@@ -106,31 +108,28 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
 
 
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
-               echo: Callable[[str], None]) -> Path:
+               echo: Callable[[str], None]) -> Snapshot:
     spark = get_spark(config.spark)
     settings = [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else (),
                                c.conceptmaps_from_source) for c in centres]
     reports = transform(spark, config.root, settings, config.secret.ref().resolve(), run_id,
                         TransformOptions(config.identifier_system, config.shift_dates))
-    for centre_id, report in reports.items():
-        quarantined = sum(c["quarantined"] for c in report.reconciliation.values())
-        echo(f"{centre_id}: transformed {report.rows['cohort']} patients, {quarantined} resources quarantined, "
-             f"{report.unmapped_codes} unmapped codes")
-    return config.root / "cohort" / "snapshots" / f"run={run_id}"
+    for report in reports.values():
+        echo(report.line())
+    return Zones(config.root).snapshot(run_id)
 
 
-def _carry_over(published: Path, snapshot: Path, transformed: set[str]) -> None:
+def _carry_over(published: Snapshot, snapshot: Snapshot, transformed: set[str]) -> None:
     """Copy the partitions of centres not transformed now from the published snapshot (hard links where possible:
     snapshots are immutable once written)."""
-    for manifest in published.glob("manifest-*.json"):
-        centre = manifest.stem.removeprefix("manifest-")
+    for centre in published.centres():
         if centre in transformed:
             continue
         for table in TABLES:
-            source = published / table.name / f"centre_id={centre}"
+            source = published.partition(table.name, centre)
             if source.is_dir():
-                shutil.copytree(source, snapshot / table.name / f"centre_id={centre}", copy_function=_link_or_copy)
-        shutil.copy2(manifest, snapshot / manifest.name)
+                shutil.copytree(source, snapshot.partition(table.name, centre), copy_function=_link_or_copy)
+        shutil.copy2(published.manifest_path(centre), snapshot.manifest_path(centre))
 
 
 def _link_or_copy(source: str, target: str) -> None:

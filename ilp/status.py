@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ilp.config import ConsortiumConfig
-from ilp.locks import lock_path
+from ilp.manifests import ValidationSummary
 from ilp.publication import read_pointer
+from ilp.zones import VALIDATION_SUMMARY, Zones
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -16,28 +17,28 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 
 def status(config: ConsortiumConfig) -> dict[str, Any]:
-    root = config.root
-    pointer = read_pointer(root)
-    validation = _json(root / pointer["validation"] / "summary.json") if pointer else None
+    zones = Zones(config.root)
+    pointer = read_pointer(zones.root)
+    validation = (ValidationSummary.read_if_present(zones.root / pointer.validation / VALIDATION_SUMMARY)
+                  if pointer else None)
     centres = {}
     for centre in config.ids:
-        runs = sorted((root / "landing" / f"centre={centre}").glob("run=*"))
-        manifest = _json(runs[-1] / "manifest.json") if runs else None
-        state = _json(root / "resources" / f"centre={centre}" / "current.json")
-        lock = _json(lock_path(root, centre))
+        runs = zones.landing_runs(centre)
+        manifest = Zones.landing_manifest(runs[-1]) if runs else None
+        state = _json(zones.current_pointer(centre))
+        lock = _json(zones.lock(centre))
         centres[centre] = {
             "last_landing_run": runs[-1].name.removeprefix("run=") if runs else None,
-            "last_landing_finished": (manifest or {}).get("finished_at"),
-            "last_landing_resources": sum(f["count"] for n, f in (manifest or {}).get("files", {}).items()
-                                          if n[:1].isupper()) if manifest else None,
+            "last_landing_finished": manifest.finished_at if manifest else None,
+            "last_landing_resources": manifest.resources if manifest else None,
             "landing_runs": len(runs),
-            "watermarks": _json(root / "state" / f"centre={centre}" / "watermarks.json") or {},
+            "watermarks": _json(zones.watermarks(centre)) or {},
             "current_resources": {t: c["current"] + c.get("previous_kept", 0) for t, c in
                                   (state or {}).get("counts", {}).items()} if state else {},
             "merged_runs": len((state or {}).get("runs", [])),
-            "published": bool(pointer and centre in pointer.get("centres", [])),
+            "published": bool(pointer and centre in pointer.centres),
             "running": f"pid {lock.get('pid')} on {lock.get('host')} since {lock.get('started')}" if lock else None,
         }
-    return {"root": str(root), "published": pointer, "last_validation": {
-        k: validation[k] for k in ("passed", "evaluated", "critical_failures", "warnings", "data_docs")}
+    return {"root": str(zones.root), "published": pointer.model_dump() if pointer else None, "last_validation": {
+        k: getattr(validation, k) for k in ("passed", "evaluated", "critical_failures", "warnings", "data_docs")}
         if validation else None, "centres": centres}

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from ilp.cli import app
 from ilp.demo import DemoResult
 from ilp.fhir_server import FhirTestServer
-from ilp.locks import lock_path
 from ilp.publication import published_snapshot
 from ilp.query import query
+from ilp.zones import Zones
 
 Demo = tuple[DemoResult, str]
 
@@ -61,7 +61,7 @@ def test_a_second_run_finds_nothing_new_and_changes_nothing(
 def test_a_third_run_picks_up_exactly_the_server_changes(second_run: tuple[DemoResult, dict[str, str], str]) -> None:
     result, _, _ = second_run
     zones = result.config.parent / "zones"
-    first = published_snapshot(zones)
+    first = published_snapshot(zones).folder
     server = result.servers["aurora"]
     patient = server.direct.get("/Patient", params={"_count": 1}).json()["entry"][0]["resource"]
     patient["gender"] = "female" if patient["gender"] == "male" else "male"
@@ -70,7 +70,7 @@ def test_a_third_run_picks_up_exactly_the_server_changes(second_run: tuple[DemoR
     assert code == 0, output
     assert "aurora: landed 1 resources, 1 new versions or deletions" in output
     assert "borealis: landed 0 resources, 0 new versions or deletions" in output
-    snapshot = published_snapshot(zones)
+    snapshot = published_snapshot(zones).folder
     assert snapshot != first
     changed = query(zones, f"SELECT sex FROM patients WHERE centre_id = 'aurora' AND sex = '{patient['gender']}'")
     before = duckdb.sql(f"SELECT count(*) FROM read_parquet('{first}/patients/centre_id=aurora/*.parquet') "
@@ -145,7 +145,7 @@ def test_a_held_lock_stops_a_second_run_and_names_its_holder(demo: Demo, tmp_pat
     """`ilp run`, and the stages run alone, each take the centre's lock before they touch anything."""
     result, _ = demo
     zones = result.config.parent / "zones"
-    holder = lock_path(zones, "aurora")
+    holder = Zones(zones).lock("aurora")
     holder.write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid(), "started": "2026-11-28T00:00Z"}))
     before = _fingerprint(zones)
     arguments = {"run": ["--config", str(result.config)],
@@ -164,8 +164,8 @@ def test_a_stale_lock_from_a_killed_run_is_taken_over(demo: Demo) -> None:
     result, _ = demo
     zones = result.config.parent / "zones"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock_path(zones, "aurora").write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout),
+    Zones(zones).lock("aurora").write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout),
                                                       "started": "2026-11-28T00:00Z"}))
     code, output = _cli("run", "--config", str(result.config), "--centre", "aurora")
     assert code == 0 and "stale lock" in output and "nothing new" in output, output
-    assert not lock_path(zones, "aurora").exists()
+    assert not Zones(zones).lock("aurora").exists()

@@ -26,7 +26,8 @@ from analytics import read_snapshot
 from expectations import audit_and_publish
 from expectations.suites import all_suites
 from ilp.errors import ValidationBlocked
-from ilp.publication import POINTER, published_snapshot, read_pointer, snapshots
+from ilp.publication import published_snapshot, read_pointer
+from ilp.zones import Zones
 from tests.conftest import DemoRun
 from tests.test_analytics_outputs import CHROMIUM
 
@@ -43,7 +44,7 @@ def published(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def _first(root: Path) -> Path:
-    return snapshots(root)[0]
+    return Zones(root).snapshots()[0].folder
 
 
 def _copy(root: Path, name: str) -> Path:
@@ -101,16 +102,16 @@ BREAKS: dict[str, tuple[Callable[[Path], None], str, str]] = {
 
 def test_the_demo_consortium_validates_and_publishes(published: Path) -> None:
     pointer = read_pointer(published)
-    assert pointer is not None and pointer["centres"] == ["aurora", "borealis", "cascade"]
+    assert pointer is not None and pointer.centres == ["aurora", "borealis", "cascade"]
     assert len(read_snapshot(published_snapshot(published)).cohort) == 303
-    summary = json.loads((published / pointer["validation"] / "summary.json").read_text())
+    summary = json.loads((published / pointer.validation / "summary.json").read_text())
     assert summary["passed"] and summary["critical_failures"] == 0 and summary["evaluated"] > 250
 
 
 def test_broken_data_blocks_publication_and_names_every_broken_expectation(spark: SparkSession,
                                                                           published: Path) -> None:
     """Four breakages in one snapshot, one audit (each audit costs half a minute): each is named."""
-    pointer_before = (published / POINTER).read_bytes()
+    pointer_before = Zones(published).publication.read_bytes()
     patients_before = len(read_snapshot(published_snapshot(published)).cohort)
     snapshot = _copy(published, "broken")
     for breaker, _, _ in BREAKS.values():
@@ -121,7 +122,7 @@ def test_broken_data_blocks_publication_and_names_every_broken_expectation(spark
     for case, (_, suite, expected) in BREAKS.items():
         assert expected in message and suite in message, case
     assert "previous publication is unchanged" in message and blocked.value.exit_code == 5
-    assert (published / POINTER).read_bytes() == pointer_before
+    assert Zones(published).publication.read_bytes() == pointer_before
     assert len(read_snapshot(published_snapshot(published)).cohort) == patients_before  # still readable
     summary = json.loads((published / "validation" / snapshot.name / "summary.json").read_text())
     failed = [f for f in summary["findings"] if f["severity"] == "critical"]
@@ -130,7 +131,7 @@ def test_broken_data_blocks_publication_and_names_every_broken_expectation(spark
 
 
 def test_blocked_validation_exits_5_from_the_cli_with_an_actionable_message(published: Path) -> None:
-    pointer_before = (published / POINTER).read_bytes()
+    pointer_before = Zones(published).publication.read_bytes()
     snapshot = _copy(published, "broken-cli")
     _edit(snapshot, "perfusions", _missing_drug)
     done = subprocess.run([sys.executable, "-m", "ilp", "validate", "--root", str(published), "--snapshot",
@@ -139,7 +140,7 @@ def test_blocked_validation_exits_5_from_the_cli_with_an_actionable_message(publ
     assert done.returncode == 5, output
     assert "every perfusion has its tnf" in output and "perfusions" in output and "Traceback" not in output
     assert "previous publication is unchanged" in output and str(published / "validation") in output
-    assert (published / POINTER).read_bytes() == pointer_before
+    assert Zones(published).publication.read_bytes() == pointer_before
 
 
 def test_a_patient_at_two_centres_is_a_warning_not_a_block(spark: SparkSession, published: Path) -> None:
@@ -153,11 +154,11 @@ def test_a_patient_at_two_centres_is_a_warning_not_a_block(spark: SparkSession, 
     (duplicates,) = [f for f in publication.report.findings if f.suite == "pooled"]
     assert duplicates.severity == "warning" and duplicates.unexpected_count == 2 * 41
     assert {k["centre_id"] for k in duplicates.sample_keys} <= {CENTRE, "aurora_twin"}
-    assert read_pointer(published)["snapshot"] == "snapshots/run=two-centres"  # type: ignore[index]
+    assert read_pointer(published).snapshot == "snapshots/run=two-centres"  # type: ignore[union-attr]
 
 
 def test_a_killed_validation_publishes_nothing(published: Path) -> None:
-    pointer_before = (published / POINTER).read_bytes()
+    pointer_before = Zones(published).publication.read_bytes()
     patients_before = len(read_snapshot(published_snapshot(published)).cohort)
     snapshot = _copy(published, "killed")
     process = subprocess.Popen([sys.executable, "-m", "ilp", "validate", "--root", str(published), "--snapshot",
@@ -170,7 +171,7 @@ def test_a_killed_validation_publishes_nothing(published: Path) -> None:
     assert process.poll() is None, "validation ended before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)  # the whole process group: the CLI and its Spark JVM
     process.wait()
-    assert (published / POINTER).read_bytes() == pointer_before
+    assert Zones(published).publication.read_bytes() == pointer_before
     assert len(read_snapshot(published_snapshot(published)).cohort) == patients_before
 
 

@@ -34,7 +34,7 @@ def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, 
 
 
 def _merge(spark: SparkSession, root: Path, centre: str, types: tuple[str, ...], run: str) -> MergeReport:
-    return merge(spark, root, {centre: completed_runs(root / "landing", centre)}, types, CodeLookup(), run)[centre]
+    return merge(spark, root, {centre: completed_runs(root, centre)}, types, CodeLookup(), run)[centre]
 
 
 def _pull(server: FhirTestServer, root: Path) -> None:
@@ -116,7 +116,7 @@ def test_increments_add_segments_until_they_are_compacted_into_one_holding_the_s
         assert (state.dropped() is not None) == (n == 1)  # the replaced and deleted versions of the increment
         _pull(fhir_server, tmp_path)  # nothing new: the versions at the watermark instant come again
         assert pending_changes(tmp_path, "aurora", TYPES) == 0
-    landed = [r.run_id for r in completed_runs(tmp_path / "landing", "aurora")]
+    landed = [r.run_id for r in completed_runs(tmp_path, "aurora")]
     assert state.merged_runs() == landed[:-1]  # compacting kept the record of what is merged (not the last pull)
     assert sorted(p.name for p in state.folder.iterdir()) == sorted(["current.json", state.segments()[0].name])
 

@@ -22,9 +22,10 @@ from connectors.progress import LogProgress
 from ilp.model import TABLES
 from ilp.secrets import Secret
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from ilp.zones import Snapshot
 from tests.conftest import read_ndjson
 from tests.test_transforms_roundtrip import assert_same_table, truth
-from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, read_manifest, transform
+from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, transform
 
 SECRET = Secret("test-consortium-secret-0123456789")
 Consortium = tuple[Path, dict[str, Any]]
@@ -42,8 +43,8 @@ def _transform(spark: SparkSession, root: Path, folder: Path, centre: str, run_i
                      TransformOptions(NATIONAL_ID_SYSTEM, shift_dates))[centre]
 
 
-def _rows(spark: SparkSession, snapshot: Path, table: str) -> list[tuple[Any, ...]]:
-    df = spark.read.parquet(str(snapshot / table)).drop("run_id")
+def _rows(spark: SparkSession, snapshot: Path | Snapshot, table: str) -> list[tuple[Any, ...]]:
+    df = spark.read.parquet(str(Snapshot.at(snapshot).table(table))).drop("run_id")
     return sorted(tuple(map(str, r)) for r in df.collect())
 
 
@@ -61,17 +62,17 @@ def test_every_resource_is_used_and_tables_match_the_truth_counts(spark: SparkSe
         for table in TABLES:
             assert report.rows[table.name] == pq.read_metadata(folder / "truth" / f"{table.name}.parquet").num_rows
         for resource_type, counts in report.reconciliation.items():
-            assert counts["resources"] == counts["used"] + counts["quarantined"], resource_type
-            assert counts["quarantined"] == 0, f"{centre} {resource_type}: synthetic resources left unused"
+            assert counts.resources == counts.used + counts.quarantined, resource_type
+            assert counts.quarantined == 0, f"{centre} {resource_type}: synthetic resources left unused"
         assert report.unmapped_codes == 0
-        manifest = read_manifest(report.snapshot, centre)
-        assert manifest["rows"] == report.rows
+        manifest = report.snapshot.manifest(centre)
+        assert manifest.rows == report.rows
         steps = ["merge", *(t.name for t in TABLES), "reconcile"]  # where the run's time went, step by step
-        assert sorted(manifest["timings"]) == sorted(f"{step}_seconds" for step in steps)
-        assert all(seconds > 0 for seconds in manifest["timings"].values())
+        assert sorted(manifest.timings) == sorted(f"{step}_seconds" for step in steps)
+        assert all(seconds > 0 for seconds in manifest.timings.values())
     snapshot = reports["aurora"].snapshot
     for table in TABLES:
-        assert set(spark.read.parquet(str(snapshot / table.name)).columns) == set(table.column_names)
+        assert set(spark.read.parquet(str(snapshot.table(table.name))).columns) == set(table.column_names)
 
 
 def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSession, demo_consortium: Consortium,
@@ -129,8 +130,8 @@ def test_shifted_dates_keep_every_interval_and_endpoint(spark: SparkSession, dem
         _land(folder, tmp_path / variant, "aurora")
     plain = _transform(spark, tmp_path / "plain", folder, "aurora", "r1")
     shifted = _transform(spark, tmp_path / "shifted", folder, "aurora", "r1", shift_dates=True)
-    a = {r["patient_id"]: r for r in spark.read.parquet(str(plain.snapshot / "cohort")).collect()}
-    b = {r["patient_id"]: r for r in spark.read.parquet(str(shifted.snapshot / "cohort")).collect()}
+    a = {r["patient_id"]: r for r in spark.read.parquet(str(plain.snapshot.table("cohort"))).collect()}
+    b = {r["patient_id"]: r for r in spark.read.parquet(str(shifted.snapshot.table("cohort"))).collect()}
     offsets = {p: (b[p]["diagnosis_date"] - a[p]["diagnosis_date"]).days for p in a}
     assert len(set(offsets.values())) > 20 and all(-365 <= d <= 365 for d in offsets.values())
     for p, row in a.items():
@@ -140,8 +141,8 @@ def test_shifted_dates_keep_every_interval_and_endpoint(spark: SparkSession, dem
         for endpoint in ("os", "rfs", "lrfs", "mfs"):
             assert b[p][f"{endpoint}_months"] == row[f"{endpoint}_months"]
             assert b[p][f"{endpoint}_event"] == row[f"{endpoint}_event"]
-    events = spark.read.parquet(str(shifted.snapshot / "events")).collect()
-    plain_rows = spark.read.parquet(str(plain.snapshot / "events")).collect()
+    events = spark.read.parquet(str(shifted.snapshot.table("events"))).collect()
+    plain_rows = spark.read.parquet(str(plain.snapshot.table("events"))).collect()
     plain_events = {r["event_id"]: r["event_date"] for r in plain_rows}
     assert all((e["event_date"] - plain_events[e["event_id"]]).days == offsets[e["patient_id"]] for e in events)
 
@@ -174,7 +175,7 @@ def test_a_transform_killed_mid_write_reruns_to_identical_tables(spark: SparkSes
     rerun = _transform(spark, root, folder, "cascade", "after-the-kill").snapshot  # in this JVM: no second start
     assert not list((root / "resources").glob(".staging-*"))  # the rerun removed what the killed run left
     for table in TABLES:
-        assert_same_table(spark.read.parquet(str(rerun / table.name)).select(*table.column_names),
+        assert_same_table(spark.read.parquet(str(rerun.table(table.name))).select(*table.column_names),
                           truth(folder, table.name, "cascade"), table.name)
 
 

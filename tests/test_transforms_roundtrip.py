@@ -44,7 +44,7 @@ def view(spark: SparkSession, demo_consortium: Consortium, tmp_path_factory: pyt
             ingest(source, LandingZone(root, centre), progress=LogProgress())
     lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((demo_consortium[0] / c / "conceptmaps").glob("*.json")))
                          for c in CENTRES})
-    merge(spark, root, {c: completed_runs(root / "landing", c) for c in CENTRES}, TYPES, lookup, "t1")
+    merge(spark, root, {c: completed_runs(root, c) for c in CENTRES}, TYPES, lookup, "t1")
     return ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, NATIONAL_ID_SYSTEM)
 
 

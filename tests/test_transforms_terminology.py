@@ -18,7 +18,7 @@ from ilp.model import BY_NAME
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
 from tests.test_transforms_roundtrip import SECRET, assert_same_table, truth
 from transforms.landed import completed_runs
-from transforms.pipeline import CentreSettings, TransformOptions, read_manifest, transform
+from transforms.pipeline import CentreSettings, TransformOptions, transform
 from transforms.terminology import CentreConceptMaps, centre_conceptmaps
 
 Consortium = tuple[Path, dict[str, Any]]
@@ -31,7 +31,7 @@ def _pull(server: FhirTestServer, root: Path) -> None:
 
 
 def _landed_maps(root: Path) -> CentreConceptMaps:
-    return centre_conceptmaps((), completed_runs(root / "landing", "borealis"), from_source=True)
+    return centre_conceptmaps((), completed_runs(root, "borealis"), from_source=True)
 
 
 def test_conceptmaps_from_the_server_map_the_codes_as_the_files_do(spark: SparkSession, demo_consortium: Consortium,
@@ -43,11 +43,11 @@ def test_conceptmaps_from_the_server_map_the_codes_as_the_files_do(spark: SparkS
     _pull(fhir_server, tmp_path)
     report = transform(spark, tmp_path, [CentreSettings("borealis", conceptmaps_from_source=True)], SECRET, "r1",
                        TransformOptions(NATIONAL_ID_SYSTEM))["borealis"]
-    manifest = read_manifest(report.snapshot, "borealis")
-    assert manifest["conceptmaps"] == [f"ConceptMap/{i}" for i in ids] and manifest["conceptmaps_rejected"] == []
+    manifest = report.snapshot.manifest("borealis")
+    assert manifest.conceptmaps == [f"ConceptMap/{i}" for i in ids] and manifest.conceptmaps_rejected == []
     assert report.unmapped_codes == 0
     for table in ("tumours", "perfusions", "toxicities", "responses", "treatments"):
-        written = spark.read.parquet(str(report.snapshot / table)).select(*BY_NAME[table].column_names)
+        written = spark.read.parquet(str(report.snapshot.table(table))).select(*BY_NAME[table].column_names)
         assert_same_table(written, truth(folder, table, "borealis"), table)
 
 

@@ -15,7 +15,7 @@ from transforms.landed import TOMBSTONES, LandedRun, completed_runs, landed_item
 
 def unmerged_runs(root: Path, centre_id: str) -> list[LandedRun]:
     merged = set(CurrentState(root, centre_id).merged_runs())
-    return [r for r in completed_runs(Path(root) / "landing", centre_id) if r.run_id not in merged]
+    return [r for r in completed_runs(root, centre_id) if r.run_id not in merged]
 
 
 def pending_changes(root: Path, centre_id: str, resource_types: tuple[str, ...]) -> int:

@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 
 from ilp.fileio import write_json_atomically
 from ilp.staging import staging_folder
+from ilp.zones import Zones
 from transforms.codes import CodeLookup
 from transforms.landed import TOMBSTONES, LandedRun, parsed, read_lines
 from transforms.quarantine import write_quarantine
@@ -75,10 +76,10 @@ class MergeReport:
 
 class CurrentState:
     def __init__(self, root: Path, centre_id: str) -> None:
-        self.root = Path(root)
+        self.zones = Zones(root)
         self.centre_id = centre_id
-        self.folder = self.root / "resources" / f"centre={centre_id}"
-        self.pointer = self.folder / "current.json"
+        self.folder = self.zones.resources(centre_id)
+        self.pointer = self.zones.current_pointer(centre_id)
 
     def _pointer(self) -> dict[str, Any]:
         if not self.pointer.exists():
@@ -169,7 +170,7 @@ def _stored(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
     present = [s for s in states if s.segments()]
     if not present:
         return spark.createDataFrame([], f"centre_id string, seg string, {SEGMENT_SCHEMA}")
-    base = str(present[0].root / "resources")
+    base = str(present[0].zones.resources_root)
     rows = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre string, seg string").option("basePath", base)
             .parquet(*[str(p) for s in present for p in s.segments()])
             .where(F.col("reason").isNull()).withColumnRenamed("centre", "centre_id"))
@@ -198,7 +199,7 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
     new_runs = [r for c in changing for r in plans[c][0]]
     kept = [states[c] for c in changing if not plans[c][1]]  # states the new runs merge into (not rebuilt)
     stamp = _stamp()
-    with staging_folder(root / "resources", stamp) as staging:
+    with staging_folder(Zones(root).resources_root, stamp) as staging:
         _parse(read_lines(spark, new_runs, list(resource_types)), lookup).write.partitionBy("centre_id").parquet(
             str(staging / "segment"))
         new = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre_id string").parquet(str(staging / "segment"))
@@ -238,7 +239,7 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
 def compact(spark: SparkSession, states: list[CurrentState]) -> None:
     """Rewrite the states' current rows into one segment each, with no dropped list."""
     stamp = _stamp()
-    with staging_folder(states[0].root / "resources", stamp) as staging:
+    with staging_folder(states[0].zones.resources_root, stamp) as staging:
         (_stored(spark, states).drop("seg", "row").withColumn("row", F.monotonically_increasing_id())
          .write.partitionBy("centre_id").parquet(str(staging / "segment")))
         for state in states:
@@ -291,7 +292,7 @@ def _dropped(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
     if not listed:
         return spark.createDataFrame([], "centre_id string, seg string, row bigint")
     return (spark.read.schema("seg string, row bigint, centre string, dropped string")
-            .option("basePath", str(states[0].root / "resources")).parquet(*listed)
+            .option("basePath", str(states[0].zones.resources_root)).parquet(*listed)
             .select(F.col("centre").alias("centre_id"), "seg", "row"))
 
 

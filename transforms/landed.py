@@ -6,7 +6,6 @@ a pull. Lines stay raw JSON here; parsing with the explicit schema happens where
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import orjson
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ilp.zones import Zones
 from transforms.schema import RESOURCE
 
 TOMBSTONES = "tombstones"
@@ -39,22 +39,14 @@ class LandedRun:
     centre_id: str
     run_id: str
     folder: Path
-    manifest: dict[str, Any]
 
     def path(self, stream: str) -> Path:
         return self.folder / f"{stream}.ndjson"
 
 
-def completed_runs(landing: Path, centre_id: str) -> list[LandedRun]:
-    """The centre's completed runs, oldest first."""
-    folder = landing / f"centre={centre_id}"
-    runs = []
-    for run in sorted(folder.glob("run=*")):
-        manifest = run / "manifest.json"
-        if manifest.exists():
-            runs.append(LandedRun(centre_id, run.name.removeprefix("run="), run,
-                                  json.loads(manifest.read_text(encoding="utf-8"))))
-    return runs
+def completed_runs(root: Path, centre_id: str) -> list[LandedRun]:
+    """The centre's completed runs under the zones' root, oldest first."""
+    return [LandedRun(centre_id, run.name.removeprefix("run="), run) for run in Zones(root).landing_runs(centre_id)]
 
 
 def read_lines(spark: SparkSession, runs: list[LandedRun], streams: list[str]) -> DataFrame:

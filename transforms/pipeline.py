@@ -33,10 +33,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ilp.errors import IlpError
-from ilp.fileio import write_json_atomically
-from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, Endpoint
+from ilp.manifests import Reconciled, SnapshotManifest
+from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
 from ilp.secrets import Secret
 from ilp.terminology import ConceptMapIndex
+from ilp.zones import Snapshot, Zones
 from transforms.codes import KIND_VALUESETS, CodeLookup
 from transforms.current import CurrentState, merge
 from transforms.landed import completed_runs
@@ -52,7 +53,6 @@ UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
 IMPOSSIBLE = "internally impossible: "
 UNUSED = "no canonical table uses this resource"
 log = logging.getLogger(__name__)
-RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,17 @@ class TransformOptions:
 class TransformReport:
     centre_id: str
     run_id: str
-    snapshot: Path
+    snapshot: Snapshot
     merged_runs: list[str]
     rows: dict[str, int] = field(default_factory=dict)
-    reconciliation: dict[str, dict[str, int]] = field(default_factory=dict)
+    reconciliation: dict[str, Reconciled] = field(default_factory=dict)
     unmapped_codes: int = 0
+
+    def line(self) -> str:
+        """What the transform made of the centre, in one line for the log."""
+        quarantined = sum(c.quarantined for c in self.reconciliation.values())
+        return (f"{self.centre_id}: transformed {self.rows.get('cohort', 0)} patients, {quarantined} resources "
+                f"quarantined, {self.unmapped_codes} unmapped codes -> {self.snapshot.folder}")
 
 
 def new_run_id() -> str:
@@ -88,12 +94,12 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
               options: TransformOptions = TransformOptions()) -> dict[str, TransformReport]:
     """Transform the centres into the run's snapshot; return each centre's report."""
     check_secret(secret)
-    root = Path(root)
+    zones = Zones(root)
     ids = [c.centre_id for c in centres]
-    landed = {c: completed_runs(root / "landing", c) for c in ids}
-    missing = [c for c in ids if not landed[c] and not CurrentState(root, c).pointer.exists()]
+    landed = {c: completed_runs(root, c) for c in ids}
+    missing = [c for c in ids if not landed[c] and not zones.current_pointer(c).exists()]
     if missing:
-        raise IlpError(f"nothing landed yet for {', '.join(missing)} under {root / 'landing'}: run `ilp ingest` "
+        raise IlpError(f"nothing landed yet for {', '.join(missing)} under {zones.landing_root}: run `ilp ingest` "
                        "(or `ilp run`) for them first")
     maps = {c.centre_id: centre_conceptmaps(c.conceptmaps, landed[c.centre_id], c.conceptmaps_from_source)
             for c in centres}
@@ -102,7 +108,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     with _timed(timings, "merge", run_id):
         merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
     view = ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, options.national_id_system)
-    snapshot = root / "cohort" / "snapshots" / f"run={run_id}"
+    snapshot = zones.snapshot(run_id)
     written: dict[str, DataFrame] = {}
     for name, build in BASE_TABLES.items():
         with _timed(timings, name, run_id):
@@ -116,20 +122,20 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     with _timed(timings, "reconcile", run_id):
         for row in _row_counts(written).collect():
             reports[row["centre_id"]].rows[row["table"]] = row["rows"]
-        reconciliation, unmapped = _reconcile(root, view, written, run_id)
+        reconciliation, unmapped = _reconcile(zones, view, written, run_id)
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]
         report.rows = {name: report.rows.get(name, 0) for name in written}
         report.reconciliation = reconciliation.get(centre, {})
         report.unmapped_codes = unmapped.get(centre, 0)
-        merged = json.loads(CurrentState(root, centre).pointer.read_text(encoding="utf-8"))["counts"]
-        write_json_atomically(snapshot / f"manifest-{centre}.json", {
-            "run_id": run_id, "centre_id": centre, "merged_landing_runs": report.merged_runs,
-            "merge_counts": merged, "rows": report.rows, "reconciliation": report.reconciliation,
-            "unmapped_codes": report.unmapped_codes, "endpoints": [e.name for e in options.endpoints],
-            "conceptmaps": maps[centre].sources, "conceptmaps_rejected": maps[centre].rejected,
-            "timings": {f"{step}_seconds": round(seconds, 3) for step, seconds in timings.items()},
-            "finished_at": datetime.now(UTC).isoformat()})
+        merged = json.loads(zones.current_pointer(centre).read_text(encoding="utf-8"))["counts"]
+        SnapshotManifest(
+            run_id=run_id, centre_id=centre, merged_landing_runs=report.merged_runs, merge_counts=merged,
+            rows=report.rows, reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
+            endpoints=[e.name for e in options.endpoints], conceptmaps=maps[centre].sources,
+            conceptmaps_rejected=maps[centre].rejected,
+            timings={f"{step}_seconds": round(seconds, 3) for step, seconds in timings.items()},
+            finished_at=datetime.now(UTC).isoformat()).write(snapshot.manifest_path(centre))
     view.release()
     return reports
 
@@ -144,18 +150,18 @@ def _timed(timings: dict[str, float], step: str, run_id: str) -> Iterator[None]:
     log.info("transform %s: %s in %.1f s", run_id, step, timings[step])
 
 
-def _write(spark: SparkSession, table: DataFrame, snapshot: Path, name: str, centres: list[str]) -> DataFrame:
+def _write(spark: SparkSession, table: DataFrame, snapshot: Snapshot, name: str, centres: list[str]) -> DataFrame:
     """Conform a table to the model's types, write the centres' partitions (replacing them on a rerun), and read
     them back, so the next step reads what this one wrote."""
     model = BY_NAME[name]
     for centre in centres:
-        shutil.rmtree(snapshot / name / f"centre_id={centre}", ignore_errors=True)
+        shutil.rmtree(snapshot.partition(name, centre), ignore_errors=True)
     conformed = table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model])
-    conformed.write.mode("overwrite").partitionBy("centre_id").parquet(str(snapshot / name))
-    parts = [str(p) for c in centres if (p := snapshot / name / f"centre_id={c}").is_dir()]
+    conformed.write.mode("overwrite").partitionBy("centre_id").parquet(str(snapshot.table(name)))
+    parts = [str(p) for c in centres if (p := snapshot.partition(name, c)).is_dir()]
     if not parts:  # no centre has a row
         return spark.createDataFrame([], model.spark_ddl())
-    return spark.read.option("basePath", str(snapshot / name)).parquet(*parts).select(*model.column_names)
+    return spark.read.option("basePath", str(snapshot.table(name))).parquet(*parts).select(*model.column_names)
 
 
 def _row_counts(tables: dict[str, DataFrame]) -> DataFrame:
@@ -171,8 +177,8 @@ def _shift_dates(table: DataFrame, name: str, secret: Secret) -> DataFrame:
     return table.select(*[F.date_add(F.col(c), offset).alias(c) if c in dates else F.col(c) for c in table.columns])
 
 
-def _reconcile(root: Path, view: ResourceView, tables: dict[str, DataFrame],
-               run_id: str) -> tuple[dict[str, dict[str, dict[str, int]]], dict[str, int]]:
+def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
+               run_id: str) -> tuple[dict[str, dict[str, Reconciled]], dict[str, int]]:
     """Quarantine every current resource no table used, with why; return per-centre, per-type counts and the
     number of unmapped codes per centre (whose report is written here)."""
     used = (tables["cohort"].select("centre_id", F.explode("source_resource_ids").alias("ref")).distinct()
@@ -191,19 +197,22 @@ def _reconcile(root: Path, view: ResourceView, tables: dict[str, DataFrame],
     labelled = resources.withColumn("reason", reason).select(
         "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
         F.when(unmapped, code["coding"]).alias("codings")).cache()  # narrow: the parsed resources are not read
-    _quarantine_unused(root, view, labelled.where(F.col("reason").isNotNull()), run_id)
-    counts: dict[str, dict[str, dict[str, int]]] = {}
+    _quarantine_unused(zones.root, view, labelled.where(F.col("reason").isNotNull()), run_id)
+    counts: dict[str, dict[str, Reconciled]] = {}
     for row in labelled.groupBy("centre_id", "resource_type", F.col("reason").isNull().alias("ok")).count().collect():
         entry = counts.setdefault(row["centre_id"], {}).setdefault(
-            row["resource_type"], {"resources": 0, "used": 0, "quarantined": 0})
-        entry["resources"] += row["count"]
-        entry["used" if row["ok"] else "quarantined"] += row["count"]
+            row["resource_type"], Reconciled(resources=0, used=0, quarantined=0))
+        entry.resources += row["count"]
+        if row["ok"]:
+            entry.used += row["count"]
+        else:
+            entry.quarantined += row["count"]
     codes = (labelled.where("unmapped").select("centre_id", "resource_type", F.explode_outer("codings").alias("c"))
              .groupBy("centre_id", "resource_type", F.col("c.system").alias("system"),
                       F.col("c.code").alias("code"), F.col("c.display").alias("display"))
              .count().collect())  # one row per distinct unmapped code: small
     labelled.unpersist()
-    return counts, {c: _write_unmapped(root, c, run_id, [r for r in codes if r["centre_id"] == c])
+    return counts, {c: _write_unmapped(zones, c, run_id, [r for r in codes if r["centre_id"] == c])
                     for c in view.centres}
 
 
@@ -232,9 +241,9 @@ def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, run_id
         "reason", "json"), root, "harmonise", view.centres, run_id)
 
 
-def _write_unmapped(root: Path, centre_id: str, run_id: str, rows: list[Any]) -> int:
+def _write_unmapped(zones: Zones, centre_id: str, run_id: str, rows: list[Any]) -> int:
     """The centre's unmapped-codes report (CSV, costliest code first); returns how many codes it lists."""
-    folder = root / "quarantine" / "unmapped_codes" / f"centre={centre_id}" / f"run={run_id}"
+    folder = zones.unmapped_codes(centre_id, run_id)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     ordered = sorted(rows, key=lambda r: (-r["count"], r["resource_type"], r["system"] or "", r["code"] or ""))
@@ -244,6 +253,3 @@ def _write_unmapped(root: Path, centre_id: str, run_id: str, rows: list[Any]) ->
         writer.writerows([r["resource_type"], r["system"], r["code"], r["display"], r["count"]] for r in ordered)
     return len(ordered)
 
-
-def read_manifest(snapshot: Path, centre_id: str) -> dict[str, Any]:
-    return dict(json.loads((snapshot / f"manifest-{centre_id}.json").read_text(encoding="utf-8")))

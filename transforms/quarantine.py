@@ -15,22 +15,20 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ilp.staging import staging_folder
+from ilp.zones import Zones
 
 COLUMNS = ("centre_id", "stage", "landing_run_id", "resource_type", "resource_id", "reason", "json")
-
-
-def quarantine_folder(root: Path, stage: str, centre_id: str, transform_run: str) -> Path:
-    return Path(root) / "quarantine" / f"stage={stage}" / f"centre={centre_id}" / f"run={transform_run}"
 
 
 def write_quarantine(rows: DataFrame, root: Path, stage: str, centres: Iterable[str], transform_run: str) -> None:
     """Write rows having centre_id, landing_run_id, resource_type, resource_id, reason and json, replacing what
     this run quarantined before at the same stage for these centres."""
-    with staging_folder(Path(root) / "quarantine" / f"stage={stage}", f"run={transform_run}") as staging:
+    zones = Zones(root)
+    with staging_folder(zones.quarantine_stage(stage), f"run={transform_run}") as staging:
         rows.select(*[F.lit(stage).alias("stage") if c == "stage" else F.col(c) for c in COLUMNS]) \
             .withColumn("partition", F.col("centre_id")).write.partitionBy("partition").parquet(str(staging))
         for centre_id in centres:
-            target = quarantine_folder(root, stage, centre_id, transform_run)
+            target = zones.quarantine(stage, centre_id, transform_run)
             shutil.rmtree(target, ignore_errors=True)
             part = staging / f"partition={centre_id}"
             if part.is_dir():

@@ -1,6 +1,7 @@
 """The canonical ILP cohort model: tables, vocabularies, endpoint declarations and the date rule."""
 
 from ilp.model.endpoints import DEFAULT_ENDPOINTS, Endpoint, Exclusion
+from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from ilp.model.schema import Column, Table
 from ilp.model.tables import (
     BY_NAME,
@@ -16,6 +17,6 @@ from ilp.model.tables import (
 )
 
 __all__ = [
-    "BY_NAME", "COHORT", "DEFAULT_ENDPOINTS", "EVENTS", "PATIENTS", "PERFUSIONS", "RESPONSES", "TABLES",
-    "TOXICITIES", "TREATMENTS", "TUMOURS", "Column", "Endpoint", "Exclusion", "Table",
+    "BY_NAME", "COHORT", "DEFAULT_ENDPOINTS", "EVENTS", "PATIENTS", "PERFUSIONS", "RESOURCE_TYPES", "RESPONSES",
+    "TABLES", "TERMINOLOGY_TYPES", "TOXICITIES", "TREATMENTS", "TUMOURS", "Column", "Endpoint", "Exclusion", "Table",
 ]

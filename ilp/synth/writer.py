@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ilp.fileio import sha256_file
-from ilp.model import BY_NAME, TABLES
+from ilp.model import BY_NAME, RESOURCE_TYPES, TABLES
 from ilp.synth.case import simulate
 from ilp.synth.dialects import LocalCodesRenderer, renderer_for
 from ilp.synth.fhir import Resource
@@ -28,7 +28,6 @@ from ilp.synth.profiles import CentreProfile
 from ilp.synth.truth import Row, TruthBuilder
 
 GENERATOR_VERSION = "1"
-RESOURCE_TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 
 
 def _json_line(resource: Resource) -> str:

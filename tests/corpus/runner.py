@@ -75,13 +75,12 @@ def run_corpus(spark: SparkSession, record: list[Resource], root: Path,
             if folder.is_dir():
                 for row in pq.read_table(folder, columns=["resource_id", "reason"]).to_pylist():
                     outcome.quarantined[str(row["resource_id"])] = str(row["reason"])
-        manifest = json.loads((report.snapshot / f"manifest-{centre}.json").read_text(encoding="utf-8"))
-        for resource_type, counts in manifest["merge_counts"].items():
+        for resource_type, counts in report.snapshot.manifest(centre).merge_counts.items():
             if counts["in"] != counts["current"] + counts["superseded"] + counts["deleted"] + counts["quarantined"]:
                 outcome.unreconciled.append(f"merge {resource_type}: {counts}")
-        for resource_type, counts in report.reconciliation.items():
-            if counts["resources"] != counts["used"] + counts["quarantined"]:
-                outcome.unreconciled.append(f"tables {resource_type}: {counts}")
+        for resource_type, entry in report.reconciliation.items():
+            if entry.resources != entry.used + entry.quarantined:
+                outcome.unreconciled.append(f"tables {resource_type}: {entry}")
     return outcomes
 
 

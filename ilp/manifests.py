@@ -1,0 +1,141 @@
+"""What each stage records for the next one and for people: the manifests and pointers of the zones, typed.
+
+Every record is a pydantic model, written atomically as JSON and validated when read, so a stage that reads a
+field another stage never wrote fails at once with the file named, not later with a KeyError. Fields added in
+later versions have defaults, so zones written by earlier versions still read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ilp.errors import IlpError
+from ilp.fileio import write_json_atomically
+
+
+class Record(BaseModel):
+    """A JSON record of the zones: read validated, written atomically."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def read(cls, path: Path) -> Self:
+        try:
+            return cls.model_validate_json(Path(path).read_bytes())
+        except FileNotFoundError:
+            raise IlpError(f"{path} is missing") from None
+        except ValidationError as error:
+            raise IlpError(f"{path} is not a valid {cls.__name__}: {error.errors()[0]['msg']} at "
+                           f"{'.'.join(str(p) for p in error.errors()[0]['loc'])}") from None
+
+    @classmethod
+    def read_if_present(cls, path: Path) -> Self | None:
+        return cls.read(path) if Path(path).exists() else None
+
+    def write(self, path: Path) -> None:
+        write_json_atomically(Path(path), self.model_dump(mode="json"))
+
+
+class LandedFile(Record):
+    """One stream of a pull: a resource type's NDJSON, or the tombstones or rejects."""
+
+    file: str
+    count: int
+    duplicates: int = 0
+    bytes: int
+    sha256: str
+
+
+class LandingManifest(Record):
+    """What one pull of one centre landed (`landing/centre=<id>/run=<id>/manifest.json`). Besides these fields it
+    carries what the source says of itself (server, FHIR version, export, requests), which varies by source."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    centre_id: str
+    started_at: str
+    finished_at: str
+    resumed: bool = False
+    window: dict[str, dict[str, str | None]] = {}
+    files: dict[str, LandedFile]
+    watermarks: dict[str, str] = {}
+    warnings: list[str] = []
+    outcome: str = "complete"
+
+    @property
+    def resources(self) -> int:
+        """Resource lines landed (resource types' streams; not tombstones or rejects)."""
+        return sum(f.count for name, f in self.files.items() if name[:1].isupper())
+
+
+class Reconciled(Record):
+    """Per resource type: every current resource is used by a row or quarantined."""
+
+    resources: int
+    used: int
+    quarantined: int
+
+
+class SnapshotManifest(Record):
+    """What the transform made of one centre in one snapshot (`cohort/snapshots/run=<id>/manifest-<centre>.json`)."""
+
+    run_id: str
+    centre_id: str
+    merged_landing_runs: list[str]
+    merge_counts: dict[str, dict[str, int]]
+    rows: dict[str, int]
+    reconciliation: dict[str, Reconciled]
+    unmapped_codes: int
+    endpoints: list[str]
+    conceptmaps: list[str] = []
+    conceptmaps_rejected: list[str] = []
+    timings: dict[str, float] = {}
+    finished_at: str
+
+    @property
+    def quarantined(self) -> int:
+        return sum(c.quarantined for c in self.reconciliation.values())
+
+
+class PublicationRecord(Record):
+    """The publication pointer (`cohort/published.json`): which snapshot readers see, and the audit that let it."""
+
+    snapshot: str  # relative to cohort/
+    run_id: str
+    validation: str  # relative to the root
+    published_at: str
+    centres: list[str]
+    expectations_evaluated: int
+    warnings: int
+
+
+class FindingRecord(Record):
+    """One failed expectation, as the validation summary records it (keys are pseudonyms, never values)."""
+
+    suite: str
+    expectation: str
+    column: str | None
+    description: str | None
+    severity: str
+    unexpected_count: int | None
+    observed: Any
+    sample_keys: list[dict[str, Any]]
+
+
+class ValidationSummary(Record):
+    """One audit (`validation/run=<id>/summary.json`), for schedulers."""
+
+    snapshot: str
+    passed: bool
+    evaluated: int
+    critical_failures: int
+    warnings: int
+    findings: list[FindingRecord]
+    data_docs: str
+    seconds: float
+    published: bool = False
+    preview_report: str | None = None
