@@ -32,7 +32,7 @@ Consortium = tuple[Path, dict[str, Any]]
 
 
 def _land(folder: Path, root: Path, centre: str) -> None:
-    with FilesSource(FilesSettings(folder / "fhir")) as source:
+    with FilesSource(FilesSettings(folder=folder / "fhir")) as source:
         ingest(source, LandingZone(root, centre), progress=LogProgress())
 
 
@@ -82,7 +82,7 @@ def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSes
     report = _transform(spark, tmp_path, folder, "borealis", "r1", with_maps=False)
     assert report.rows["tumours"] == 0 and report.rows["perfusions"] == 0 and report.rows["patients"] == 208
     observations = report.reconciliation["Observation"]
-    assert observations["used"] == 0 and observations["quarantined"] == observations["resources"] > 0
+    assert observations.used == 0 and observations.quarantined == observations.resources > 0
     quarantined = spark.read.parquet(str(tmp_path / "quarantine" / "stage=harmonise" / "centre=borealis" / "run=r1"))
     reasons = {r["reason"] for r in quarantined.select("reason").distinct().collect()}
     assert "code not in the canonical ValueSets or the centre's ConceptMaps" in reasons
@@ -91,7 +91,7 @@ def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSes
     assert len(lines) == report.unmapped_codes > 5
     assert all(line["system"] == "http://borealis.example.org/fhir/CodeSystem/local-codes" for line in lines)
     assert sum(int(line["resources"]) for line in lines) == sum(
-        c["quarantined"] for t, c in report.reconciliation.items() if t != "Patient")
+        c.quarantined for t, c in report.reconciliation.items() if t != "Patient")
 
 
 def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:
@@ -208,7 +208,7 @@ def test_internally_impossible_resources_are_quarantined_with_why(spark: SparkSe
     (changes / "Procedure.ndjson").write_text(json.dumps(revised[ilp["id"]]) + "\n")
     (changes / "Observation.ndjson").write_text("".join(json.dumps(revised[i]) + "\n"
                                                         for i in (size["id"], dated["id"])))
-    with FilesSource(FilesSettings(changes)) as source:
+    with FilesSource(FilesSettings(folder=changes)) as source:
         ingest(source, LandingZone(tmp_path, "aurora"), progress=LogProgress())
     report = _transform(spark, tmp_path, folder, "aurora", "r1")
     quarantined = {r["resource_id"]: r["reason"] for r in spark.read.parquet(
@@ -218,5 +218,5 @@ def test_internally_impossible_resources_are_quarantined_with_why(spark: SparkSe
     assert quarantined[dated["id"]] == "internally impossible: effectiveDateTime is not a valid date"
     assert report.rows["perfusions"] == pq.read_metadata(folder / "truth" / "perfusions.parquet").num_rows - 1
     for resource_type, counts in report.reconciliation.items():
-        assert counts["resources"] == counts["used"] + counts["quarantined"], resource_type
-    assert sum(c["quarantined"] for c in report.reconciliation.values()) == len(quarantined)
+        assert counts.resources == counts.used + counts.quarantined, resource_type
+    assert sum(c.quarantined for c in report.reconciliation.values()) == len(quarantined)
