@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
 
-from analytics import descriptive, display, survival_tables
+from analytics import descriptive, survival_tables
 from analytics.cohort import CohortData
 from analytics.disclosure import suppress
 from analytics.figures import figure1, save
 from analytics.kaplan_meier import KaplanMeier
+from analytics.outputs import FIGURE1, HEADINGS, OUTPUTS
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
 from ilp.staging import staging_folder
-
-# Per result table: the count columns that trigger suppression, and the columns derived from them.
-_ESTIMATES = ("estimate", "lower", "upper")
-SMALL_CELLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "table1": (("n",), _ESTIMATES), "table2": (("n",), _ESTIMATES), "outcomes": (("n",), _ESTIMATES),
-    "table3": (("n", "events"), ("median_years", "median_lower_years", "median_upper_years")),
-    "logrank": (("smallest_group",), ("levels",)),
-}
 
 
 @dataclass
@@ -46,8 +40,11 @@ class AnalysisResult:
 
 
 def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
-            title: str = "Isolated limb perfusion cohort") -> AnalysisResult:
-    """Compute every table and figure for `data` and publish them under `folder` (replacing earlier outputs)."""
+            title: str = "Isolated limb perfusion cohort", unpublished: Sequence[str] = ()) -> AnalysisResult:
+    """Compute every table and figure for `data` and publish them under `folder` (replacing earlier outputs).
+
+    `unpublished`: the validation failures that kept the snapshot from publication; the report is then marked
+    as a preview, with the failures first, and so is the summary."""
     plan = plan or AnalysisPlan()
     folder = Path(folder)
     result = AnalysisResult(folder, _tables(data, plan))
@@ -55,9 +52,10 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
         new = staging / "new"
         _write_tables(result.tables, new / "tables")
         figures = _figures(data, plan, new / "figures")
-        _report(result.tables, figures, data, plan, title, new / "report.html")
-        (new / "summary.json").write_text(json.dumps(_summary(data, result.tables, plan), indent=2, default=str),
-                                          encoding="utf-8")
+        _report(result.tables, figures, data, plan, title, new / "report.html", unpublished)
+        summary = {**_summary(data, result.tables, plan), "published": not unpublished,
+                   "blocking_failures": list(unpublished)}
+        (new / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
         if folder.exists():  # swapped by renames only; the old outputs leave with the staging folder
             folder.rename(staging / "old")
         new.rename(folder)
@@ -66,13 +64,13 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
 
 
 def _tables(data: CohortData, plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
-    tables = {"table1": descriptive.table1(data), "table2": descriptive.table2(data),
-              "outcomes": descriptive.outcomes(data), "centre_comparisons": descriptive.centre_comparisons(data),
-              "table3": survival_tables.table3(data, plan), "logrank": survival_tables.logrank_tests(data, plan),
-              "cox": survival_tables.cox_models(data, plan)}
-    if plan.suppress_small_cells:
-        for name, (counts, derived) in SMALL_CELLS.items():
-            tables[name] = suppress(tables[name], counts, derived, plan.min_cell)
+    """Every registered output, small cells suppressed where the plan asks."""
+    tables = {}
+    for output in OUTPUTS:
+        table = output.build(data, plan)
+        if plan.suppress_small_cells and output.counts:
+            table = suppress(table, output.counts, output.derived, plan.min_cell)
+        tables[output.name] = table
     return tables
 
 
@@ -103,28 +101,15 @@ def _figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, li
 
 
 def _report(tables: dict[str, pd.DataFrame], figures: dict[str, list[Path]], data: CohortData, plan: AnalysisPlan,
-            title: str, path: Path) -> None:
-    sections = [
-        Section("Table 1. Patient demographics and tumour characteristics",
-                "n (%) of patients, or median [range]; pooled consortium then each centre.",
-                [("Table 1", display.descriptive(tables["table1"]))]),
-        Section("Table 2. Response to ILP", "RECIST radiological response within 90 days of the first ILP; "
-                "pathological response on the resection specimen (resected patients); follow-up from diagnosis.",
-                [("Table 2", display.descriptive(tables["table2"]))]),
-        Section("Toxicity and treatment", "Worst grade per patient; CTCAE rows count patients with each event.",
-                [("Toxicity and treatment", display.descriptive(tables["outcomes"])),
-                 ("Between-centre comparisons", tables["centre_comparisons"])]),
-        Section("Table 3. Oncological outcomes", "Median survival in years and survival rates, with 95% CI.",
-                [("Table 3", display.survival_summary(tables["table3"], plan.horizons_years))]),
-        Section("Prognostic factors", "Log-rank tests by each factor of the study, per centre and pooled; Cox "
-                "models on the pooled cohort.",
-                [("Log-rank tests", display.logrank(tables["logrank"])), ("Cox models", display.cox(tables["cox"]))]),
-        Section("Figure 1. Survival curves", "a recurrence-free, b metastasis-free, c local relapse-free, "
-                "d overall survival; numbers at risk under each panel.",
-                figures=[(f"Figure 1 ({group})", paths[0]) for group, paths in figures.items()]),
-    ]
+            title: str, path: Path, unpublished: Sequence[str]) -> None:
+    sections = [Section(heading.title, heading.note, [(o.caption, o.show(tables[o.name], plan))
+                                                      for o in OUTPUTS if o.heading == heading])
+                for heading in HEADINGS]
+    sections.append(Section(FIGURE1.title, FIGURE1.note,
+                            figures=[(f"Figure 1 ({group})", paths[0]) for group, paths in figures.items()]))
     provenance = {"snapshot": data.source, "manifests": data.manifests, "version": version("ilp-cohort")}
-    render(path, title, sections, provenance, plan)
+    render(path, f"{title} (NOT PUBLISHED: preview)" if unpublished else title, sections, provenance, plan,
+           unpublished)
 
 
 def _summary(data: CohortData, tables: dict[str, pd.DataFrame], plan: AnalysisPlan) -> dict[str, object]:

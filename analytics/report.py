@@ -29,6 +29,8 @@ table { border-collapse: collapse; margin: 1em 0; font-size: .85em; }
 th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } figure { margin: 1em 0; } img { max-width: 100%; }
 .note { color: #555; font-size: .9em; }
+.unpublished { border: 3px solid #b00020; background: #fdecee; padding: 0 1em 1em; margin: 1em 0; }
+.unpublished h2 { color: #b00020; border: none; }
 """
 
 
@@ -43,11 +45,12 @@ class Section:
 
 
 def render(path: Path, title: str, sections: Sequence[Section], provenance: dict[str, Any],
-           plan: AnalysisPlan) -> Path:
-    """Write the report to `path`."""
+           plan: AnalysisPlan, unpublished: Sequence[str] = ()) -> Path:
+    """Write the report to `path`; `unpublished`: the failures that kept this snapshot from publication, shown
+    first (a preview of what would have been published)."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             _provenance(provenance), _methods(plan)]
+             _unpublished(unpublished), _provenance(provenance), _methods(plan)]
     for section in sections:
         parts.append(f"<section><h2>{html.escape(section.title)}</h2><p class='note'>{html.escape(section.note)}</p>")
         for caption, table in section.tables:
@@ -61,6 +64,16 @@ def render(path: Path, title: str, sections: Sequence[Section], provenance: dict
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def _unpublished(failures: Sequence[str]) -> str:
+    if not failures:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in failures)
+    return (f"<section class='unpublished'><h2>Not published: a preview</h2><p>This snapshot failed validation and "
+            f"was not published; the published cohort is unchanged. {len(failures)} critical expectation(s) "
+            f"failed:</p><ul>{items}</ul><p>Nothing below is a consortium result until these are fixed and a "
+            "new snapshot passes validation.</p></section>")
 
 
 def _definition_list(items: dict[str, str]) -> str:

@@ -63,11 +63,11 @@ def main() -> None:
             print(f"loaded {loaded} resources into the server in {time.perf_counter() - started:.1f} s")
             server.configure(bulk={"pollsBeforeReady": 1, "retryAfter": 0, "linesPerFile": 10_000})
             measure("REST, one type at a time", server,
-                    lambda: RestSource(RestSettings(server.base, page_size=1000, concurrency=1)), work / "z1")
+                    lambda: RestSource(RestSettings(base_url=server.base, page_size=1000, concurrency=1)), work / "z1")
             measure("REST, 3 types overlapping", server,
-                    lambda: RestSource(RestSettings(server.base, page_size=1000, concurrency=3)), work / "z2")
+                    lambda: RestSource(RestSettings(base_url=server.base, page_size=1000, concurrency=3)), work / "z2")
             measure("Bulk $export", server,
-                    lambda: BulkSource(BulkSettings(server.base, poll_interval_s=0.1)), work / "z3")
+                    lambda: BulkSource(BulkSettings(base_url=server.base, poll_interval_s=0.1)), work / "z3")
         finally:
             server.stop()
     finally:

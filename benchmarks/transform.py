@@ -54,7 +54,7 @@ def main() -> None:
         total = 0
         started = time.perf_counter()
         for profile in profiles:
-            with FilesSource(FilesSettings(work / "synthetic" / profile.centre_id / "fhir")) as source:
+            with FilesSource(FilesSettings(folder=work / "synthetic" / profile.centre_id / "fhir")) as source:
                 run = ingest(source, LandingZone(zones, profile.centre_id), progress=LogProgress())
             total += sum(f.count for f in Zones.landing_manifest(run).files.values())
         landing_s = time.perf_counter() - started

@@ -13,40 +13,18 @@ import time
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import jwt
 
+from connectors.settings import AuthSettings
 from connectors.transport import describe
 from ilp.errors import AuthenticationFailed, ConfigError, SourceUnreachable
-from ilp.secrets import Secret, SecretRef
+from ilp.secrets import Secret
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 RENEW_MARGIN_S = 60
-
-
-@dataclass(frozen=True)
-class AuthSettings:
-    """How to authenticate to one server; secrets are references, resolved when the auth is built."""
-
-    kind: Literal["none", "basic", "bearer", "client-credentials", "smart-backend"] = "none"
-    username: str | None = None
-    password: SecretRef | None = None
-    token: SecretRef | None = None
-    client_id: str | None = None
-    client_secret: SecretRef | None = None
-    private_key: SecretRef | None = None  # PEM
-    key_id: str | None = None
-    algorithm: Literal["RS384", "ES384"] = "RS384"
-    scope: str = "system/*.read"
-    token_url: str | None = None  # discovered from .well-known/smart-configuration when absent
-    audience: str | None = None  # the assertion's `aud`; the token URL unless the server wants another
-
-    def required(self, *names: str) -> None:
-        missing = [n for n in names if getattr(self, n) is None]
-        if missing:
-            raise ConfigError(f"auth kind {self.kind!r} needs {', '.join(missing)}")
 
 
 class BearerAuth(httpx.Auth):
@@ -169,22 +147,17 @@ class AuthFactory:
         s = self.settings
         if s.kind == "none":
             return None
+        # AuthSettings has checked that each kind has what it needs; the asserts say so to the type checker.
         if s.kind == "basic":
-            s.required("username", "password")
             assert s.username and s.password
             return httpx.BasicAuth(s.username, s.password.resolve().reveal())
         if s.kind == "bearer":
-            s.required("token")
             assert s.token
             return BearerAuth(s.token.resolve())
         if s.kind == "client-credentials":
-            s.required("client_id", "client_secret")
             assert s.client_secret
             s.client_secret.resolve()
             return ClientCredentialsAuth(s, self.base_url, self.token_client)
-        if s.kind == "smart-backend":
-            s.required("client_id", "private_key", "key_id")
-            assert s.private_key
-            s.private_key.resolve()
-            return SmartBackendAuth(s, self.base_url, self.token_client)
-        raise ConfigError(f"unknown auth kind {s.kind!r}")
+        assert s.private_key
+        s.private_key.resolve()
+        return SmartBackendAuth(s, self.base_url, self.token_client)

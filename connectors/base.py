@@ -18,13 +18,16 @@ class Source(ABC):
 
     kind: ClassVar[str]
 
+    def __init__(self, resource_types: tuple[str, ...]) -> None:
+        self.resource_types = resource_types
+
     @abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this pull (server, types, options): a checkpoint resumes only the same pull."""
 
-    @abstractmethod
     def stream_names(self) -> list[str]:
         """The output streams (resource types) the pull writes."""
+        return list(self.resource_types)
 
     @abstractmethod
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:

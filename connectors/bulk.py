@@ -15,19 +15,18 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from connectors.auth import AuthSettings
 from connectors.base import Source
-from connectors.http import FhirClient, TransportSettings, parse_retry_after
+from connectors.http import FhirClient, parse_retry_after
 from connectors.landing import REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import BATCH, land_items, parse_lines
 from connectors.progress import PullProgress
-from connectors.rest import RestSettings, RestSource
+from connectors.rest import RestSource
+from connectors.settings import BulkSettings, RestSettings
 from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
 from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
@@ -36,26 +35,13 @@ EXPORT = "_export"
 ERRORS = "export-errors"
 
 
-@dataclass(frozen=True)
-class BulkSettings:
-    base_url: str
-    level: Literal["system", "patient", "group"] = "system"
-    group_id: str | None = None
-    resource_types: tuple[str, ...] = RESOURCE_TYPES
-    max_wait_s: float = 3600.0
-    poll_interval_s: float = 2.0
-    # other hosts allowed to serve output files (e.g. a storage bucket): a host name (any port) or host:port
-    file_hosts: tuple[str, ...] = ()
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    transport: TransportSettings = field(default_factory=TransportSettings)
-
-
 class BulkSource(Source):
     kind = "bulk"
 
-    def __init__(self, settings: BulkSettings) -> None:
+    def __init__(self, settings: BulkSettings, resource_types: tuple[str, ...] = RESOURCE_TYPES) -> None:
+        super().__init__(resource_types)
         self.settings = settings
-        self.client = FhirClient(settings.base_url, settings.auth, settings.transport)
+        self.client = FhirClient(settings)
 
     def close(self) -> None:
         self.client.close()
@@ -63,10 +49,7 @@ class BulkSource(Source):
     def fingerprint(self) -> dict[str, Any]:
         s = self.settings
         return {"kind": self.kind, "base_url": self.client.base_url, "level": s.level, "group": s.group_id,
-                "types": list(s.resource_types)}
-
-    def stream_names(self) -> list[str]:
-        return list(self.settings.resource_types)
+                "types": list(self.resource_types)}
 
     def _kickoff_path(self) -> str:
         s = self.settings
@@ -74,7 +57,7 @@ class BulkSource(Source):
 
     @property
     def exported_types(self) -> tuple[str, ...]:
-        return tuple(t for t in self.settings.resource_types if t not in TERMINOLOGY_TYPES)
+        return tuple(t for t in self.resource_types if t not in TERMINOLOGY_TYPES)
 
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
         capability = self.client.capability()
@@ -107,11 +90,10 @@ class BulkSource(Source):
             progress.finish(resource_type)
         run.checkpoint()
         self._delete_job(job["status_url"])
-        terminology = tuple(t for t in self.settings.resource_types if t in TERMINOLOGY_TYPES)
+        terminology = tuple(t for t in self.resource_types if t in TERMINOLOGY_TYPES)
         if terminology:  # not exportable per patient: searched on the same server, with the same credentials
-            s = self.settings
-            RestSource(RestSettings(s.base_url, terminology, auth=s.auth, transport=s.transport),
-                       self.client).pull_types(run, terminology, progress)
+            searches = RestSettings(base_url=self.settings.base_url)  # over this source's own connection
+            RestSource(searches, terminology, self.client).pull_types(run, terminology, progress)
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url, "level": self.settings.level,
                            "group": self.settings.group_id, "since": since},
@@ -181,7 +163,7 @@ class BulkSource(Source):
         for attempt in range(1, self.client.transport.max_attempts + 1):
             try:
                 return land_items(run, parse_lines(self._lines(output["url"], manifest, what)), what,
-                                  self.settings.resource_types)
+                                  self.resource_types)
             except (httpx.TransportError, EOFError, gzip.BadGzipFile) as error:  # cut mid-file: land it again
                 log.warning("%s: %s (attempt %d), downloading again", what, type(error).__name__, attempt)
         raise SourceUnreachable(f"{self.client.base_url}: {what} kept failing mid-download")

@@ -11,7 +11,6 @@ import gzip
 import json
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from connectors.base import Source
 from connectors.landing import LandingRun, StreamProgress
 from connectors.ndjson import Unreadable, land_items, parse_lines
 from connectors.progress import PullProgress
+from connectors.settings import FilesSettings
 from ilp.errors import ConfigError
 from ilp.model.resources import RESOURCE_TYPES
 
@@ -27,18 +27,13 @@ FILES = "_files"
 SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
 
 
-@dataclass(frozen=True)
-class FilesSettings:
-    folder: Path
-    resource_types: tuple[str, ...] = RESOURCE_TYPES
-
-
 class FilesSource(Source):
     kind = "files"
 
-    def __init__(self, settings: FilesSettings) -> None:
+    def __init__(self, settings: FilesSettings, resource_types: tuple[str, ...] = RESOURCE_TYPES) -> None:
         if not settings.folder.is_dir():
             raise ConfigError(f"files source {settings.folder} is not a folder")
+        super().__init__(resource_types)
         self.settings = settings
         self.paths = sorted(p for p in settings.folder.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
 
@@ -46,10 +41,7 @@ class FilesSource(Source):
         listing = [[str(p.relative_to(self.settings.folder)), p.stat().st_size, p.stat().st_mtime_ns]
                    for p in self.paths]
         return {"kind": self.kind, "folder": str(self.settings.folder.resolve()), "files": listing,
-                "types": list(self.settings.resource_types)}
-
-    def stream_names(self) -> list[str]:
-        return list(self.settings.resource_types)
+                "types": list(self.resource_types)}
 
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
         state = run.progress.setdefault(FILES, StreamProgress()).state
@@ -58,11 +50,11 @@ class FilesSource(Source):
             name = str(path.relative_to(self.settings.folder))
             if name in done:
                 continue
-            counts = land_items(run, self._counted(self._items(path), state), name, self.settings.resource_types)
+            counts = land_items(run, self._counted(self._items(path), state), name, self.resource_types)
             progress.advance("files", sum(counts.values()), note=name)
             done.append(name)
             run.checkpoint()
-        for resource_type in self.settings.resource_types:
+        for resource_type in self.resource_types:
             run.progress[resource_type].done = True
         return {"source": {"kind": self.kind, "folder": str(self.settings.folder.resolve()),
                            "files": len(self.paths), "items": state.get("items", 0)}}

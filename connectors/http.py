@@ -15,30 +15,20 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from connectors import jsonio
-from connectors.auth import AuthFactory, AuthSettings
+from connectors.auth import AuthFactory
+from connectors.settings import ServerSettings, TransportSettings
 from connectors.transport import untrusted_certificate
 from ilp.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = "ilp-cohort-connector/0.1"
-
-
-@dataclass(frozen=True)
-class TransportSettings:
-    timeout_s: float = 60.0
-    max_attempts: int = 6
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    retry_after_cap_s: float = 120.0
-    ca_bundle: Path | None = None  # TLS is always verified; this adds a CA (e.g. a hospital's own)
 
 
 class _Retryable(Exception):
@@ -78,17 +68,16 @@ class ClientStats:
 class FhirClient:
     """GETs and streams from one FHIR server with auth, retries and clear errors. Thread-safe."""
 
-    def __init__(self, base_url: str, auth: AuthSettings | None = None,
-                 transport: TransportSettings | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.transport = transport or TransportSettings()
+    def __init__(self, server: ServerSettings) -> None:
+        self.base_url = server.base_url
+        self.transport: TransportSettings = server
         verify: ssl.SSLContext | bool = True
         if self.transport.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(self.transport.ca_bundle))
         common: dict[str, Any] = {"verify": verify, "timeout": self.transport.timeout_s,
                                   "headers": {"User-Agent": USER_AGENT}}
         self._token_client = httpx.Client(**common)
-        auth_impl = AuthFactory(auth or AuthSettings(), self.base_url, self._token_client).build()
+        auth_impl = AuthFactory(server.auth, self.base_url, self._token_client).build()
         self._client = httpx.Client(auth=auth_impl, follow_redirects=False,
                                     headers={"User-Agent": USER_AGENT, "Accept": "application/fhir+json"},
                                     verify=verify, timeout=self.transport.timeout_s)

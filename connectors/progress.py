@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,8 @@ from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from ilp import logs
 
 log = logging.getLogger("connectors.progress")
 
@@ -56,8 +57,8 @@ class BarProgress:
 
 @contextmanager
 def pull_progress(interactive: bool | None = None, console: Console | None = None) -> Iterator[PullProgress]:
-    """Bars when stderr is a terminal (or `interactive`), log lines otherwise."""
-    if interactive if interactive is not None else sys.stderr.isatty():
+    """Bars where a person watches (or `interactive`), log lines otherwise (cron, CI, `--log-format json`)."""
+    if interactive if interactive is not None else logs.interactive():
         columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, transient=False, console=console) as bars:
             yield BarProgress(bars)

@@ -13,18 +13,17 @@ import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from connectors.auth import AuthSettings
 from connectors.base import Source
-from connectors.http import FhirClient, TransportSettings
+from connectors.http import FhirClient
 from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import classify
 from connectors.progress import PullProgress
+from connectors.settings import RestSettings
 from ilp.errors import SourceProtocolError
 from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
@@ -35,19 +34,6 @@ ILP_PROCEDURE_CODES = ("http://fhir.ohdsi.org/CodeSystem/concepts|4019656",
                        "http://ilp-cohort.org/fhir/CodeSystem/ilp-local|ilp")
 CHUNK = 50  # patients per scoped search
 RESCANS = 2  # searches again of a type whose total changed while paging, before the run warns instead
-
-
-@dataclass(frozen=True)
-class RestSettings:
-    base_url: str
-    resource_types: tuple[str, ...] = RESOURCE_TYPES
-    page_size: int = 200
-    concurrency: int = 3
-    # Scope to the cohort: only patients with a Procedure coded with one of these (system|code), and their
-    # resources. Empty: everything on the server.
-    cohort_codes: tuple[str, ...] = ()
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    transport: TransportSettings = field(default_factory=TransportSettings)
 
 
 def server_time(response: httpx.Response, bundle: dict[str, Any]) -> str | None:
@@ -68,10 +54,15 @@ def next_link(bundle: dict[str, Any]) -> str | None:
 class RestSource(Source):
     kind = "rest"
 
-    def __init__(self, settings: RestSettings, client: FhirClient | None = None) -> None:
+    def __init__(self, settings: RestSettings, resource_types: tuple[str, ...] = RESOURCE_TYPES,
+                 client: FhirClient | None = None) -> None:
         """`client`: an open connection to share (a bulk source searches its server's ConceptMaps with its own)."""
+        super().__init__(resource_types)
         self.settings = settings
-        self.client = client or FhirClient(settings.base_url, settings.auth, settings.transport)
+        # Scope to the cohort: only patients with a Procedure coded with one of these (system|code), and their
+        # resources. Empty: everything on the server.
+        self.cohort_codes = ILP_PROCEDURE_CODES if settings.cohort_only else ()
+        self.client = client or FhirClient(settings)
         self.origin = urlsplit(self.client.base_url)[:2]
 
     def close(self) -> None:
@@ -79,17 +70,14 @@ class RestSource(Source):
 
     def fingerprint(self) -> dict[str, Any]:
         s = self.settings
-        return {"kind": self.kind, "base_url": self.client.base_url, "types": list(s.resource_types),
-                "page_size": s.page_size, "cohort_codes": list(s.cohort_codes)}
-
-    def stream_names(self) -> list[str]:
-        return list(self.settings.resource_types)
+        return {"kind": self.kind, "base_url": self.client.base_url, "types": list(self.resource_types),
+                "page_size": s.page_size, "cohort_codes": list(self.cohort_codes)}
 
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
         capability = self.client.capability()
-        if self.settings.cohort_codes:
+        if self.cohort_codes:
             self._find_cohort(run)
-        self.pull_types(run, self.settings.resource_types, progress)
+        self.pull_types(run, self.resource_types, progress)
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url},
                 "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
@@ -116,7 +104,7 @@ class RestSource(Source):
         state = run.progress.setdefault(COHORT, StreamProgress())
         if state.done:
             return
-        query = urlencode({"code": ",".join(self.settings.cohort_codes), "_count": self.settings.page_size})
+        query = urlencode({"code": ",".join(self.cohort_codes), "_count": self.settings.page_size})
         members: set[str] = set()
         for _, bundle, _ in self._pages(f"{self.client.base_url}/Procedure?{query}", StreamProgress(),
                                         "cohort (ILP Procedure) search"):
@@ -139,7 +127,7 @@ class RestSource(Source):
 
     def _queries(self, run: LandingRun, resource_type: str, since: str | None) -> list[str]:
         """The searches that cover a type: one, or one per chunk of cohort patients (new ones without `since`)."""
-        if not self.settings.cohort_codes or resource_type in TERMINOLOGY_TYPES:
+        if not self.cohort_codes or resource_type in TERMINOLOGY_TYPES:
             return [self._search_url(resource_type, since)]
         cohort = run.progress[COHORT].state
         return [self._search_url(resource_type, window, group[i:i + CHUNK])

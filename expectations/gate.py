@@ -17,7 +17,7 @@ from expectations.validate import ValidationReport, validate_snapshot
 from ilp.errors import ValidationBlocked
 from ilp.manifests import PublicationRecord
 from ilp.publication import publish
-from ilp.zones import Snapshot
+from ilp.zones import VALIDATION_SUMMARY, Snapshot
 
 MAX_LINES = 12
 
@@ -34,8 +34,9 @@ def audit_and_publish(spark: SparkSession, root: Path, snapshot: Path | Snapshot
         lines = [f.line() for f in report.blocking]
         more = f"\n  ... and {len(lines) - MAX_LINES} more" if len(lines) > MAX_LINES else ""
         raise ValidationBlocked(
-            f"snapshot {snapshot.name} not published: {len(lines)} critical expectation(s) failed "
+            f"snapshot {report.snapshot.name} not published: {len(lines)} critical expectation(s) failed "
             f"(the previous publication is unchanged; Data Docs: {report.data_docs}):\n  "
-            + "\n  ".join(lines[:MAX_LINES]) + more)
+            + "\n  ".join(lines[:MAX_LINES]) + more,
+            failures=lines, snapshot=report.snapshot.folder, summary=report.folder / VALIDATION_SUMMARY)
     record = publish(root, report.snapshot, report.folder, report.evaluated, len(report.findings))
     return Publication(report, record)

@@ -16,7 +16,7 @@ import logging
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,35 +27,17 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark.sql import DataFrame, SparkSession
 
 from expectations import checks
+from expectations.offline import make_offline
 from expectations.rules import CRITICAL
 from expectations.suites import all_suites, index_columns
-from ilp.manifests import FindingRecord, ValidationSummary
+from ilp.manifests import Finding, ValidationSummary
+from ilp.progress import steps as progress_steps
 from ilp.zones import VALIDATION_SUMMARY, Snapshot, Zones
 
 SAMPLE_KEYS = 5
 PARALLEL_SUITES = 3
+log = logging.getLogger(__name__)
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One failed expectation."""
-
-    suite: str
-    expectation: str
-    column: str | None
-    description: str | None
-    severity: str
-    unexpected_count: int | None
-    observed: Any
-    sample_keys: list[dict[str, Any]]
-
-    def line(self) -> str:
-        count = f"{self.unexpected_count} rows" if self.unexpected_count is not None else f"observed {self.observed}"
-        target = f"{self.suite}.{self.column}" if self.column else self.suite
-        keys = "; ".join(", ".join(f"{k}={v}" for k, v in key.items()) for key in self.sample_keys[:3])
-        what = self.description or self.expectation
-        return f"[{self.severity}] {target}: {self.expectation} ({what}): {count}" + (f"; e.g. {keys}" if keys else "")
 
 
 @dataclass
@@ -82,7 +64,7 @@ class ValidationReport:
         return ValidationSummary(
             snapshot=str(self.snapshot.folder), passed=self.passed, evaluated=self.evaluated,
             critical_failures=len(self.blocking), warnings=len(self.findings) - len(self.blocking),
-            findings=[FindingRecord(**asdict(f)) for f in self.findings], data_docs=str(self.data_docs),
+            findings=self.findings, data_docs=str(self.data_docs),
             seconds=round(self.seconds, 1))
 
 
@@ -106,30 +88,49 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path | Snapshot
                for name in suites}
     definitions = {name: _definition(context, batches[name], suite) for name, suite in suites.items()}
 
-    def first_pass(name: str) -> ExpectationSuiteValidationResult:
-        return _run(definitions[name], frames[name], {"result_format": "BOOLEAN_ONLY"}, run_name)
+    with progress_steps(f"audit {snapshot.run_id}", len(suites) + 2, spark) as steps:
 
-    # Suites are independent: running them side by side overlaps one suite's Python work (GX builds every
-    # metric through py4j) with another's Spark jobs.
-    with ThreadPoolExecutor(max_workers=PARALLEL_SUITES) as pool:
-        results = dict(zip(suites, pool.map(first_pass, suites), strict=True))
-    for name, result in results.items():
-        report.evaluated += len(result.results)
-        failed = [r.expectation_config for r in result.results if not r.success and r.expectation_config]
-        if failed:  # a second pass on the failures alone collects counts and offending keys (4x the cost)
-            details = gx.ExpectationSuite(name=f"{name}-failures", expectations=failed)
-            result = _run(_definition(context, batches[name], details), frames[name], {
-                "result_format": "SUMMARY", "unexpected_index_column_names": index_columns(name),
-                "partial_unexpected_count": SAMPLE_KEYS}, run_name)
-            report.findings.extend(_findings(name, result))
-        (folder / "results" / f"{name}.json").write_text(json.dumps(result.to_json_dict(), indent=1),
-                                                         encoding="utf-8")
-    for frame in tables.values():
-        frame.unpersist()
-    context.build_data_docs()
+        def first_pass(name: str) -> ExpectationSuiteValidationResult:
+            suite_started = time.perf_counter()
+            result = _run(definitions[name], frames[name], {"result_format": "BOOLEAN_ONLY"}, run_name)
+            steps.done(f"suite {name}", time.perf_counter() - suite_started)
+            return result
+
+        # Suites are independent: running them side by side overlaps one suite's Python work (GX builds every
+        # metric through py4j) with another's Spark jobs.
+        with ThreadPoolExecutor(max_workers=PARALLEL_SUITES) as pool:
+            results = dict(zip(suites, pool.map(first_pass, suites), strict=True))
+        with steps.step("failures in detail"):
+            for name, result in results.items():
+                report.evaluated += len(result.results)
+                findings, kept = _failures(context, batches[name], frames[name], name, result, run_name)
+                report.findings.extend(findings)
+                (folder / "results" / f"{name}.json").write_text(json.dumps(kept.to_json_dict(), indent=1),
+                                                                 encoding="utf-8")
+        for frame in tables.values():
+            frame.unpersist()
+        with steps.step("Data Docs"):
+            context.build_data_docs()
+            if still_online := make_offline(folder / "data_docs"):
+                log.warning("Data Docs still link %s from the network: no offline copy is declared in "
+                            "expectations.offline", ", ".join(still_online))
     report.seconds = time.perf_counter() - started
     report.summary().write(folder / VALIDATION_SUMMARY)
     return report
+
+
+def _failures(context: Any, batch: Any, frame: DataFrame, name: str, result: ExpectationSuiteValidationResult,
+              run_name: str) -> tuple[list[Finding], ExpectationSuiteValidationResult]:
+    """The suite's failed expectations run again, alone, for counts and offending keys (4x the cost of the first
+    pass, so only for what failed); their findings, and the result to keep (the detailed one where any failed)."""
+    failed = [r.expectation_config for r in result.results if not r.success and r.expectation_config]
+    if not failed:
+        return [], result
+    details = gx.ExpectationSuite(name=f"{name}-failures", expectations=failed)
+    detailed = _run(_definition(context, batch, details), frame, {
+        "result_format": "SUMMARY", "unexpected_index_column_names": index_columns(name),
+        "partial_unexpected_count": SAMPLE_KEYS}, run_name)
+    return _findings(name, detailed), detailed
 
 
 def _context(docs: Path) -> Any:

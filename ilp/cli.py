@@ -10,9 +10,10 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 import connectors
 from ilp import logs, synth
@@ -58,19 +59,32 @@ def main(
 
 @app.command("dictionary")
 def dictionary_command(
-    check: Annotated[bool, typer.Option("--check", help="Fail if the doc is stale; write nothing.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="File to write (default: docs/data-dictionary.md in a source checkout, else standard output).")]
+    = None,
+    check: Annotated[bool, typer.Option("--check", help="Fail if the file is stale; write nothing.")] = False,
 ) -> None:
-    """Write docs/data-dictionary.md from the canonical model.
+    """Write the data dictionary (Markdown) from the canonical model.
 
-    Example: ilp dictionary --check
+    Examples:
+
+      ilp dictionary --check
+
+      ilp dictionary --out /share/ilp/data-dictionary.md
     """
+    target = out or (dictionary.DICTIONARY_PATH if dictionary.in_checkout() else None)
     if check:
-        if dictionary.DICTIONARY_PATH.read_text(encoding="utf-8") != dictionary.render():
-            typer.echo(f"{dictionary.DICTIONARY_PATH} is stale: run `ilp dictionary`", err=True)
+        if target is None:
+            raise ConfigError("--check compares a written dictionary with the model: give --out FILE")
+        if not target.exists() or target.read_text(encoding="utf-8") != dictionary.render():
+            typer.echo(f"{target} is stale: run `ilp dictionary`", err=True)
             raise typer.Exit(1)
         typer.echo("data dictionary is up to date")
         return
-    typer.echo(f"wrote {dictionary.write()}")
+    if target is None:
+        typer.echo(dictionary.render(), nl=False)
+        return
+    typer.echo(f"wrote {dictionary.write(target)}")
 
 
 @app.command("synth")
@@ -160,19 +174,19 @@ def ingest_command(
 
       ilp ingest --centre borealis --files /exports/2026-11
     """
-    chosen = [s for s in (rest, bulk, files) if s is not None]
-    if len(chosen) != 1:
+    given = {kind: value for kind, value in (("rest", rest), ("bulk", bulk), ("files", files)) if value is not None}
+    if len(given) != 1:
         raise ConfigError("give exactly one of --rest, --bulk or --files")
+    options: dict[str, dict[str, Any]] = {
+        "rest": {"base_url": rest, "page_size": page_size, "cohort_only": cohort_only},
+        "bulk": {"base_url": bulk}, "files": {"folder": files}}
+    (kind,) = given
+    try:
+        settings = connectors.SOURCE_SETTINGS.validate_python({"kind": kind, **options[kind]})
+    except ValidationError as error:
+        raise ConfigError(f"--{kind}: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     types = connectors.RESOURCE_TYPES + (connectors.TERMINOLOGY_TYPES if with_conceptmaps else ())
-    source: connectors.Source
-    if rest:
-        codes = connectors.ILP_PROCEDURE_CODES if cohort_only else ()
-        source = connectors.RestSource(connectors.RestSettings(rest, types, page_size, cohort_codes=codes))
-    elif bulk:
-        source = connectors.BulkSource(connectors.BulkSettings(bulk, resource_types=types))
-    else:
-        assert files is not None
-        source = connectors.FilesSource(connectors.FilesSettings(files, types))
+    source = connectors.open_source(settings, types)
     with centre_locks(root, [centre]), source:
         run = connectors.ingest(source, connectors.LandingZone(root, centre), incremental=not full)
     from ilp.zones import Zones

@@ -12,8 +12,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connectors.settings import SOURCE_KINDS, SourceSettings
 from ilp.errors import ConfigError
 from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from ilp.secrets import SecretRef
@@ -25,92 +26,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SecretSource(_Strict):
-    """Where a secret lives: exactly one of an environment variable or a file."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_place(self) -> SecretSource:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of `env` (a variable name) or `file` (a path)")
-        return self
-
-    def ref(self) -> SecretRef:
-        return SecretRef(env=self.env, file=self.file)
-
-
-class AuthConfig(_Strict):
-    kind: Literal["none", "basic", "bearer", "client-credentials", "smart-backend"] = "none"
-    username: str | None = None
-    password: SecretSource | None = None
-    token: SecretSource | None = None
-    client_id: str | None = None
-    client_secret: SecretSource | None = None
-    private_key: SecretSource | None = None
-    key_id: str | None = None
-    algorithm: Literal["RS384", "ES384"] = "RS384"
-    scope: str = "system/*.read"
-    token_url: str | None = None
-    audience: str | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> AuthConfig:
-        needed = {"basic": ("username", "password"), "bearer": ("token",),
-                  "client-credentials": ("client_id", "client_secret"),
-                  "smart-backend": ("client_id", "private_key")}.get(self.kind, ())
-        missing = [name for name in needed if getattr(self, name) is None]
-        if missing:
-            raise ValueError(f"auth kind {self.kind!r} needs {', '.join(missing)}")
-        return self
-
-
-class _Server(_Strict):
-    base_url: str
-    auth: AuthConfig = AuthConfig()
-    ca_bundle: Path | None = None
-    timeout_s: Annotated[float, Field(gt=0)] = 60.0
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("expected an http(s) URL of the FHIR base, e.g. https://fhir.example.org/r4")
-        return value.rstrip("/")
-
-
-class RestSource(_Server):
-    kind: Literal["rest"]
-    page_size: Annotated[int, Field(ge=1, le=1000)] = 200
-    concurrency: Annotated[int, Field(ge=1, le=16)] = 3
-    cohort_only: bool = False
-
-
-class BulkSource(_Server):
-    kind: Literal["bulk"]
-    level: Literal["system", "patient", "group"] = "system"
-    group_id: str | None = None
-    max_wait_s: Annotated[float, Field(gt=0)] = 3600.0
-    poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
-    file_hosts: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _group(self) -> BulkSource:
-        if (self.level == "group") != (self.group_id is not None):
-            raise ValueError("`group_id` is required with level = 'group' and only then")
-        return self
-
-
-class FilesSource(_Strict):
-    kind: Literal["files"]
-    folder: Path
-
-
 class CentreConfig(_Strict):
     id: CentreId
-    source: Annotated[RestSource | BulkSource | FilesSource, Field(discriminator="kind")]
+    source: SourceSettings
     resource_types: tuple[str, ...] = RESOURCE_TYPES
     conceptmaps: Path | None = None  # a folder of ConceptMap JSON files
     # Also pull the ConceptMaps the source publishes (searched on its server, or ConceptMap files in its folder)
@@ -141,7 +59,7 @@ class AnalysisConfig(_Strict):
 class ConsortiumConfig(_Strict):
     name: str
     root: Path
-    secret: SecretSource
+    secret: SecretRef
     identifier_system: str | None = None
     shift_dates: bool = False
     spark: dict[str, str] = {}
@@ -198,7 +116,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in ("rest", "bulk", "files") and text.endswith("source"):
+        elif part in SOURCE_KINDS and text.endswith("source"):
             continue  # the discriminator's branch name adds nothing for the reader
         else:
             text += f".{part}" if text else str(part)

@@ -6,6 +6,9 @@ and never carries a secret.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 
 class IlpError(Exception):
     """Base of the errors the CLI reports without a traceback."""
@@ -32,9 +35,17 @@ class AuthenticationFailed(IlpError):
 
 
 class ValidationBlocked(IlpError):
-    """A critical expectation failed: the cohort was not published."""
+    """A critical expectation failed: the cohort was not published. `failures` names each failing expectation
+    (one line each), `snapshot` and `summary` the audited snapshot and its validation summary."""
 
     exit_code = 5
+
+    def __init__(self, message: str, failures: Sequence[str] = (), snapshot: Path | None = None,
+                 summary: Path | None = None) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
+        self.snapshot = snapshot
+        self.summary = summary
 
 
 class SourceProtocolError(IlpError):

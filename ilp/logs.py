@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
+_format: LogFormat = "text"
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,7 +22,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def interactive() -> bool:
+    """Whether a person watches: text logs to a terminal. Progress bars only then; log lines otherwise."""
+    return _format == "text" and sys.stderr.isatty()
+
+
 def configure(log_format: LogFormat = "text", debug: bool = False) -> None:
+    global _format
+    _format = log_format
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())

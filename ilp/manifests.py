@@ -113,8 +113,9 @@ class PublicationRecord(Record):
     warnings: int
 
 
-class FindingRecord(Record):
-    """One failed expectation, as the validation summary records it (keys are pseudonyms, never values)."""
+class Finding(Record):
+    """One failed expectation, as the audit reports and its summary records it (keys are pseudonyms, never
+    values)."""
 
     suite: str
     expectation: str
@@ -125,6 +126,13 @@ class FindingRecord(Record):
     observed: Any
     sample_keys: list[dict[str, Any]]
 
+    def line(self) -> str:
+        count = f"{self.unexpected_count} rows" if self.unexpected_count is not None else f"observed {self.observed}"
+        target = f"{self.suite}.{self.column}" if self.column else self.suite
+        keys = "; ".join(", ".join(f"{k}={v}" for k, v in key.items()) for key in self.sample_keys[:3])
+        what = self.description or self.expectation
+        return f"[{self.severity}] {target}: {self.expectation} ({what}): {count}" + (f"; e.g. {keys}" if keys else "")
+
 
 class ValidationSummary(Record):
     """One audit (`validation/run=<id>/summary.json`), for schedulers."""
@@ -134,8 +142,7 @@ class ValidationSummary(Record):
     evaluated: int
     critical_failures: int
     warnings: int
-    findings: list[FindingRecord]
+    findings: list[Finding]
     data_docs: str
     seconds: float
-    published: bool = False
-    preview_report: str | None = None
+    preview_report: str | None = None  # the report of what a blocked run would have published

@@ -8,6 +8,7 @@ published snapshot unchanged, audit the whole and publish it, then analyse the p
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -18,14 +19,18 @@ from pathlib import Path
 import connectors
 from analytics import AnalysisPlan, analyse, read_snapshot
 from expectations import audit_and_publish
-from ilp.config import BulkSource, CentreConfig, ConsortiumConfig, FilesSource, RestSource
+from ilp.config import CentreConfig, ConsortiumConfig
+from ilp.errors import ValidationBlocked
 from ilp.locks import centre_locks
+from ilp.manifests import ValidationSummary
 from ilp.model import TABLES
 from ilp.publication import published_snapshot, read_pointer
 from ilp.spark import get_spark
 from ilp.zones import Snapshot, Zones
 from transforms.changes import pending_changes, record_unchanged
 from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,30 +47,6 @@ class RunOutcome:
         return self.snapshot is None
 
 
-def source_for(centre: CentreConfig) -> connectors.Source:
-    """The connector a centre's configuration describes."""
-    spec = centre.source
-    if isinstance(spec, FilesSource):
-        return connectors.FilesSource(connectors.FilesSettings(spec.folder, centre.pulled_types))
-    auth = connectors.AuthSettings(
-        kind=spec.auth.kind, username=spec.auth.username, client_id=spec.auth.client_id, key_id=spec.auth.key_id,
-        algorithm=spec.auth.algorithm, scope=spec.auth.scope, token_url=spec.auth.token_url,
-        audience=spec.auth.audience, **{name: getattr(spec.auth, name).ref() for name in
-                                        ("password", "token", "client_secret", "private_key")
-                                        if getattr(spec.auth, name) is not None})
-    transport = connectors.TransportSettings(timeout_s=spec.timeout_s, max_attempts=spec.max_attempts,
-                                             ca_bundle=spec.ca_bundle)
-    if isinstance(spec, RestSource):
-        codes = connectors.ILP_PROCEDURE_CODES if spec.cohort_only else ()
-        return connectors.RestSource(connectors.RestSettings(
-            spec.base_url, centre.pulled_types, spec.page_size, spec.concurrency, cohort_codes=codes, auth=auth,
-            transport=transport))
-    assert isinstance(spec, BulkSource)
-    return connectors.BulkSource(connectors.BulkSettings(
-        spec.base_url, spec.level, spec.group_id, centre.pulled_types, spec.max_wait_s, spec.poll_interval_s,
-        spec.file_hosts, auth=auth, transport=transport))
-
-
 def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None,
                    echo: Callable[[str], None] = print, progress: connectors.PullProgress | None = None) -> RunOutcome:
     started = time.perf_counter()
@@ -74,7 +55,7 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
     outcome = RunOutcome()
     with centre_locks(root, [c.id for c in selected]):
         for centre in selected:
-            with source_for(centre) as source:
+            with connectors.open_source(centre.source, centre.pulled_types) as source:
                 run = connectors.ingest(source, connectors.LandingZone(root, centre.id), progress=progress)
             outcome.landed[centre.id] = connectors.landed_count(run)
             outcome.changes[centre.id] = pending_changes(root, centre.id, centre.pulled_types)
@@ -92,19 +73,39 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
         outcome.snapshot = _transform(config, changed, new_run_id(), echo)
         if pointer:
             _carry_over(published_snapshot(root), outcome.snapshot, {c.id for c in changed})
-        publication = audit_and_publish(get_spark(config.spark), root, outcome.snapshot)
-        outcome.data_docs = publication.report.data_docs
-        echo(f"published {outcome.snapshot.name}: {publication.report.evaluated} expectations, "
-             f"{len(publication.report.findings)} warnings")
         plan = AnalysisPlan(ci_method=config.analysis.ci, horizons_years=config.analysis.horizons_years,
                             min_cell=config.analysis.min_cell,
                             suppress_small_cells=config.analysis.suppress_small_cells)
+        try:
+            publication = audit_and_publish(get_spark(config.spark), root, outcome.snapshot)
+        except ValidationBlocked as blocked:
+            raise _with_preview(blocked, config, outcome.snapshot, plan) from None
+        outcome.data_docs = publication.report.data_docs
+        echo(f"published {outcome.snapshot.name}: {publication.report.evaluated} expectations, "
+             f"{len(publication.report.findings)} warnings")
         in_force = published_snapshot(root)
-        result = analyse(read_snapshot(in_force), Zones(root).reports(in_force), plan,
-                         title=config.name)
-        outcome.report = result.report
+        outcome.report = analyse(read_snapshot(in_force), Zones(root).reports(in_force), plan,
+                                 title=config.name).report
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _with_preview(blocked: ValidationBlocked, config: ConsortiumConfig, snapshot: Snapshot,
+                  plan: AnalysisPlan) -> ValidationBlocked:
+    """A blocked run still shows what it would have published: the analyses of the failed snapshot, marked as a
+    preview with the failures first, written apart from the published reports (and named in the validation
+    summary, for schedulers)."""
+    try:
+        preview = analyse(read_snapshot(snapshot), Zones(config.root).preview(snapshot), plan, title=config.name,
+                          unpublished=blocked.failures).report
+    except Exception as error:  # the failure to report is the validation's: a broken preview must not hide it
+        log.warning("no preview of the unpublished snapshot %s: %s", snapshot.name, error)
+        return blocked
+    if blocked.summary is not None:
+        summary = ValidationSummary.read(blocked.summary)
+        summary.model_copy(update={"preview_report": str(preview)}).write(blocked.summary)
+    return ValidationBlocked(f"{blocked}\npreview of what would have been published (NOT published): {preview}",
+                             blocked.failures, blocked.snapshot, blocked.summary)
 
 
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
@@ -112,7 +113,7 @@ def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: st
     spark = get_spark(config.spark)
     settings = [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else (),
                                c.conceptmaps_from_source) for c in centres]
-    reports = transform(spark, config.root, settings, config.secret.ref().resolve(), run_id,
+    reports = transform(spark, config.root, settings, config.secret.resolve(), run_id,
                         TransformOptions(config.identifier_system, config.shift_dates))
     for report in reports.values():
         echo(report.line())

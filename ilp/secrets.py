@@ -7,8 +7,9 @@ point of use.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ilp.errors import ConfigError
 
@@ -28,16 +29,20 @@ class Secret:
     __str__ = __repr__
 
 
-@dataclass(frozen=True)
-class SecretRef:
-    """Where a secret lives: an environment variable or a file (whose content is the secret, trailing newline cut)."""
+class SecretRef(BaseModel):
+    """Where a secret lives: an environment variable or a file (whose content is the secret, trailing newline cut).
+    The configuration file names it as `{ env = "VAR" }` or `{ file = "/run/secrets/x" }`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = None
     file: Path | None = None
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _one_place(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
-            raise ConfigError("a secret needs exactly one of `env` (a variable name) or `file` (a path)")
+            raise ValueError("give exactly one of `env` (a variable name) or `file` (a path)")
+        return self
 
     def resolve(self) -> Secret:
         if self.env is not None:

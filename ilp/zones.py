@@ -11,7 +11,7 @@ cohort/snapshots/run=<id>/<table>/centre_id=<id>/, manifest-<centre>.json
 cohort/published.json                         the publication pointer (expectations)
 quarantine/stage=<stage>/centre=<id>/run=<id>/, quarantine/unmapped_codes/centre=<id>/run=<id>/
 validation/run=<id>/                          results, summary.json, Data Docs
-reports/run=<id>/                             analytics outputs
+reports/run=<id>/                             analytics outputs; reports/unpublished/run=<id>/ previews
 ```
 """
 
@@ -172,3 +172,7 @@ class Zones:
 
     def reports(self, snapshot: Snapshot) -> Path:
         return self.root / "reports" / snapshot.name
+
+    def preview(self, snapshot: Snapshot) -> Path:
+        """The analyses of a snapshot that failed validation: a preview, kept apart from the published reports."""
+        return self.root / "reports" / "unpublished" / snapshot.name

@@ -24,7 +24,13 @@ install_step() {  # name, stamp file, log file, command...
 install_step "the project into .venv" ".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)" .venv/install.log \
   bash -c ".venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[test]'"
 
-server=tests/fhir_server
+# The Data Docs' scripts and styles, pinned to the versions GX links from CDNs, so the site works offline.
+assets=expectations/assets
+mkdir -p "$assets/node_modules"
+install_step "the Data Docs' offline assets" "$assets/node_modules/.installed-$(sha256sum $assets/package-lock.json | cut -c1-16)" \
+  "$assets/install.log" npm ci --prefix "$assets" --no-audit --no-fund --ignore-scripts
+
+server=ilp/fhir_server/server
 mkdir -p "$server/node_modules"
 install_step "the local FHIR server" "$server/node_modules/.installed-$(sha256sum $server/package-lock.json | cut -c1-16)" \
   "$server/install.log" npm ci --prefix "$server" --no-audit --no-fund

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from connectors import RESOURCE_TYPES, BulkSettings, BulkSource, RestSettings, RestSource, TransportSettings
+from connectors import RESOURCE_TYPES, BulkSettings, BulkSource, RestSettings, RestSource
 from ilp.fhir_server import FhirTestServer
 
 Versions = dict[str, dict[str, str]]
-FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20)  # retries without the waits
+FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 20}  # retries without the waits
 
 
 def serving(server: FhirTestServer, folder: Path) -> FhirTestServer:
@@ -24,12 +24,12 @@ def serving(server: FhirTestServer, folder: Path) -> FhirTestServer:
     return server
 
 
-def rest(server: FhirTestServer, **kw: Any) -> RestSource:
-    return RestSource(RestSettings(server.base, transport=kw.pop("transport", FAST), **kw))
+def rest(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPES, **kw: Any) -> RestSource:
+    return RestSource(RestSettings(base_url=server.base, **{**FAST, **kw}), resource_types)
 
 
-def bulk(server: FhirTestServer, **kw: Any) -> BulkSource:
-    return BulkSource(BulkSettings(server.base, poll_interval_s=0.05, transport=kw.pop("transport", FAST), **kw))
+def bulk(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPES, **kw: Any) -> BulkSource:
+    return BulkSource(BulkSettings(base_url=server.base, **{**FAST, "poll_interval_s": 0.05, **kw}), resource_types)
 
 
 def server_versions(base: str, types: tuple[str, ...] = RESOURCE_TYPES) -> Versions:

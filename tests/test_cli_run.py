@@ -5,11 +5,14 @@ errors: each with its documented exit code and an actionable message, no traceba
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -17,11 +20,15 @@ import typer
 from typer.testing import CliRunner
 
 from ilp.cli import app
+from ilp.config import load_config
 from ilp.demo import DemoResult
+from ilp.errors import ValidationBlocked
 from ilp.fhir_server import FhirTestServer
+from ilp.manifests import ValidationSummary
 from ilp.publication import published_snapshot
 from ilp.query import query
-from ilp.zones import Zones
+from ilp.run import run_consortium
+from ilp.zones import VALIDATION_SUMMARY, Zones
 
 Demo = tuple[DemoResult, str]
 
@@ -169,3 +176,35 @@ def test_a_stale_lock_from_a_killed_run_is_taken_over(demo: Demo) -> None:
     code, output = _cli("run", "--config", str(result.config), "--centre", "aurora")
     assert code == 0 and "stale lock" in output and "nothing new" in output, output
     assert not Zones(zones).lock("aurora").exists()
+
+
+def test_a_blocked_run_writes_its_data_docs_and_a_preview_marked_not_published(
+        demo_consortium: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """A snapshot that fails a critical expectation is not published, and the run says what it would have
+    published: Data Docs, and a preview report with the failures first."""
+    files = tmp_path / "aurora"
+    shutil.copytree(demo_consortium[0] / "aurora" / "fhir", files)
+    lines = (files / "Patient.ndjson").read_text().splitlines()
+    patient = json.loads(lines[0])
+    patient["deceasedDateTime"] = f"{int(patient['birthDate'][:4]) + 1}-07-01"  # years before the diagnosis
+    (files / "Patient.ndjson").write_text("\n".join([json.dumps(patient), *lines[1:]]) + "\n")
+    (tmp_path / "consortium.key").write_text("a-test-consortium-secret-of-some-length")
+    path = tmp_path / "consortium.toml"
+    path.write_text('name = "Blocked"\nroot = "zones"\nsecret = { file = "consortium.key" }\n'
+                    f'[[centres]]\nid = "aurora"\nsource = {{ kind = "files", folder = "{files}" }}\n')
+    with pytest.raises(ValidationBlocked) as blocked:
+        run_consortium(load_config(path), echo=lambda _: None)
+    zones = Zones(tmp_path / "zones")
+    assert not zones.publication.exists()  # nothing published
+    (snapshot,) = zones.snapshots()
+    preview = zones.preview(snapshot) / "report.html"
+    assert f"NOT published): {preview}" in str(blocked.value)
+    page = preview.read_text()
+    assert "(NOT PUBLISHED: preview)" in page
+    failure = next(line for line in blocked.value.failures if "diagnosis_date <= death_date" in line)
+    assert page.index("Not published: a preview") < page.index(html.escape(failure)) < page.index("Table 1")
+    assert not (zones.root / "reports" / snapshot.name).exists()  # apart from the published reports
+    summary = ValidationSummary.read(zones.validation(snapshot) / VALIDATION_SUMMARY)
+    assert not summary.passed and summary.preview_report == str(preview)
+    assert (zones.validation(snapshot) / "data_docs" / "index.html").exists()
+    assert json.loads((preview.parent / "summary.json").read_text())["published"] is False

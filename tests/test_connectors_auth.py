@@ -12,13 +12,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from connectors import AuthSettings, LandingZone, RestSettings, RestSource, SecretRef, TransportSettings, ingest
+from connectors import AuthSettings, LandingZone, RestSettings, RestSource, SecretRef, ingest
 from connectors.progress import LogProgress
 from ilp.errors import AuthenticationFailed, ConfigError
 from ilp.fhir_server import FhirTestServer
 from tests.landing_helpers import landed_versions, server_versions
 
-FAST = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20, max_attempts=3)
+FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 20, "max_attempts": 3}
 Consortium = tuple[Path, dict[str, Any]]
 
 
@@ -53,7 +53,7 @@ def _smart(server: FhirTestServer, tmp_path: Path, algorithm: str = "RS384", **s
 
 
 def _pull(server: FhirTestServer, auth: AuthSettings, root: Path, page_size: int = 100) -> Path:
-    with RestSource(RestSettings(server.base, auth=auth, transport=FAST, page_size=page_size)) as source:
+    with RestSource(RestSettings(base_url=server.base, auth=auth, page_size=page_size, **FAST)) as source:
         return ingest(source, LandingZone(root, "aurora"), progress=LogProgress())
 
 
@@ -86,7 +86,7 @@ def test_wrong_key_is_refused_with_a_clear_error(aurora: FhirTestServer, tmp_pat
 
 def test_wrong_audience_is_refused(aurora: FhirTestServer, tmp_path: Path) -> None:
     auth, _ = _smart(aurora, tmp_path)
-    wrong = AuthSettings(**{**auth.__dict__, "audience": "https://elsewhere.example.org/token"})
+    wrong = auth.model_copy(update={"audience": "https://elsewhere.example.org/token"})
     with pytest.raises(AuthenticationFailed, match="aud"):
         _pull(aurora, wrong, tmp_path)
 

@@ -17,7 +17,6 @@ from connectors import (
     FilesSettings,
     FilesSource,
     LandingZone,
-    TransportSettings,
     ingest,
 )
 from connectors.progress import LogProgress
@@ -118,8 +117,8 @@ def test_retry_after_as_an_http_date_is_honoured(loaded: FhirTestServer, tmp_pat
 
 def test_when_retries_run_out_the_error_names_server_type_and_page(loaded: FhirTestServer, tmp_path: Path) -> None:
     zone = LandingZone(tmp_path, "aurora")
-    with rest(loaded, resource_types=("Observation",), transport=TransportSettings(
-            max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.02)) as source:
+    with rest(loaded, resource_types=("Observation",), max_attempts=2, backoff_initial_s=0.01,
+              backoff_max_s=0.02) as source:
         source.client.capability()  # metadata is never faulted; the search is
         loaded.configure(faults={"every": 1, "kinds": ["503"]})
         with pytest.raises(SourceUnreachable) as failure:
@@ -166,9 +165,9 @@ def _progressed(zone: LandingZone, steps: int) -> bool:
 
 def test_files_source_lands_ndjson_and_bundles_alike(demo_consortium: Consortium, tmp_path: Path) -> None:
     folder = demo_consortium[0] / "cascade"
-    with FilesSource(FilesSettings(folder / "fhir")) as source:
+    with FilesSource(FilesSettings(folder=folder / "fhir")) as source:
         from_ndjson = ingest(source, LandingZone(tmp_path / "a", "cascade"), progress=LogProgress())
-    with FilesSource(FilesSettings(folder / "bundles")) as source:
+    with FilesSource(FilesSettings(folder=folder / "bundles")) as source:
         from_bundles = ingest(source, LandingZone(tmp_path / "b", "cascade"), progress=LogProgress())
     assert landed_versions(from_ndjson) == landed_versions(from_bundles)
     assert sum(len(v) for v in landed_versions(from_ndjson).values()) == 1254
@@ -183,7 +182,7 @@ def test_files_source_rejects_what_is_not_a_resource_and_counts_reconcile(tmp_pa
              '{"resourceType":"Patient"', '[1, 2]', '{"id":"x"}', '{"resourceType":"Encounter","id":"e1"}',
              '{"resourceType":"Observation"}', '']
     (folder / "Patient.ndjson").write_text("\n".join(lines), encoding="utf-8")
-    with FilesSource(FilesSettings(folder)) as source:
+    with FilesSource(FilesSettings(folder=folder)) as source:
         run = ingest(source, LandingZone(tmp_path / "zones", "x"), progress=LogProgress())
     assert sorted(landed_versions(run)["Patient"]) == ["p1", "p2"]
     reasons = {r["line"]: r["reason"] for r in landed_lines(run, "rejected")}
@@ -194,7 +193,6 @@ def test_files_source_rejects_what_is_not_a_resource_and_counts_reconcile(tmp_pa
 
 
 def test_cohort_scoping_keeps_ilp_patients_and_catches_up_new_ones(loaded: FhirTestServer, tmp_path: Path) -> None:
-    from connectors import ILP_PROCEDURE_CODES
 
     cohort = server_versions(loaded.base)
     ilp = next(r for r in landed_lines_of(loaded, "Procedure") if r["code"]["coding"][0]["code"] == "4019656")
@@ -205,7 +203,7 @@ def test_cohort_scoping_keeps_ilp_patients_and_catches_up_new_ones(loaded: FhirT
                 "resourceType": "Condition", "id": f"outsider-{n}", "subject": {"reference": f"Patient/outsider-{n}"},
                 "code": {"text": "something else"}})
     zone = LandingZone(tmp_path, "aurora")
-    settings = {"cohort_codes": ILP_PROCEDURE_CODES, "page_size": 500}
+    settings = {"cohort_only": True, "page_size": 500}
     with rest(loaded, **settings) as source:
         first = ingest(source, zone, progress=LogProgress())
     assert landed_versions(first) == cohort

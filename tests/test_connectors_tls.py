@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from connectors import AuthSettings, LandingZone, RestSettings, RestSource, SecretRef, TransportSettings, ingest
+from connectors import AuthSettings, LandingZone, RestSettings, RestSource, SecretRef, ingest
 from connectors.progress import LogProgress
 from ilp.errors import SourceUnreachable
 from ilp.fhir_server import FhirTestServer, ServerTls
@@ -71,8 +71,8 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory, demo_consortium: Consor
 
 
 def _pull(server: FhirTestServer, root: Path, ca: Path | None = None, auth: AuthSettings | None = None) -> Path:
-    transport = TransportSettings(backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20, ca_bundle=ca)
-    settings = RestSettings(server.base, transport=transport, auth=auth or AuthSettings())
+    settings = RestSettings(base_url=server.base, backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=20,
+                            ca_bundle=ca, auth=auth or AuthSettings())
     with RestSource(settings) as source:
         return ingest(source, LandingZone(root, "aurora"), progress=LogProgress())
 

@@ -49,7 +49,7 @@ def test_every_line_is_landed_once_or_rejected_with_a_reason(items: list[Any]) -
         folder.mkdir()
         written = [line for line in (_line(i) for i in items) if line.strip()]
         (folder / "mixed.ndjson").write_text("".join(f"{line}\n" for line in written), encoding="utf-8")
-        with FilesSource(FilesSettings(folder)) as source:
+        with FilesSource(FilesSettings(folder=folder)) as source:
             run = ingest(source, LandingZone(Path(work), "prop"), progress=LogProgress())
         manifest = json.loads((run / "manifest.json").read_text())
         files = manifest["files"]

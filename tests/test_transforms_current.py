@@ -38,7 +38,7 @@ def _merge(spark: SparkSession, root: Path, centre: str, types: tuple[str, ...],
 
 
 def _pull(server: FhirTestServer, root: Path) -> None:
-    with RestSource(RestSettings(server.base)) as source:
+    with RestSource(RestSettings(base_url=server.base)) as source:
         ingest(source, LandingZone(root, "aurora"), progress=LogProgress())
 
 
@@ -67,7 +67,7 @@ def test_the_same_resource_landed_twice_is_one_current_row(spark: SparkSession, 
     fhir_server.load_centre(demo_consortium[0] / "aurora")
     zone = LandingZone(tmp_path, "aurora")
     for _ in range(2):
-        with RestSource(RestSettings(fhir_server.base)) as source:
+        with RestSource(RestSettings(base_url=fhir_server.base)) as source:
             ingest(source, zone, incremental=False, progress=LogProgress())
     report = _merge(spark, tmp_path, "aurora", TYPES, "t")
     assert report.counts["Patient"] == {**report.counts["Patient"], "in": 82, "current": 41, "superseded": 41}

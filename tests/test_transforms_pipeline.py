@@ -32,7 +32,7 @@ Consortium = tuple[Path, dict[str, Any]]
 
 
 def _land(folder: Path, root: Path, centre: str) -> None:
-    with FilesSource(FilesSettings(folder / "fhir")) as source:
+    with FilesSource(FilesSettings(folder=folder / "fhir")) as source:
         ingest(source, LandingZone(root, centre), progress=LogProgress())
 
 
@@ -208,7 +208,7 @@ def test_internally_impossible_resources_are_quarantined_with_why(spark: SparkSe
     (changes / "Procedure.ndjson").write_text(json.dumps(revised[ilp["id"]]) + "\n")
     (changes / "Observation.ndjson").write_text("".join(json.dumps(revised[i]) + "\n"
                                                         for i in (size["id"], dated["id"])))
-    with FilesSource(FilesSettings(changes)) as source:
+    with FilesSource(FilesSettings(folder=changes)) as source:
         ingest(source, LandingZone(tmp_path, "aurora"), progress=LogProgress())
     report = _transform(spark, tmp_path, folder, "aurora", "r1")
     quarantined = {r["resource_id"]: r["reason"] for r in spark.read.parquet(

@@ -40,7 +40,7 @@ def view(spark: SparkSession, demo_consortium: Consortium, tmp_path_factory: pyt
     """Every centre in one view, as the pipeline transforms them: each centre's rows must come out as its own."""
     root = tmp_path_factory.mktemp("zones")
     for centre in CENTRES:
-        with FilesSource(FilesSettings(demo_consortium[0] / centre / "fhir")) as source:
+        with FilesSource(FilesSettings(folder=demo_consortium[0] / centre / "fhir")) as source:
             ingest(source, LandingZone(root, centre), progress=LogProgress())
     lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((demo_consortium[0] / c / "conceptmaps").glob("*.json")))
                          for c in CENTRES})

@@ -26,7 +26,7 @@ TYPES = RESOURCE_TYPES + TERMINOLOGY_TYPES
 
 
 def _pull(server: FhirTestServer, root: Path) -> None:
-    with RestSource(RestSettings(server.base, TYPES)) as source:
+    with RestSource(RestSettings(base_url=server.base), TYPES) as source:
         ingest(source, LandingZone(root, "borealis"), progress=LogProgress())
 
 
@@ -77,7 +77,7 @@ def test_a_broken_landed_conceptmap_is_left_out_with_the_reason(demo_consortium:
     files = tmp_path / "export"
     files.mkdir()
     (files / "ConceptMap.ndjson").write_text(json.dumps(good) + "\n" + json.dumps(broken) + "\n")
-    with FilesSource(FilesSettings(files, TYPES)) as source:
+    with FilesSource(FilesSettings(folder=files), TYPES) as source:
         ingest(source, LandingZone(tmp_path, "borealis"), progress=LogProgress())
     maps = _landed_maps(tmp_path)
     assert maps.sources == [f"ConceptMap/{good['id']}"]

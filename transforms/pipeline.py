@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -35,6 +31,7 @@ from pyspark.sql import functions as F
 from ilp.errors import IlpError
 from ilp.manifests import Reconciled, SnapshotManifest
 from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
+from ilp.progress import steps as progress_steps
 from ilp.secrets import Secret
 from ilp.terminology import ConceptMapIndex
 from ilp.zones import Snapshot, Zones
@@ -52,7 +49,6 @@ from transforms.view import ResourceView
 UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
 IMPOSSIBLE = "internally impossible: "
 UNUSED = "no canonical table uses this resource"
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,25 +100,27 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     maps = {c.centre_id: centre_conceptmaps(c.conceptmaps, landed[c.centre_id], c.conceptmaps_from_source)
             for c in centres}
     lookup = CodeLookup({c: ConceptMapIndex.from_resources(m.resources) for c, m in maps.items()})
-    timings: dict[str, float] = {}
-    with _timed(timings, "merge", run_id):
-        merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
-    view = ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, options.national_id_system)
-    snapshot = zones.snapshot(run_id)
-    written: dict[str, DataFrame] = {}
-    for name, build in BASE_TABLES.items():
-        with _timed(timings, name, run_id):
-            table = build(view, run_id)
-            if options.shift_dates:
-                table = _shift_dates(table, name, secret)
-            written[name] = _write(spark, table, snapshot, name, ids)
-    with _timed(timings, "cohort", run_id):
-        written["cohort"] = _write(spark, build_cohort(written, options.endpoints, run_id), snapshot, "cohort", ids)
-    reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
-    with _timed(timings, "reconcile", run_id):
-        for row in _row_counts(written).collect():
-            reports[row["centre_id"]].rows[row["table"]] = row["rows"]
-        reconciliation, unmapped = _reconcile(zones, view, written, run_id)
+    with progress_steps(f"transform {run_id}", len(BASE_TABLES) + 3, spark) as steps:
+        with steps.step("merge"):
+            merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
+        view = ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret,
+                                 options.national_id_system)
+        snapshot = zones.snapshot(run_id)
+        written: dict[str, DataFrame] = {}
+        for name, build in BASE_TABLES.items():
+            with steps.step(name):
+                table = build(view, run_id)
+                if options.shift_dates:
+                    table = _shift_dates(table, name, secret)
+                written[name] = _write(spark, table, snapshot, name, ids)
+        with steps.step("cohort"):
+            written["cohort"] = _write(spark, build_cohort(written, options.endpoints, run_id), snapshot, "cohort",
+                                       ids)
+        reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
+        with steps.step("reconcile"):
+            for row in _row_counts(written).collect():
+                reports[row["centre_id"]].rows[row["table"]] = row["rows"]
+            reconciliation, unmapped = _reconcile(zones, view, written, run_id)
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]
         report.rows = {name: report.rows.get(name, 0) for name in written}
@@ -134,20 +132,10 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             rows=report.rows, reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
             endpoints=[e.name for e in options.endpoints], conceptmaps=maps[centre].sources,
             conceptmaps_rejected=maps[centre].rejected,
-            timings={f"{step}_seconds": round(seconds, 3) for step, seconds in timings.items()},
+            timings={f"{step}_seconds": round(seconds, 3) for step, seconds in steps.timings.items()},
             finished_at=datetime.now(UTC).isoformat()).write(snapshot.manifest_path(centre))
     view.release()
     return reports
-
-
-@contextmanager
-def _timed(timings: dict[str, float], step: str, run_id: str) -> Iterator[None]:
-    """Time a step of the transform (all its centres at once: one Spark plan serves them all) and log it, so a
-    scheduled run's log and manifest say where its time went."""
-    started = time.perf_counter()
-    yield
-    timings[step] = time.perf_counter() - started
-    log.info("transform %s: %s in %.1f s", run_id, step, timings[step])
 
 
 def _write(spark: SparkSession, table: DataFrame, snapshot: Snapshot, name: str, centres: list[str]) -> DataFrame:

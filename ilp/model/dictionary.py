@@ -8,7 +8,14 @@ from ilp.model.endpoints import DEFAULT_ENDPOINTS
 from ilp.model.schema import Column, Table
 from ilp.model.tables import TABLES
 
-DICTIONARY_PATH = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"
+CHECKOUT = Path(__file__).resolve().parents[2]
+DICTIONARY_PATH = CHECKOUT / "docs" / "data-dictionary.md"
+
+
+def in_checkout() -> bool:
+    """Whether this is the project's source checkout (with docs/), not an installed copy."""
+    project = CHECKOUT / "pyproject.toml"
+    return project.exists() and 'name = "ilp-cohort"' in project.read_text(encoding="utf-8")
 
 
 def _allowed(column: Column) -> str:

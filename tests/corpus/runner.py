@@ -58,7 +58,7 @@ def run_corpus(spark: SparkSession, record: list[Resource], root: Path,
         for name, content in case.files(record).items():
             (folder / name).write_bytes(content)
         try:
-            with FilesSource(FilesSettings(folder)) as source:
+            with FilesSource(FilesSettings(folder=folder)) as source:
                 run = ingest(source, LandingZone(root, case.name), progress=LogProgress())
         except IlpError as error:
             outcomes[case.name].error = str(error)

