@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ilp.errors import IlpError
 from ilp.fileio import write_json_atomically
@@ -36,7 +36,7 @@ class Record(BaseModel):
         return cls.read(path) if Path(path).exists() else None
 
     def write(self, path: Path) -> None:
-        write_json_atomically(Path(path), self.model_dump(mode="json"))
+        write_json_atomically(Path(path), self.model_dump(mode="json", by_alias=True))
 
 
 class LandedFile(Record):
@@ -70,6 +70,24 @@ class LandingManifest(Record):
     def resources(self) -> int:
         """Resource lines landed (resource types' streams; not tombstones or rejects)."""
         return sum(f.count for name, f in self.files.items() if name[:1].isupper())
+
+
+class StatePointer(Record):
+    """The pointer to a centre's current state (`resources/centre=<id>/current.json`): the segments and dropped
+    list in force, the landing runs merged, and what the merges counted. A pointer of another layout (another
+    `schema`) is rebuilt from the landing zone, so keys it has and this one lacks are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    segments: list[str] = []
+    dropped: str | None = None
+    runs: list[str] = []
+    counts: dict[str, dict[str, int]] = {}  # resource type -> in/current/superseded/deleted/...
+    transform_run: str | None = None
+    harmonisation: str | None = None
+    current_rows: int = 0
+    dropped_rows: int = 0
+    schema_id: str | None = Field(default=None, alias="schema")
 
 
 class Reconciled(Record):

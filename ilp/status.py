@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ilp.config import ConsortiumConfig
-from ilp.manifests import ValidationSummary
+from ilp.manifests import StatePointer, ValidationSummary
 from ilp.publication import read_pointer
 from ilp.zones import VALIDATION_SUMMARY, Zones
 
@@ -25,7 +25,7 @@ def status(config: ConsortiumConfig) -> dict[str, Any]:
     for centre in config.ids:
         runs = zones.landing_runs(centre)
         manifest = Zones.landing_manifest(runs[-1]) if runs else None
-        state = _json(zones.current_pointer(centre))
+        state = StatePointer.read_if_present(zones.current_pointer(centre))
         lock = _json(zones.lock(centre))
         centres[centre] = {
             "last_landing_run": runs[-1].name.removeprefix("run=") if runs else None,
@@ -33,9 +33,9 @@ def status(config: ConsortiumConfig) -> dict[str, Any]:
             "last_landing_resources": manifest.resources if manifest else None,
             "landing_runs": len(runs),
             "watermarks": _json(zones.watermarks(centre)) or {},
-            "current_resources": {t: c["current"] + c.get("previous_kept", 0) for t, c in
-                                  (state or {}).get("counts", {}).items()} if state else {},
-            "merged_runs": len((state or {}).get("runs", [])),
+            "current_resources": {t: c["current"] + c.get("previous_kept", 0) for t, c in state.counts.items()}
+            if state else {},
+            "merged_runs": len(state.runs) if state else 0,
             "published": bool(pointer and centre in pointer.centres),
             "running": f"pid {lock.get('pid')} on {lock.get('host')} since {lock.get('started')}" if lock else None,
         }

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ilp.config import BulkSource, FilesSource, RestSource, load_config
+from connectors import BulkSettings, FilesSettings, RestSettings
+from ilp.config import load_config
 from ilp.errors import ConfigError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
@@ -36,7 +37,7 @@ def test_the_documented_examples_cover_every_source_and_auth_kind(tmp_path: Path
     for text in _blocks():
         for centre in load_config(_write(tmp_path, text if text.startswith("name") else TOP + text)).centres:
             sources.add(centre.source.kind)
-            if isinstance(centre.source, RestSource | BulkSource):
+            if isinstance(centre.source, RestSettings | BulkSettings):
                 auths.add(centre.source.auth.kind)
     assert sources == {"rest", "bulk", "files"}
     assert auths == {"none", "basic", "bearer", "client-credentials", "smart-backend"}
@@ -46,7 +47,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, TOP + '[[centres]]\nid = "a"\nconceptmaps = "maps/a"\n'
                                                'source = { kind = "files", folder = "exports/a" }\n'))
     assert config.root == tmp_path / "zones" and config.centres[0].conceptmaps == tmp_path / "maps" / "a"
-    assert isinstance(config.centres[0].source, FilesSource)
+    assert isinstance(config.centres[0].source, FilesSettings)
     assert config.centres[0].source.folder == tmp_path / "exports" / "a"
 
 

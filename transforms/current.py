@@ -26,7 +26,6 @@ than the deletion exists. Every landed line ends up counted: current, superseded
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from ilp.fileio import write_json_atomically
+from ilp.manifests import StatePointer
 from ilp.staging import staging_folder
 from ilp.zones import Zones
 from transforms.codes import CodeLookup
@@ -60,7 +59,6 @@ SCHEMA_ID = hashlib.sha256(SEGMENT_SCHEMA.encode("utf-8")).hexdigest()[:16]
 MAX_SEGMENTS = 8
 STORED = ("seg=", "dropped=", "v=")  # what a state folder holds besides its pointer (`v=`: the layout before)
 # What a pointer says of the merges (kept as it is when a compaction rewrites the segments).
-RECORDED = ("runs", "counts", "transform_run", "harmonisation", "current_rows", "dropped_rows")
 
 
 @dataclass
@@ -81,19 +79,17 @@ class CurrentState:
         self.folder = self.zones.resources(centre_id)
         self.pointer = self.zones.current_pointer(centre_id)
 
-    def _pointer(self) -> dict[str, Any]:
-        if not self.pointer.exists():
-            return {"segments": [], "dropped": None, "runs": []}
-        return dict(json.loads(self.pointer.read_text(encoding="utf-8")))
+    def _pointer(self) -> StatePointer:
+        return StatePointer.read_if_present(self.pointer) or StatePointer()
 
     def merged_runs(self) -> list[str]:
-        return list(self._pointer()["runs"])
+        return list(self._pointer().runs)
 
     def segments(self) -> list[Path]:
-        return [self.folder / name for name in self._pointer().get("segments", [])]
+        return [self.folder / name for name in self._pointer().segments]
 
     def dropped(self) -> Path | None:
-        name = self._pointer().get("dropped")
+        name = self._pointer().dropped
         return self.folder / name if name else None
 
     def record_merged(self, run_ids: list[str]) -> None:
@@ -101,13 +97,17 @@ class CurrentState:
         if not run_ids or not self.pointer.exists():
             return
         pointer = self._pointer()
-        pointer["runs"] = sorted(set(pointer["runs"]) | set(run_ids))
-        write_json_atomically(self.pointer, pointer)
+        pointer.runs = sorted(set(pointer.runs) | set(run_ids))
+        pointer.write(self.pointer)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """What the merges in force counted, per resource type."""
+        return self._pointer().counts
 
     def rows(self) -> tuple[int, int]:
         """How many stored rows are current, and how many are dropped."""
         pointer = self._pointer()
-        return int(pointer.get("current_rows", 0)), int(pointer.get("dropped_rows", 0))
+        return pointer.current_rows, pointer.dropped_rows
 
     def crowded(self) -> bool:
         """Whether reading the state costs more than it should: too many segments, or as many dropped rows as
@@ -134,8 +134,8 @@ class CurrentState:
         """Runs to merge, and whether the state is rebuilt from all of them (none yet, another schema, or codes
         that mean something else now)."""
         pointer = self._pointer()
-        rebuild = pointer.get("schema") != SCHEMA_ID or pointer.get("harmonisation") != harmonisation
-        done = set() if rebuild else set(pointer["runs"])
+        rebuild = pointer.schema_id != SCHEMA_ID or pointer.harmonisation != harmonisation
+        done = set() if rebuild else set(pointer.runs)
         return [r for r in runs if r.run_id not in done], rebuild
 
     def _switch(self, staged: Path, stamp: str, update: dict[str, Any], replace: bool) -> None:
@@ -144,7 +144,7 @@ class CurrentState:
         names."""
         pointer = self._pointer()
         self.folder.mkdir(parents=True, exist_ok=True)
-        segments = [] if replace else list(pointer.get("segments", []))
+        segments = [] if replace else list(pointer.segments)
         if (segment := staged / "segment" / f"centre_id={self.centre_id}").is_dir():
             segment.rename(self.folder / f"seg={stamp}")
             segments.append(f"seg={stamp}")
@@ -152,9 +152,8 @@ class CurrentState:
         if (listed := staged / "dropped" / f"centre_id={self.centre_id}").is_dir():
             listed.rename(self.folder / f"dropped={stamp}")
             dropped = f"dropped={stamp}"
-        recorded = {key: pointer[key] for key in RECORDED if key in pointer}
-        write_json_atomically(self.pointer, {**recorded, **update, "segments": segments, "dropped": dropped,
-                                             "schema": SCHEMA_ID})
+        pointer.model_copy(update={**update, "segments": segments, "dropped": dropped, "schema_id": SCHEMA_ID}
+                           ).write(self.pointer)
         keep = {*segments, dropped}
         for entry in self.folder.iterdir():
             if entry.name.startswith(STORED) and entry.name not in keep:

@@ -17,7 +17,6 @@ stage's); a rerun of the same run id rewrites the same snapshot, so crashes leav
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,10 +125,10 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
         report.rows = {name: report.rows.get(name, 0) for name in written}
         report.reconciliation = reconciliation.get(centre, {})
         report.unmapped_codes = unmapped.get(centre, 0)
-        merged = json.loads(zones.current_pointer(centre).read_text(encoding="utf-8"))["counts"]
         SnapshotManifest(
-            run_id=run_id, centre_id=centre, merged_landing_runs=report.merged_runs, merge_counts=merged,
-            rows=report.rows, reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
+            run_id=run_id, centre_id=centre, merged_landing_runs=report.merged_runs,
+            merge_counts=CurrentState(root, centre).counts(), rows=report.rows,
+            reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
             endpoints=[e.name for e in options.endpoints], conceptmaps=maps[centre].sources,
             conceptmaps_rejected=maps[centre].rejected,
             timings={f"{step}_seconds": round(seconds, 3) for step, seconds in steps.timings.items()},
