@@ -1,9 +1,10 @@
-"""Cox proportional-hazards models (lifelines' `CoxPHFitter`, Efron ties as R's `coxph`) with a PH check.
+"""Cox proportional-hazards models as R's `coxph` fits them, with R 3.x's `cox.zph` proportional-hazards test.
 
-Covariates may be booleans, numbers or categories; categories are dummy-coded against their first level so the
-table reads like R's. Centre effects enter either as strata (a baseline hazard per centre, the default for pooled
-consortium data) or as a covariate. The proportional-hazards check is lifelines' Grambsch-Therneau score test with
-the Kaplan-Meier time transform, R `cox.zph`'s default.
+Efron ties (R's default) are fitted by lifelines' `CoxPHFitter`; Breslow ties, which lifelines lacks, by Newton
+iterations over the risk sets (`analytics.risksets`). Covariates may be booleans, numbers or categories;
+categories are dummy-coded against their first level so the table reads like R's. Centre effects enter either as
+strata (a baseline hazard per centre, the default for pooled consortium data) or as a covariate. The
+proportional-hazards test is `cox.zph`'s (survival 3.x, Kaplan-Meier transform, `terms=FALSE`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,21 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
-from lifelines.statistics import proportional_hazard_test
+from scipy.stats import norm
+
+from analytics import risksets
+from analytics.events import event_indicator
+from analytics.proportional_hazards import zph_test
+from analytics.risksets import Ties
 
 
 class CoxModel:
-    """`fit` returns self; `summary_` has one row per model term (coef, se, HR with CI, z, p, PH-test p)."""
+    """`fit` returns self; `summary_` has one row per model term (coef, se, HR with CI, z, p, PH-test p),
+    `loglik_` the partial log-likelihood at the estimate, `ph_test_` R's `cox.zph` table (with GLOBAL)."""
 
-    def __init__(self, alpha: float = 0.05) -> None:
+    def __init__(self, alpha: float = 0.05, ties: Ties = "efron") -> None:
         self.alpha = alpha
+        self.ties = ties
 
     def fit(self, data: pd.DataFrame, duration: str, event: str, covariates: Sequence[str],
             strata: Sequence[str] = (), categorical: Sequence[str] = ()) -> CoxModel:
@@ -31,21 +39,31 @@ class CoxModel:
             raise ValueError("the Cox model has no covariate with more than one value")
         model_frame = pd.concat([frame[[duration, event, *strata]].reset_index(drop=True),
                                  design.reset_index(drop=True)], axis=1)
-        model_frame[event] = model_frame[event].astype(bool)
-        self.fitter_ = CoxPHFitter(alpha=self.alpha).fit(model_frame, duration_col=duration, event_col=event,
-                                                         strata=list(strata) or None)
+        model_frame[event] = event_indicator(model_frame[event])
+        names = list(design.columns)
+        x = model_frame[names].to_numpy(float)
+        times, events = model_frame[duration].to_numpy(float), model_frame[event].to_numpy(bool)
+        groups = model_frame[list(strata)].astype(str).agg("/".join, axis=1).to_numpy() if strata else None
+        if self.ties == "efron":
+            fitter = CoxPHFitter(alpha=self.alpha).fit(model_frame, duration_col=duration, event_col=event,
+                                                       strata=list(strata) or None,
+                                                       fit_options={"precision": 1e-10})  # R converges as far
+            coef = fitter.params_[names].to_numpy(float)
+            se = fitter.standard_errors_[names].to_numpy(float)
+            self.loglik_ = float(fitter.log_likelihood_)
+        else:
+            coef, likelihood = risksets.fit(x, times, events, groups, self.ties)
+            se = np.sqrt(np.diag(np.linalg.inv(likelihood.information)))
+            self.loglik_ = likelihood.loglik
         self.n_ = len(model_frame)
-        self.events_ = int(model_frame[event].sum())
-        table = self.fitter_.summary
-        lower_hr, upper_hr = table.columns[table.columns.str.startswith("exp(coef) lower")][0], \
-            table.columns[table.columns.str.startswith("exp(coef) upper")][0]
-        summary = pd.DataFrame({
-            "term": table.index.to_list(), "coef": table["coef"].to_numpy(), "se": table["se(coef)"].to_numpy(),
-            "hazard_ratio": table["exp(coef)"].to_numpy(), "hr_lower": table[lower_hr].to_numpy(),
-            "hr_upper": table[upper_hr].to_numpy(), "z": table["z"].to_numpy(), "p": table["p"].to_numpy()})
-        ph = proportional_hazard_test(self.fitter_, model_frame, time_transform="km").summary
-        summary["ph_test_p"] = summary["term"].map(ph["p"]).to_numpy(dtype=float)
-        self.summary_ = summary
+        self.events_ = int(events.sum())
+        z = coef / se
+        spread = float(norm.ppf(1 - self.alpha / 2)) * se
+        self.ph_test_ = zph_test(x, coef, times, events, names, groups, self.ties)
+        self.summary_ = pd.DataFrame({
+            "term": names, "coef": coef, "se": se, "hazard_ratio": np.exp(coef), "hr_lower": np.exp(coef - spread),
+            "hr_upper": np.exp(coef + spread), "z": z, "p": 2 * norm.sf(np.abs(z)),
+            "ph_test_p": self.ph_test_.set_index("term")["p"].reindex(names).to_numpy(float)})
         return self
 
 

@@ -27,6 +27,11 @@ def _labels(values: Iterable[str]) -> Levels:
     return [(value, value.replace("_", " ").capitalize()) for value in values]
 
 
+def _grades(values: Iterable[str]) -> Levels:
+    """Grades as the scales write them (Roman numerals with their a/b), in the scale's order."""
+    return [(value, f"Grade {value}") for value in values]
+
+
 # (section, variable label, column, levels, denominator filter) for the categorical rows of each table.
 TABLE1_CATEGORIES: tuple[tuple[str, str, str, Levels], ...] = (
     ("Demographics", "Sex", "sex", [("male", "Male"), ("female", "Female")]),
@@ -54,8 +59,8 @@ RESPONSE_CATEGORIES = (
      [("CR", "CR (100%)"), ("PR", "PR (50-99%)"), ("NR", "NR (<50%)")]),
 )
 OUTCOME_CATEGORIES = (
-    ("Toxicity", "Wieberdink regional toxicity (worst)", "wieberdink_grade", _labels(v.WIEBERDINK_GRADE)),
-    ("Toxicity", "Clavien-Dindo complication (worst)", "clavien_dindo_max_grade", _labels(v.CLAVIEN_DINDO_GRADE)),
+    ("Toxicity", "Wieberdink regional toxicity (worst)", "wieberdink_grade", _grades(v.WIEBERDINK_GRADE)),
+    ("Toxicity", "Clavien-Dindo complication (worst)", "clavien_dindo_max_grade", _grades(v.CLAVIEN_DINDO_GRADE)),
     ("Toxicity", "CTCAE adverse event (worst grade)", "ctcae_max_grade", [(g, str(g)) for g in range(1, 6)]),
     ("Treatment", "Limb-sparing surgery", "limb_sparing_surgery", [(True, "Yes")]),
     ("Treatment", "Resection", "resected", [(True, "Yes")]),

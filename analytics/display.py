@@ -22,6 +22,11 @@ def _number(value: object, digits: int = 1) -> str:
     return f"{number:.0f}" if number.is_integer() else f"{number:.{digits}f}"
 
 
+def _percent(value: object) -> str:
+    """A survival limit in %; NA where it is undefined (S = 0 has no log-scale interval, R reports NA)."""
+    return "NA" if value is None or pd.isna(value) else f"{100 * float(value):.0f}"  # type: ignore[arg-type]
+
+
 def descriptive(table: pd.DataFrame) -> pd.DataFrame:
     """Rows (section, variable, level) by group columns."""
     def text(row: pd.Series) -> str:
@@ -57,8 +62,8 @@ def survival_summary(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataF
         for years in horizons:
             value = record.get(f"survival_{years}y")
             row[f"{years}-year, % (95% CI)"] = "n/a" if value is None or pd.isna(value) else (
-                f"{100 * value:.0f} ({100 * record[f'survival_{years}y_lower']:.0f}-"
-                f"{100 * record[f'survival_{years}y_upper']:.0f})")
+                f"{100 * value:.0f} ({_percent(record[f'survival_{years}y_lower'])}-"
+                f"{_percent(record[f'survival_{years}y_upper'])})")
         rows.append(row)
     return pd.DataFrame(rows)
 

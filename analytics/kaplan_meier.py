@@ -18,6 +18,8 @@ import pandas as pd
 from lifelines import KaplanMeierFitter
 from scipy.stats import norm
 
+from analytics.events import event_indicator
+
 CiMethod = Literal["log", "log-log", "plain"]
 CI_METHODS: tuple[CiMethod, ...] = ("log", "log-log", "plain")
 CI_LABEL = {"log": "log (R survival default, conf.type='log')", "log-log": "log-log (lifelines default)",
@@ -52,7 +54,7 @@ class KaplanMeier:
     def fit(self, durations: Sequence[float] | pd.Series, events: Sequence[bool] | pd.Series,
             label: str = "all") -> KaplanMeier:
         times = np.asarray(durations, dtype=float)
-        observed = np.asarray(events, dtype=bool)
+        observed = event_indicator(events)
         if times.size == 0:
             raise ValueError(f"{label}: no patients to estimate survival for")
         self.label = label
@@ -99,17 +101,19 @@ class KaplanMeier:
 
     def _quantile_time(self, curve: np.ndarray, p: float = 0.5) -> float:
         """R's rule: the first time the curve is <= p; when it sits exactly at p, the midpoint between that time
-        and the curve's next drop (censoring times on the flat stretch do not count)."""
+        and the curve's next drop (censoring times on the flat stretch do not count), or the last follow-up time
+        when it never drops again. A confidence limit that is
+        undefined (S = 0) never counts as reaching p, so a bound the band never reaches is NaN, as R's NA."""
         times = self.table_["time"].to_numpy()
-        values = np.nan_to_num(curve, nan=0.0)
+        values = curve  # a band is NaN where S = 0: it never reaches p there (R: the bound is NA)
         steps = np.flatnonzero(values <= p + _EXACT_HALF)
         if steps.size == 0:
             return float("nan")
         first = int(steps[0])
-        if abs(values[first] - p) < _EXACT_HALF:
+        if abs(values[first] - p) < _EXACT_HALF:  # flat at p until the next drop, or the end of follow-up
             drops = np.flatnonzero(values[first:] < values[first] - _EXACT_HALF)
-            if drops.size:
-                return float((times[first] + times[first + int(drops[0])]) / 2)
+            end = times[first + int(drops[0])] if drops.size else times[-1]
+            return float((times[first] + end) / 2)
         return float(times[first])
 
     def at(self, horizons: Sequence[float] | np.ndarray) -> list[SurvivalAt]:

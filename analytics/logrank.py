@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from analytics.events import event_indicator
+
 
 class LogRankTest:
     """k-group log-rank test; `fit` returns self.
@@ -25,7 +27,7 @@ class LogRankTest:
     def fit(self, durations: Sequence[float] | pd.Series, events: Sequence[bool] | pd.Series,
             groups: Sequence[object] | pd.Series) -> LogRankTest:
         times = np.asarray(durations, float)
-        observed = np.asarray(events, bool)
+        observed = event_indicator(events)
         labels = np.asarray(groups, object)
         levels = sorted(set(labels.tolist()), key=str)
         if len(levels) < 2:
@@ -41,9 +43,12 @@ class LogRankTest:
         variance = np.diag((spread[:, None] * share).sum(axis=0)) - (spread[:, None, None] * share[:, :, None]
                                                                      * share[:, None, :]).sum(axis=0)
         difference = (observed_by_group - expected)[:-1]
-        self.statistic_ = float(difference @ np.linalg.pinv(variance[:-1, :-1]) @ difference)
         self.degrees_of_freedom_ = len(levels) - 1
-        self.p_value_ = float(chi2.sf(self.statistic_, self.degrees_of_freedom_))
+        if deaths.sum() == 0:  # nothing to compare: R's survdiff gives chi-square 0 and no p-value (NA)
+            self.statistic_, self.p_value_ = 0.0, float("nan")
+        else:
+            self.statistic_ = float(difference @ np.linalg.pinv(variance[:-1, :-1]) @ difference)
+            self.p_value_ = float(chi2.sf(self.statistic_, self.degrees_of_freedom_))
         self.groups_ = pd.DataFrame({"group": levels, "n": [int((labels == level).sum()) for level in levels],
                                      "observed": observed_by_group, "expected": expected})
         return self

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, chi2_contingency, fisher_exact, random_table
+from scipy.stats.contingency import odds_ratio
 
 MONTE_CARLO_TABLES = 20_000
 _SEED = 20_170_731  # fixed, so a rerun gives the same p-value (the study's cut-off date)
@@ -59,9 +60,10 @@ def compare_groups(table: pd.DataFrame | np.ndarray) -> GroupComparison:
     if (expected >= 5).all():
         name = "chi-square (Yates)" if observed.shape == (2, 2) else "chi-square"
         return GroupComparison(name, float(statistic), float(p_value))
-    if observed.shape == (2, 2):
-        odds_ratio, p_exact = fisher_exact(observed)
-        return GroupComparison("Fisher's exact", float(odds_ratio), float(p_exact))
+    if observed.shape == (2, 2):  # the statistic: the conditional MLE of the odds ratio, as R's fisher.test
+        odds = odds_ratio(observed, kind="conditional").statistic
+        return GroupComparison("Fisher's exact (conditional MLE odds ratio)", float(odds),
+                               float(fisher_exact(observed).pvalue))
     return GroupComparison(f"Fisher's exact (Monte Carlo, {MONTE_CARLO_TABLES} tables)", float("nan"),
                            _fisher_monte_carlo(observed))
 

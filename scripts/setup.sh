@@ -44,3 +44,14 @@ if ! command -v chromium > /dev/null; then
     exit 1
   fi
 fi
+
+# R itself, for the differential tests of the statistics against R's survival and cmprsk (Debian's packages).
+# Without root they cannot be installed: the tests then skip, saying so.
+if ! (command -v Rscript > /dev/null && Rscript -e 'quit(status = !all(sapply(c("survival", "cmprsk"),
+      requireNamespace, quietly = TRUE)))' > /dev/null 2>&1); then
+  echo "setup: installing R with survival and cmprsk (for the differential tests against R)"
+  if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        r-base-core r-cran-survival r-cran-cmprsk) > .venv/apt-r.log 2>&1; then
+    echo "setup: R could not be installed (see .venv/apt-r.log); the tests against R will be skipped" >&2
+  fi
+fi

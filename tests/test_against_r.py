@@ -1,0 +1,113 @@
+"""Differential tests: the estimators against R's survival package itself, on many random datasets.
+
+Each dataset is drawn to reach the corners real centres reach: heavy ties (times in whole months over a short
+range), heavy censoring, groups without a single event, datasets with no event at all, a stratum of one patient,
+one-patient datasets. R computes survfit (log CI, R's default), quantile (median and its CI), survdiff, coxph
+(Efron and Breslow) and cox.zph (survival 3.x); every number must agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import CoxModel, KaplanMeier, LogRankTest
+from tests.r_reference import require_r, run_r
+
+DATASETS = 80
+Reference = tuple[dict[int, pd.DataFrame], dict[tuple[int, str], np.ndarray]]  # the datasets, and R's results
+SURVIVAL_R = """
+for (id in unique(d$dataset)) {
+  s <- d[d$dataset == id, ]
+  fit <- survfit(Surv(time, status) ~ 1, data = s, conf.type = "log")
+  emit(id, "km_time", fit$time); emit(id, "km_surv", fit$surv)
+  emit(id, "km_lower", fit$lower); emit(id, "km_upper", fit$upper)
+  q <- quantile(fit, 0.5)
+  emit(id, "median", c(q$quantile, q$lower, q$upper))
+  if (length(unique(s$group)) > 1) {
+    sd <- survdiff(Surv(time, status) ~ group, data = s)
+    emit(id, "chisq", sd$chisq); emit(id, "observed", sd$obs); emit(id, "expected", sd$exp)
+  }
+  if (s$kind[1] == "cox") for (ties in c("efron", "breslow")) {
+    f <- coxph(Surv(time, status) ~ x1 + x2 + strata(stratum), data = s, ties = ties)
+    emit(id, paste0(ties, "_coef"), coef(f)); emit(id, paste0(ties, "_se"), sqrt(diag(vcov(f))))
+    emit(id, paste0(ties, "_loglik"), f$loglik[2])
+    emit(id, paste0(ties, "_zph"), cox.zph(f, terms = FALSE)$table[, "chisq"])
+  }
+}
+"""
+
+
+def _datasets(count: int = DATASETS, seed: int = 20261203) -> Iterator[pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    for dataset in range(count):
+        cox = dataset % 2 == 0
+        n = int(rng.integers(40, 160)) if cox else int(rng.integers(1, 45))
+        x1, x2 = rng.normal(size=n), rng.integers(0, 2, size=n)
+        hazard = np.exp(0.6 * x1 - 0.8 * x2) if cox else np.ones(n)
+        spread = float(rng.choice([6.0, 24.0, 120.0]))  # short ranges in whole months: many ties
+        time = np.ceil(rng.exponential(spread / 4, size=n) / hazard).clip(1, spread)
+        status = (rng.random(n) > rng.choice([0.1, 0.5, 0.85 if not cox else 0.6])).astype(int)
+        group = rng.choice(np.array(["a", "b", "c"])[: int(rng.integers(2, 4))], size=n)
+        if dataset % 7 == 3:
+            status[group == "a"] = 0  # a group without events
+        if not cox and dataset % 10 == 5:
+            status[:] = 0  # no event at all
+        stratum = rng.choice(np.array(["s1", "s2"]), size=n)
+        stratum[0] = "alone"  # a stratum of one patient
+        yield pd.DataFrame({"dataset": dataset, "kind": "cox" if cox else "km", "time": time, "status": status,
+                            "group": group, "x1": x1.round(6), "x2": x2, "stratum": stratum})
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    require_r("survival")
+    data = pd.concat(list(_datasets()), ignore_index=True)
+    return dict(tuple(data.groupby("dataset"))), run_r(SURVIVAL_R, data, tmp_path_factory.mktemp("r"))
+
+
+def _close(ours: np.ndarray, theirs: np.ndarray, tolerance: float) -> bool:
+    return bool(np.allclose(np.asarray(ours, float), theirs, rtol=tolerance, atol=tolerance, equal_nan=True))
+
+
+def test_kaplan_meier_and_its_median_match_r_survfit(reference: Reference) -> None:
+    datasets, r = reference
+    for dataset, frame in datasets.items():
+        km = KaplanMeier("log").fit(frame["time"], frame["status"])
+        table = km.table_.set_index("time").reindex(r[(dataset, "km_time")])
+        for ours, theirs in (("survival", "km_surv"), ("lower", "km_lower"), ("upper", "km_upper")):
+            assert _close(table[ours].to_numpy(), r[(dataset, theirs)], 1e-10), (dataset, ours)
+        median = np.array([km.median_, km.median_lower_, km.median_upper_])
+        assert _close(median, r[(dataset, "median")], 1e-10), (dataset, median, r[(dataset, "median")])
+
+
+def test_log_rank_matches_r_survdiff(reference: Reference) -> None:
+    datasets, r = reference
+    compared = 0
+    for dataset, frame in datasets.items():
+        if frame["group"].nunique() < 2:
+            continue
+        test = LogRankTest().fit(frame["time"], frame["status"], frame["group"])
+        assert _close(np.array([test.statistic_]), r[(dataset, "chisq")], 1e-9), dataset
+        assert _close(test.groups_["observed"].to_numpy(), r[(dataset, "observed")], 1e-12), dataset
+        assert _close(test.groups_["expected"].to_numpy(), r[(dataset, "expected")], 1e-9), dataset
+        if test.groups_["observed"].sum() == 0:
+            assert np.isnan(test.p_value_)  # R: chi-square 0, p NA
+        compared += 1
+    assert compared > DATASETS * 0.9
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_cox_and_its_proportional_hazards_test_match_r(reference: Reference, ties: str) -> None:
+    datasets, r = reference
+    for dataset, frame in datasets.items():
+        if frame["kind"].iloc[0] != "cox":
+            continue
+        model = CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"], strata=["stratum"])  # type: ignore[arg-type]
+        assert _close(model.summary_["coef"].to_numpy(), r[(dataset, f"{ties}_coef")], 1e-5), (dataset, ties)
+        assert _close(model.summary_["se"].to_numpy(), r[(dataset, f"{ties}_se")], 1e-5), (dataset, ties)
+        assert _close(np.array([model.loglik_]), r[(dataset, f"{ties}_loglik")], 1e-7), (dataset, ties)
+        assert _close(model.ph_test_["chisq"].to_numpy(), r[(dataset, f"{ties}_zph")], 1e-4), (dataset, ties)
