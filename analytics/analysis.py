@@ -1,6 +1,7 @@
 """`analyse`: every output of the analytics stage for one cohort snapshot, written atomically.
 
-Outputs go to `<folder>/tables/<name>.csv|.parquet`, `<folder>/figures/figure1_<group>.png|.svg`,
+Outputs go to `<folder>/tables/<name>.csv|.parquet`, `<folder>/figures/figure1_<group>.png|.svg` and
+`figure2_<group>` (cumulative incidence),
 `<folder>/report.html` and `<folder>/summary.json`. They are written into a sibling staging folder and
 swapped in by renames, so a reader sees the previous complete outputs or the new complete ones, never a mix (a
 killed analysis's staging folder is removed by the next, `ilp.staging`).
@@ -19,10 +20,11 @@ import pandas as pd
 
 from analytics import descriptive, survival_tables
 from analytics.cohort import CohortData
+from analytics.competing_risks import CumulativeIncidence
 from analytics.disclosure import suppress
-from analytics.figures import figure1, save
+from analytics.figures import cumulative_incidence_figure, figure1, save
 from analytics.kaplan_meier import KaplanMeier
-from analytics.outputs import FIGURE1, HEADINGS, OUTPUTS
+from analytics.outputs import FIGURE1, FIGURE2, HEADINGS, OUTPUTS
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
 from ilp.staging import staging_folder
@@ -52,14 +54,16 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
         new = staging / "new"
         _write_tables(result.tables, new / "tables")
         figures = _figures(data, plan, new / "figures")
-        _report(result.tables, figures, data, plan, title, new / "report.html", unpublished)
+        incidence = _incidence_figures(data, plan, new / "figures")
+        _report(result.tables, figures, incidence, data, plan, title, new / "report.html", unpublished)
         summary = {**_summary(data, result.tables, plan), "published": not unpublished,
                    "blocking_failures": list(unpublished)}
         (new / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
         if folder.exists():  # swapped by renames only; the old outputs leave with the staging folder
             folder.rename(staging / "old")
         new.rename(folder)
-    result.figures = [folder / "figures" / p.name for paths in figures.values() for p in paths]
+    result.figures = [folder / "figures" / p.name for drawn in (figures, incidence) for paths in drawn.values()
+                      for p in paths]
     return result
 
 
@@ -69,7 +73,9 @@ def _tables(data: CohortData, plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
     for output in OUTPUTS:
         table = output.build(data, plan)
         if plan.suppress_small_cells and output.counts:
-            table = suppress(table, output.counts, output.derived, plan.min_cell)
+            derived = [c for c in table.columns if any(c == d or (d.endswith("*") and c.startswith(d[:-1]))
+                                                        for d in output.derived)]
+            table = suppress(table, output.counts, derived, plan.min_cell)
         tables[output.name] = table
     return tables
 
@@ -100,13 +106,35 @@ def _figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, li
     return figures
 
 
-def _report(tables: dict[str, pd.DataFrame], figures: dict[str, list[Path]], data: CohortData, plan: AnalysisPlan,
-            title: str, path: Path, unpublished: Sequence[str]) -> None:
+def _incidence_figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, list[Path]]:
+    """Figure 2 per group: the cumulative incidence of local relapse and of distant metastasis, death competing."""
+    hide_below = plan.min_cell if plan.suppress_small_cells else 0
+    figures: dict[str, list[Path]] = {}
+    for group, subset in descriptive.groups(data):
+        curves: dict[str, list[tuple[str, CumulativeIncidence]]] = {}
+        labels = {}
+        for endpoint in (e for e in plan.endpoints if e.name in survival_tables.COMPETING_ENDPOINTS):
+            event = survival_tables.COMPETING_ENDPOINTS[endpoint.name]
+            fitted = [(what, survival_tables.fit_cif(subset.cohort, endpoint, plan, cause))
+                      for what, cause in ((event, survival_tables.CAUSE), (f"death without {event.lower()}",
+                                                                           survival_tables.DEATH))]
+            curves[endpoint.name] = [(what, cif) for what, cif in fitted if cif is not None]
+            labels[endpoint.name] = event
+        title = "Pooled consortium" if group == descriptive.POOLED else f"Centre {group}"
+        figures[group] = save(cumulative_incidence_figure({k: c for k, c in curves.items() if c}, labels, title,
+                                                          hide_below), folder, f"figure2_{group}")
+    return figures
+
+
+def _report(tables: dict[str, pd.DataFrame], figures: dict[str, list[Path]], incidence: dict[str, list[Path]],
+            data: CohortData, plan: AnalysisPlan, title: str, path: Path, unpublished: Sequence[str]) -> None:
     sections = [Section(heading.title, heading.note, [(o.caption, o.show(tables[o.name], plan))
                                                       for o in OUTPUTS if o.heading == heading])
                 for heading in HEADINGS]
     sections.append(Section(FIGURE1.title, FIGURE1.note,
                             figures=[(f"Figure 1 ({group})", paths[0]) for group, paths in figures.items()]))
+    sections.append(Section(FIGURE2.title, FIGURE2.note,
+                            figures=[(f"Figure 2 ({group})", paths[0]) for group, paths in incidence.items()]))
     provenance = {"snapshot": data.source, "manifests": data.manifests, "version": version("ilp-cohort")}
     render(path, f"{title} (NOT PUBLISHED: preview)" if unpublished else title, sections, provenance, plan,
            unpublished)

@@ -9,11 +9,13 @@ proportional-hazards test is `cox.zph`'s (survival 3.x, Kaplan-Meier transform, 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
+from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from scipy.stats import norm
 
 from analytics import risksets
@@ -45,14 +47,21 @@ class CoxModel:
         times, events = model_frame[duration].to_numpy(float), model_frame[event].to_numpy(bool)
         groups = model_frame[list(strata)].astype(str).agg("/".join, axis=1).to_numpy() if strata else None
         if self.ties == "efron":
-            fitter = CoxPHFitter(alpha=self.alpha).fit(model_frame, duration_col=duration, event_col=event,
-                                                       strata=list(strata) or None,
-                                                       fit_options={"precision": 1e-10})  # R converges as far
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                fitter = CoxPHFitter(alpha=self.alpha).fit(model_frame, duration_col=duration, event_col=event,
+                                                           strata=list(strata) or None,
+                                                           fit_options={"precision": 1e-10})  # as far as R
+            trouble = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+            if trouble:  # a coefficient running off to infinity (monotone likelihood) is no estimate
+                raise ConvergenceError(f"the model did not converge: {trouble[0].split('. ')[0].strip()}")
             coef = fitter.params_[names].to_numpy(float)
             se = fitter.standard_errors_[names].to_numpy(float)
             self.loglik_ = float(fitter.log_likelihood_)
         else:
             coef, likelihood = risksets.fit(x, times, events, groups, self.ties)
+            if not likelihood.converged:
+                raise ConvergenceError("the model did not converge (a covariate may separate events perfectly)")
             se = np.sqrt(np.diag(np.linalg.inv(likelihood.information)))
             self.loglik_ = likelihood.loglik
         self.n_ = len(model_frame)

@@ -68,6 +68,25 @@ def survival_summary(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def competing_risks(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
+    """Per endpoint and group: events / competing deaths / n, and the incidence in % (CI) at each horizon."""
+    rows = []
+    for record in table.to_dict("records"):
+        row = {"Endpoint": record["label"], "Group": record["group"]}
+        if record.get("disclosure"):
+            row["Events / deaths / n"] = SUPPRESSED
+            rows.append(row)
+            continue
+        row["Events / deaths / n"] = f"{record['events']} / {record['competing_deaths']} / {record['n']}"
+        for years in horizons:
+            value = record.get(f"incidence_{years}y")
+            row[f"{years}-year, % (95% CI)"] = "n/a" if value is None or pd.isna(value) else (
+                f"{100 * value:.0f} ({_percent(record[f'incidence_{years}y_lower'])}-"
+                f"{_percent(record[f'incidence_{years}y_upper'])})")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def logrank(table: pd.DataFrame) -> pd.DataFrame:
     """Endpoint and factor rows, one column per group: 'chi2 3.21, p=0.073'."""
     def text(row: pd.Series) -> str:

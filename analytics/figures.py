@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
+from analytics.competing_risks import CumulativeIncidence
 from analytics.kaplan_meier import CI_LABEL, KaplanMeier
 from analytics.plan import AnalysisPlan
 
@@ -76,9 +77,11 @@ def _at_risk_rows(ax: Axes, curves: Sequence[tuple[str, KaplanMeier]], ticks: np
         y = -0.27 - 0.07 * row
         ax.text(-0.05, y, label, transform=ax.transAxes, ha="right", fontsize=8)
         for at_tick, estimate in zip(ticks, km.at(ticks * MONTHS_PER_YEAR), strict=True):
-            count = estimate.at_risk
-            text = f"<{hide_below}" if 0 < count < hide_below else str(count)
-            ax.text(at_tick, y, text, transform=transform, ha="center", fontsize=8)
+            ax.text(at_tick, y, _count(estimate.at_risk, hide_below), transform=transform, ha="center", fontsize=8)
+
+
+def _count(count: int, hide_below: int) -> str:
+    return f"<{hide_below}" if 0 < count < hide_below else str(count)
 
 
 def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
@@ -89,3 +92,31 @@ def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
     figure.savefig(paths[1], bbox_inches="tight")
     plt.close(figure)
     return paths
+
+
+def cumulative_incidence_figure(curves: dict[str, list[tuple[str, CumulativeIncidence]]], labels: dict[str, str],
+                                title: str, hide_below: int = 0) -> Figure:
+    """A panel per endpoint: the cumulative incidence of its event and of death without it, each with its band;
+    event counts below `hide_below` show as '<n'."""
+    names = list(curves)
+    figure, axes = plt.subplots(1, max(len(names), 1), figsize=(13, 5.2), squeeze=False)
+    for index, name in enumerate(names):
+        ax = axes[0][index]
+        horizon = 0.0
+        for label, cif in curves[name]:
+            table = cif.table_
+            horizon = max(horizon, float(table["time"].max()) / MONTHS_PER_YEAR if not table.empty else 0.0)
+            years = np.concatenate([[0.0], table["time"].to_numpy() / MONTHS_PER_YEAR])
+            line = ax.step(years, np.concatenate([[0.0], table["incidence"].to_numpy()]), where="post",
+                           label=f"{label} (events={_count(cif.events_, hide_below)})", linewidth=1.6)[0]
+            ax.fill_between(years, np.concatenate([[0.0], table["lower"].fillna(0).to_numpy()]),
+                            np.concatenate([[0.0], table["upper"].fillna(0).to_numpy()]), step="post", alpha=0.12,
+                            color=line.get_color())
+        ax.set(title=f"{PANEL_LETTERS[index]}  {labels[name]}", xlabel="Years", ylabel="Cumulative incidence",
+               ylim=(0, 1.02), xlim=(0, max(horizon, 1.0) * 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    figure.suptitle(f"{title}\nCumulative incidence (Aalen-Johansen), death as a competing event; 95% CI log(-log)",
+                    fontsize=12)
+    figure.tight_layout(rect=(0, 0, 1, 0.92))
+    return figure

@@ -37,6 +37,9 @@ TOXICITY = Heading("Toxicity and treatment", "Worst grade per patient; CTCAE row
 TABLE3 = Heading("Table 3. Oncological outcomes", "Median survival in years and survival rates, with 95% CI.")
 PROGNOSTIC = Heading("Prognostic factors", "Log-rank tests by each factor of the study, per centre and pooled; Cox "
                      "models on the pooled cohort.")
+COMPETING = Heading("Competing risks", "Cumulative incidence of local relapse and of distant metastasis with death "
+                    "as a competing event (Aalen-Johansen; variance as R's cmprsk::cuminc; 95% CI on the log(-log) "
+                    "scale), in %; the figure after Figure 1 draws them.")
 FIGURE1 = Heading("Figure 1. Survival curves", "a recurrence-free, b metastasis-free, c local relapse-free, "
                   "d overall survival; numbers at risk under each panel.")
 
@@ -46,7 +49,7 @@ class Output:
     """One result table, written as `tables/<name>.csv` and `.parquet` and shown in the report under `caption`.
 
     `counts` are the columns whose small values are suppressed (when the plan asks), and `derived` the columns
-    computed from them, blanked with them."""
+    computed from them, blanked with them (`name*`: every column whose name starts so)."""
 
     name: str
     build: Callable[[CohortData, AnalysisPlan], pd.DataFrame]
@@ -68,9 +71,14 @@ OUTPUTS = (
            "Between-centre comparisons"),
     Output("table3", survival_tables.table3, TABLE3, "Table 3",
            lambda table, plan: display.survival_summary(table, plan.horizons_years), ("n", "events"),
-           ("median_years", "median_lower_years", "median_upper_years")),
+           ("median_years", "median_lower_years", "median_upper_years", "survival_*")),
     Output("logrank", survival_tables.logrank_tests, PROGNOSTIC, "Log-rank tests",
            lambda table, _: display.logrank(table), ("smallest_group",), ("levels",)),
     Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table)),
+    Output("competing_risks", survival_tables.competing_risks, COMPETING, "Cumulative incidence",
+           lambda table, plan: display.competing_risks(table, plan.horizons_years),
+           ("n", "events", "competing_deaths"), ("incidence_*",)),
 )
-HEADINGS = (TABLE1, TABLE2, TOXICITY, TABLE3, PROGNOSTIC)  # the tables' sections; then FIGURE1
+HEADINGS = (TABLE1, TABLE2, TOXICITY, TABLE3, PROGNOSTIC, COMPETING)  # the tables' sections; then the figures
+FIGURE2 = Heading("Figure 2. Cumulative incidence", "a local relapse, b distant metastasis, each with death "
+                  "without it as the competing event; pooled consortium, then each centre.")

@@ -44,6 +44,7 @@ class PartialLikelihood:
     loglik: float
     score: np.ndarray
     information: np.ndarray
+    converged: bool = True  # set by `fit`: whether the iterations met the tolerance
 
 
 def partial_likelihood(x: np.ndarray, beta: np.ndarray, times: np.ndarray, events: np.ndarray,
@@ -100,6 +101,7 @@ def fit(x: np.ndarray, times: Sequence[float] | np.ndarray, events: Sequence[boo
     strata_array = None if strata is None else np.asarray(strata)
     beta = np.zeros(x.shape[1])
     current = partial_likelihood(x, beta, times, events, strata_array, ties)
+    converged = False
     for _ in range(max_iter):
         step = np.linalg.solve(current.information, current.score)
         candidate_beta = beta + step
@@ -114,4 +116,5 @@ def fit(x: np.ndarray, times: Sequence[float] | np.ndarray, events: Sequence[boo
         beta, current = candidate_beta, candidate
         if converged:
             break
+    current.converged = converged and bool(np.all(np.isfinite(beta)))
     return beta, current

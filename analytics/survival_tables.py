@@ -13,6 +13,7 @@ import pandas as pd
 from lifelines.exceptions import ConvergenceError
 
 from analytics.cohort import CohortData
+from analytics.competing_risks import CumulativeIncidence
 from analytics.cox import CoxModel
 from analytics.descriptive import POOLED, groups
 from analytics.kaplan_meier import CI_LABEL, KaplanMeier
@@ -90,15 +91,19 @@ def _logrank(frame: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
 
 
 def cox_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
-    """Per endpoint, the study's factors in one model: stratified by centre, and with centre as a covariate."""
+    """Per endpoint, the study's factors in one model: on the pooled cohort stratified by centre and with centre as a
+    covariate, then in each centre alone where its data let the model converge (a note says why where not)."""
     rows = []
     several = len(data.centres) > 1
-    models: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-        ("stratified by centre", (), ("centre_id",)), ("centre as covariate", ("centre_id",), ())] \
-        if several else [("single centre", (), ())]
+    models: list[tuple[str, pd.DataFrame | None, tuple[str, ...], tuple[str, ...]]] = [
+        ("stratified by centre", None, (), ("centre_id",)), ("centre as covariate", None, ("centre_id",), ())] \
+        if several else [("single centre", None, (), ())]
+    if several:
+        models += [(f"centre {c}", data.cohort[data.cohort["centre_id"] == c], (), ()) for c in data.centres]
     for endpoint in plan.endpoints:
-        frame = endpoint_data(data.cohort, endpoint)
-        for name, extra, strata in models:
+        pooled = endpoint_data(data.cohort, endpoint)
+        for name, cohort, extra, strata in models:
+            frame = pooled if cohort is None else endpoint_data(cohort, endpoint)
             base: dict[str, Any] = {"endpoint": endpoint.name, "model": name}
             try:
                 model = CoxModel(plan.alpha).fit(frame, "time", "event", [*COX_COVARIATES, *extra], strata,
@@ -108,4 +113,47 @@ def cox_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
                 continue
             for term in model.summary_.to_dict("records"):
                 rows.append({**base, **term, "n": model.n_, "events": model.events_, "note": ""})
+    return pd.DataFrame(rows)
+
+
+# The endpoints whose event competes with death, and what their event is called.
+COMPETING_ENDPOINTS = {"lrfs": "Local relapse", "mfs": "Distant metastasis"}
+CAUSE, DEATH = 1, 2
+
+
+def competing_data(cohort: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
+    """The endpoint's patients with `time` (months) and `cause`: 1 its event, 2 death without it (the patient left
+    follow-up by dying), 0 censored alive."""
+    frame = endpoint_data(cohort, endpoint)
+    died = frame["death_date"].notna() & ~frame["event"]
+    frame["cause"] = np.where(frame["event"], CAUSE, np.where(died, DEATH, 0))
+    return frame
+
+
+def fit_cif(cohort: pd.DataFrame, endpoint: Endpoint, plan: AnalysisPlan, cause: int = CAUSE
+            ) -> CumulativeIncidence | None:
+    frame = competing_data(cohort, endpoint)
+    if frame.empty:
+        return None
+    return CumulativeIncidence(plan.alpha).fit(frame["time"], frame["cause"], cause)
+
+
+def competing_risks(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
+    """Cumulative incidence of local relapse and of distant metastasis, death competing (Aalen-Johansen, cmprsk's
+    variance, log(-log) CI): per group and endpoint, n, events, competing deaths, incidence at each horizon."""
+    rows = []
+    horizons = [h * MONTHS_PER_YEAR for h in plan.horizons_years]
+    for group, subset in groups(data):
+        for endpoint in (e for e in plan.endpoints if e.name in COMPETING_ENDPOINTS):
+            frame = competing_data(subset.cohort, endpoint)
+            row: dict[str, Any] = {"group": group, "endpoint": endpoint.name,
+                                   "label": COMPETING_ENDPOINTS[endpoint.name],
+                                   "n": len(frame), "events": int((frame["cause"] == CAUSE).sum()),
+                                   "competing_deaths": int((frame["cause"] == DEATH).sum())}
+            cif = fit_cif(subset.cohort, endpoint, plan)
+            if cif is not None:
+                for years, at in zip(plan.horizons_years, cif.at(horizons).to_dict("records"), strict=True):
+                    row.update({f"incidence_{years}y": at["incidence"], f"incidence_{years}y_lower": at["lower"],
+                                f"incidence_{years}y_upper": at["upper"]})
+            rows.append(row)
     return pd.DataFrame(rows)

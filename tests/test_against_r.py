@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from analytics import CoxModel, KaplanMeier, LogRankTest
+from analytics.competing_risks import CumulativeIncidence
 from tests.r_reference import require_r, run_r
 
 DATASETS = 80
@@ -111,3 +112,42 @@ def test_cox_and_its_proportional_hazards_test_match_r(reference: Reference, tie
         assert _close(model.summary_["se"].to_numpy(), r[(dataset, f"{ties}_se")], 1e-5), (dataset, ties)
         assert _close(np.array([model.loglik_]), r[(dataset, f"{ties}_loglik")], 1e-7), (dataset, ties)
         assert _close(model.ph_test_["chisq"].to_numpy(), r[(dataset, f"{ties}_zph")], 1e-4), (dataset, ties)
+
+
+INCIDENCE_R = """
+suppressPackageStartupMessages(library(cmprsk))
+for (id in unique(d$dataset)) {
+  s <- d[d$dataset == id, ]
+  if (!any(s$cause == 1)) next
+  f <- cuminc(s$time, s$cause, cencode = 0)
+  times <- sort(unique(s$time[s$cause != 0]))
+  at <- timepoints(f, times)
+  emit(id, "cif_time", times); emit(id, "cif_est", at$est["1 1", ]); emit(id, "cif_var", at$var["1 1", ])
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def incidence_reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    require_r("survival", "cmprsk")
+    rng = np.random.default_rng(7)
+    frames = []
+    for frame in _datasets():
+        cause = np.where(frame["status"] == 1, rng.choice([1, 2], size=len(frame), p=[0.6, 0.4]), 0)
+        frames.append(frame.assign(cause=cause))
+    data = pd.concat(frames, ignore_index=True)
+    return dict(tuple(data.groupby("dataset"))), run_r(INCIDENCE_R, data, tmp_path_factory.mktemp("r"))
+
+
+def test_cumulative_incidence_matches_r_cmprsk(incidence_reference: Reference) -> None:
+    datasets, r = incidence_reference
+    compared = 0
+    for dataset, frame in datasets.items():
+        if (dataset, "cif_time") not in r:
+            continue
+        table = CumulativeIncidence().fit(frame["time"], frame["cause"], 1).table_.set_index("time")
+        assert np.array_equal(table.index.to_numpy(), r[(dataset, "cif_time")]), dataset
+        assert _close(table["incidence"].to_numpy(), r[(dataset, "cif_est")], 1e-10), dataset
+        assert _close(table["variance"].to_numpy(), r[(dataset, "cif_var")], 1e-10), dataset
+        compared += 1
+    assert compared > DATASETS * 0.8
