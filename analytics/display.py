@@ -7,6 +7,8 @@ Counts read '19 (46.3%)', medians '51 [21-76]', survival '63% (48-81)', medians 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
@@ -48,41 +50,38 @@ def descriptive(table: pd.DataFrame) -> pd.DataFrame:
 
 def survival_summary(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
     """Table 3: per endpoint and group, events/n, median in years (CI) and each horizon's rate (CI)."""
-    rows = []
-    for record in table.to_dict("records"):
-        row = {"Endpoint": record["label"], "Group": record["group"]}
-        if record.get("disclosure"):
-            row["Events / n"] = SUPPRESSED
-            rows.append(row)
-            continue
-        row["Events / n"] = f"{record['events']} / {record['n']}"
-        row["Median, years (95% CI)"] = (f"{_number(record.get('median_years'))} "
-                                         f"({_number(record.get('median_lower_years'))}-"
-                                         f"{_number(record.get('median_upper_years'))})")
-        for years in horizons:
-            value = record.get(f"survival_{years}y")
-            row[f"{years}-year, % (95% CI)"] = "n/a" if value is None or pd.isna(value) else (
-                f"{100 * value:.0f} ({_percent(record[f'survival_{years}y_lower'])}-"
-                f"{_percent(record[f'survival_{years}y_upper'])})")
-        rows.append(row)
-    return pd.DataFrame(rows)
+    def median(record: dict[str, Any]) -> dict[str, str]:
+        return {"Median, years (95% CI)": f"{_number(record.get('median_years'))} "
+                                          f"({_number(record.get('median_lower_years'))}-"
+                                          f"{_number(record.get('median_upper_years'))})"}
+    return _by_horizon(table, horizons, "survival", "Events / n", lambda r: f"{r['events']} / {r['n']}", median)
 
 
 def competing_risks(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
     """Per endpoint and group: events / competing deaths / n, and the incidence in % (CI) at each horizon."""
+    return _by_horizon(table, horizons, "incidence", "Events / deaths / n",
+                       lambda r: f"{r['events']} / {r['competing_deaths']} / {r['n']}")
+
+
+def _by_horizon(table: pd.DataFrame, horizons: tuple[int, ...], estimate: str, counted: str,
+                counts: Callable[[dict[str, Any]], str],
+                more: Callable[[dict[str, Any]], dict[str, str]] = lambda _: {}) -> pd.DataFrame:
+    """One row per endpoint and group: the counts, `more`, and `<estimate>_<years>y` in % with its CI per horizon
+    (a suppressed row shows only that it is suppressed)."""
     rows = []
     for record in table.to_dict("records"):
         row = {"Endpoint": record["label"], "Group": record["group"]}
         if record.get("disclosure"):
-            row["Events / deaths / n"] = SUPPRESSED
+            row[counted] = SUPPRESSED
             rows.append(row)
             continue
-        row["Events / deaths / n"] = f"{record['events']} / {record['competing_deaths']} / {record['n']}"
+        row[counted] = counts(record)
+        row.update(more(record))
         for years in horizons:
-            value = record.get(f"incidence_{years}y")
+            value = record.get(f"{estimate}_{years}y")
             row[f"{years}-year, % (95% CI)"] = "n/a" if value is None or pd.isna(value) else (
-                f"{100 * value:.0f} ({_percent(record[f'incidence_{years}y_lower'])}-"
-                f"{_percent(record[f'incidence_{years}y_upper'])})")
+                f"{100 * value:.0f} ({_percent(record[f'{estimate}_{years}y_lower'])}-"
+                f"{_percent(record[f'{estimate}_{years}y_upper'])})")
         rows.append(row)
     return pd.DataFrame(rows)
 
