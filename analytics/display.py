@@ -59,8 +59,13 @@ def survival_summary(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataF
 
 def competing_risks(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
     """Per endpoint and group: events / competing deaths / n, and the incidence in % (CI) at each horizon."""
+    def gray(record: dict[str, Any]) -> dict[str, str]:
+        p = record.get("between_centres_p")
+        return {"Between centres (Gray's test)": "" if p is None or pd.isna(p) else
+                f"chi2 {record['between_centres_chi_square']:.2f} (df {int(record['between_centres_df'])}), "
+                f"p={p:.3g}"}
     return _by_horizon(table, horizons, "incidence", "Events / deaths / n",
-                       lambda r: f"{r['events']} / {r['competing_deaths']} / {r['n']}")
+                       lambda r: f"{r['events']} / {r['competing_deaths']} / {r['n']}", gray)
 
 
 def _by_horizon(table: pd.DataFrame, horizons: tuple[int, ...], estimate: str, counted: str,

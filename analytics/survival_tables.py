@@ -13,7 +13,7 @@ import pandas as pd
 from lifelines.exceptions import ConvergenceError
 
 from analytics.cohort import CohortData
-from analytics.competing_risks import CumulativeIncidence
+from analytics.competing_risks import CumulativeIncidence, GrayTest
 from analytics.cox import CoxModel
 from analytics.descriptive import POOLED, groups
 from analytics.kaplan_meier import CI_LABEL, KaplanMeier
@@ -140,7 +140,8 @@ def fit_cif(cohort: pd.DataFrame, endpoint: Endpoint, plan: AnalysisPlan, cause:
 
 def competing_risks(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
     """Cumulative incidence of local relapse and of distant metastasis, death competing (Aalen-Johansen, cmprsk's
-    variance, log(-log) CI): per group and endpoint, n, events, competing deaths, incidence at each horizon."""
+    variance, log(-log) CI): per group and endpoint, n, events, competing deaths, incidence at each horizon; on the
+    pooled rows, Gray's test between centres."""
     rows = []
     horizons = [h * MONTHS_PER_YEAR for h in plan.horizons_years]
     for group, subset in groups(data):
@@ -151,6 +152,10 @@ def competing_risks(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
                                    "n": len(frame), "events": int((frame["cause"] == CAUSE).sum()),
                                    "competing_deaths": int((frame["cause"] == DEATH).sum())}
             cif = fit_cif(subset.cohort, endpoint, plan)
+            if group == POOLED and frame["centre_id"].nunique() > 1 and (frame["cause"] == CAUSE).any():
+                gray = GrayTest().fit(frame["time"], frame["cause"], frame["centre_id"], CAUSE)
+                row.update({"between_centres_chi_square": gray.statistic_, "between_centres_df":
+                            gray.degrees_of_freedom_, "between_centres_p": gray.p_value_})
             if cif is not None:
                 for years, at in zip(plan.horizons_years, cif.at(horizons).to_dict("records"), strict=True):
                     row.update({f"incidence_{years}y": at["incidence"], f"incidence_{years}y_lower": at["lower"],

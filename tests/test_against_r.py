@@ -3,7 +3,8 @@
 Each dataset is drawn to reach the corners real centres reach: heavy ties (times in whole months over a short
 range), heavy censoring, groups without a single event, datasets with no event at all, a stratum of one patient,
 one-patient datasets. R computes survfit (log CI, R's default), quantile (median and its CI), survdiff, coxph
-(Efron and Breslow) and cox.zph (survival 3.x); every number must agree.
+(Efron and Breslow) and cox.zph (survival 3.x), and cmprsk's cuminc (cumulative incidence, its variance and
+Gray's test, with and without strata); every number must agree.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from analytics import CoxModel, KaplanMeier, LogRankTest
-from analytics.competing_risks import CumulativeIncidence
+from analytics.competing_risks import CumulativeIncidence, GrayTest
 from tests.r_reference import require_r, run_r
 
 DATASETS = 80
@@ -123,6 +124,10 @@ for (id in unique(d$dataset)) {
   times <- sort(unique(s$time[s$cause != 0]))
   at <- timepoints(f, times)
   emit(id, "cif_time", times); emit(id, "cif_est", at$est["1 1", ]); emit(id, "cif_var", at$var["1 1", ])
+  if (length(unique(s$group)) > 1) {
+    emit(id, "gray", cuminc(s$time, s$cause, s$group, cencode = 0)$Tests["1", "stat"])
+    emit(id, "gray_strata", cuminc(s$time, s$cause, s$group, s$stratum, cencode = 0)$Tests["1", "stat"])
+  }
 }
 """
 
@@ -151,3 +156,18 @@ def test_cumulative_incidence_matches_r_cmprsk(incidence_reference: Reference) -
         assert _close(table["variance"].to_numpy(), r[(dataset, "cif_var")], 1e-10), dataset
         compared += 1
     assert compared > DATASETS * 0.8
+
+
+def test_grays_test_matches_r_cmprsk(incidence_reference: Reference) -> None:
+    datasets, r = incidence_reference
+    compared = 0
+    for dataset, frame in datasets.items():
+        if (dataset, "gray") not in r:
+            continue
+        plain = GrayTest().fit(frame["time"], frame["cause"], frame["group"], 1)
+        stratified = GrayTest().fit(frame["time"], frame["cause"], frame["group"], 1, strata=frame["stratum"])
+        for ours, theirs in ((plain, "gray"), (stratified, "gray_strata")):  # R: -1 where it cannot test
+            expected = np.where(r[(dataset, theirs)] == -1, np.nan, r[(dataset, theirs)])
+            assert _close(np.array([ours.statistic_]), expected, 1e-8), (dataset, theirs)
+        compared += 1
+    assert compared > DATASETS * 0.7
