@@ -111,17 +111,18 @@ def _flatten(wide: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def cox(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per model term with HR (CI), p and the proportional-hazards check."""
+def cox(table: pd.DataFrame, ratio: str = "HR") -> pd.DataFrame:
+    """One row per model term with HR (CI), p and, for Cox models, the proportional-hazards check."""
     def hr(row: pd.Series) -> str:
         if row.get("note"):
             return row["note"]
         return f"{row['hazard_ratio']:.2f} ({row['hr_lower']:.2f}-{row['hr_upper']:.2f})"
     shown = pd.DataFrame({"Endpoint": table["endpoint"], "Model": table["model"], "Term": table.get("term"),
-                          "HR (95% CI)": table.apply(hr, axis=1)})
+                          f"{ratio} (95% CI)": table.apply(hr, axis=1)})
     if "p" in table.columns:
         shown["p"] = table["p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
-        shown["PH test p"] = table["ph_test_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
+        if "ph_test_p" in table.columns:
+            shown["PH test p"] = table["ph_test_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
         shown["n / events"] = [f"{n:.0f} / {e:.0f}" if not pd.isna(n) else "" for n, e in
                                zip(table["n"], table["events"], strict=True)]
     return shown

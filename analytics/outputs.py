@@ -39,7 +39,9 @@ PROGNOSTIC = Heading("Prognostic factors", "Log-rank tests by each factor of the
                      "models on the pooled cohort.")
 COMPETING = Heading("Competing risks", "Cumulative incidence of local relapse and of distant metastasis with death "
                     "as a competing event (Aalen-Johansen; variance as R's cmprsk::cuminc; 95% CI on the log(-log) "
-                    "scale), in %; the figure after Figure 1 draws them.")
+                    "scale), in %, with Gray's test between centres; Fine-Gray models of the study's factors "
+                    "(subdistribution hazard ratios, sandwich variance, as cmprsk::crr). Figure 2 draws the "
+                    "incidence.")
 FIGURE1 = Heading("Figure 1. Survival curves", "a recurrence-free, b metastasis-free, c local relapse-free, "
                   "d overall survival; numbers at risk under each panel.")
 
@@ -78,6 +80,8 @@ OUTPUTS = (
     Output("competing_risks", survival_tables.competing_risks, COMPETING, "Cumulative incidence",
            lambda table, plan: display.competing_risks(table, plan.horizons_years),
            ("n", "events", "competing_deaths"), ("incidence_*",)),
+    Output("fine_gray", survival_tables.fine_gray_models, COMPETING, "Fine-Gray models (subdistribution hazard ratios)",
+           lambda table, _: display.cox(table, ratio="SHR")),
 )
 HEADINGS = (TABLE1, TABLE2, TOXICITY, TABLE3, PROGNOSTIC, COMPETING)  # the tables' sections; then the figures
 FIGURE2 = Heading("Figure 2. Cumulative incidence", "a local relapse, b distant metastasis, each with death "

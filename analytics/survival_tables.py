@@ -14,8 +14,9 @@ from lifelines.exceptions import ConvergenceError
 
 from analytics.cohort import CohortData
 from analytics.competing_risks import CumulativeIncidence, GrayTest
-from analytics.cox import CoxModel
+from analytics.cox import CoxModel, design_matrix
 from analytics.descriptive import POOLED, groups
+from analytics.fine_gray import FineGray
 from analytics.kaplan_meier import CI_LABEL, KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan
@@ -161,4 +162,27 @@ def competing_risks(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
                     row.update({f"incidence_{years}y": at["incidence"], f"incidence_{years}y_lower": at["lower"],
                                 f"incidence_{years}y_upper": at["upper"]})
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fine_gray_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
+    """Per competing endpoint, the study's factors (and centre, in a consortium) in a Fine-Gray model of the
+    subdistribution hazard of its event, death competing; a note where the model cannot be estimated."""
+    rows = []
+    extra = ("centre_id",) if len(data.centres) > 1 else ()
+    for endpoint in (e for e in plan.endpoints if e.name in COMPETING_ENDPOINTS):
+        frame = competing_data(data.cohort, endpoint)[["time", "cause", *COX_COVARIATES, *extra]].dropna()
+        base: dict[str, Any] = {"endpoint": endpoint.name, "model": f"Fine-Gray: {COMPETING_ENDPOINTS[endpoint.name]}"}
+        design = design_matrix(frame, [*COX_COVARIATES, *extra], CATEGORICAL)
+        try:
+            if design.shape[1] == 0 or not (frame["cause"] == CAUSE).any():
+                raise ValueError("no covariate varies, or no event")
+            model = FineGray(plan.alpha).fit(frame["time"], frame["cause"], design, CAUSE)
+            if not model.converged_:
+                raise ConvergenceError("the model did not converge")
+        except (ConvergenceError, ValueError, np.linalg.LinAlgError) as error:
+            rows.append({**base, "term": "", "note": f"not estimable: {str(error).splitlines()[0]}"})
+            continue
+        for term in model.summary_.to_dict("records"):
+            rows.append({**base, **term, "n": model.n_, "events": model.events_, "note": ""})
     return pd.DataFrame(rows)

@@ -4,7 +4,8 @@ Each dataset is drawn to reach the corners real centres reach: heavy ties (times
 range), heavy censoring, groups without a single event, datasets with no event at all, a stratum of one patient,
 one-patient datasets. R computes survfit (log CI, R's default), quantile (median and its CI), survdiff, coxph
 (Efron and Breslow) and cox.zph (survival 3.x), and cmprsk's cuminc (cumulative incidence, its variance and
-Gray's test, with and without strata); every number must agree.
+Gray's test, with and without strata) and crr (Fine-Gray coefficients and their sandwich standard errors);
+every number must agree.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from analytics import CoxModel, KaplanMeier, LogRankTest
 from analytics.competing_risks import CumulativeIncidence, GrayTest
+from analytics.fine_gray import FineGray
 from tests.r_reference import require_r, run_r
 
 DATASETS = 80
@@ -124,6 +126,10 @@ for (id in unique(d$dataset)) {
   times <- sort(unique(s$time[s$cause != 0]))
   at <- timepoints(f, times)
   emit(id, "cif_time", times); emit(id, "cif_est", at$est["1 1", ]); emit(id, "cif_var", at$var["1 1", ])
+  if (s$kind[1] == "cox") {
+    f <- crr(s$time, s$cause, cbind(s$x1, s$x2), failcode = 1, cencode = 0, gtol = 1e-10)
+    if (f$converged) { emit(id, "crr_coef", f$coef); emit(id, "crr_se", sqrt(diag(f$var))) }
+  }
   if (length(unique(s$group)) > 1) {
     emit(id, "gray", cuminc(s$time, s$cause, s$group, cencode = 0)$Tests["1", "stat"])
     emit(id, "gray_strata", cuminc(s$time, s$cause, s$group, s$stratum, cencode = 0)$Tests["1", "stat"])
@@ -156,6 +162,19 @@ def test_cumulative_incidence_matches_r_cmprsk(incidence_reference: Reference) -
         assert _close(table["variance"].to_numpy(), r[(dataset, "cif_var")], 1e-10), dataset
         compared += 1
     assert compared > DATASETS * 0.8
+
+
+def test_fine_gray_matches_r_crr(incidence_reference: Reference) -> None:
+    datasets, r = incidence_reference
+    compared = 0
+    for dataset, frame in datasets.items():
+        if (dataset, "crr_coef") not in r:
+            continue
+        model = FineGray().fit(frame["time"], frame["cause"], frame[["x1", "x2"]], 1)
+        assert _close(model.params_, r[(dataset, "crr_coef")], 1e-6), dataset
+        assert _close(model.standard_errors_, r[(dataset, "crr_se")], 1e-6), dataset
+        compared += 1
+    assert compared > DATASETS * 0.4
 
 
 def test_grays_test_matches_r_cmprsk(incidence_reference: Reference) -> None:
