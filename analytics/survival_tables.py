@@ -6,6 +6,8 @@ An endpoint's patients are those with a time and an event flag (the declaration'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -105,16 +107,20 @@ def cox_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
         pooled = endpoint_data(data.cohort, endpoint)
         for name, cohort, extra, strata in models:
             frame = pooled if cohort is None else endpoint_data(cohort, endpoint)
-            base: dict[str, Any] = {"endpoint": endpoint.name, "model": name}
-            try:
-                model = CoxModel(plan.alpha).fit(frame, "time", "event", [*COX_COVARIATES, *extra], strata,
-                                                 categorical=CATEGORICAL)
-            except (ConvergenceError, ValueError, np.linalg.LinAlgError) as error:
-                rows.append({**base, "term": "", "note": f"not estimable: {str(error).splitlines()[0]}"})
-                continue
-            for term in model.summary_.to_dict("records"):
-                rows.append({**base, **term, "n": model.n_, "events": model.events_, "note": ""})
+            rows += _model_rows({"endpoint": endpoint.name, "model": name}, partial(
+                CoxModel(plan.alpha).fit, frame, "time", "event", [*COX_COVARIATES, *extra], strata,
+                categorical=CATEGORICAL))
     return pd.DataFrame(rows)
+
+
+def _model_rows(base: dict[str, Any], fit: Callable[[], CoxModel | FineGray]) -> list[dict[str, Any]]:
+    """A fitted model's terms as rows, or one row saying why the model could not be estimated."""
+    try:
+        model = fit()
+    except (ConvergenceError, ValueError, np.linalg.LinAlgError) as error:
+        return [{**base, "term": "", "note": f"not estimable: {str(error).splitlines()[0]}"}]
+    return [{**base, **term, "n": model.n_, "events": model.events_, "note": ""}
+            for term in model.summary_.to_dict("records")]
 
 
 # The endpoints whose event competes with death, and what their event is called.
@@ -172,17 +178,16 @@ def fine_gray_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
     extra = ("centre_id",) if len(data.centres) > 1 else ()
     for endpoint in (e for e in plan.endpoints if e.name in COMPETING_ENDPOINTS):
         frame = competing_data(data.cohort, endpoint)[["time", "cause", *COX_COVARIATES, *extra]].dropna()
-        base: dict[str, Any] = {"endpoint": endpoint.name, "model": f"Fine-Gray: {COMPETING_ENDPOINTS[endpoint.name]}"}
-        design = design_matrix(frame, [*COX_COVARIATES, *extra], CATEGORICAL)
-        try:
-            if design.shape[1] == 0 or not (frame["cause"] == CAUSE).any():
-                raise ValueError("no covariate varies, or no event")
-            model = FineGray(plan.alpha).fit(frame["time"], frame["cause"], design, CAUSE)
-            if not model.converged_:
-                raise ConvergenceError("the model did not converge")
-        except (ConvergenceError, ValueError, np.linalg.LinAlgError) as error:
-            rows.append({**base, "term": "", "note": f"not estimable: {str(error).splitlines()[0]}"})
-            continue
-        for term in model.summary_.to_dict("records"):
-            rows.append({**base, **term, "n": model.n_, "events": model.events_, "note": ""})
+        rows += _model_rows({"endpoint": endpoint.name, "model": f"Fine-Gray: {COMPETING_ENDPOINTS[endpoint.name]}"},
+                            partial(_fine_gray, frame, [*COX_COVARIATES, *extra], plan))
     return pd.DataFrame(rows)
+
+
+def _fine_gray(frame: pd.DataFrame, covariates: list[str], plan: AnalysisPlan) -> FineGray:
+    design = design_matrix(frame, covariates, CATEGORICAL)
+    if design.shape[1] == 0 or not (frame["cause"] == CAUSE).any():
+        raise ValueError("no covariate varies, or no event")
+    model = FineGray(plan.alpha).fit(frame["time"], frame["cause"], design, CAUSE)
+    if not model.converged_:
+        raise ConvergenceError("the model did not converge")
+    return model
