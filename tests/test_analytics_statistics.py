@@ -20,7 +20,7 @@ import pytest
 from lifelines.datasets import load_lung, load_rossi
 from lifelines.statistics import multivariate_logrank_test
 
-from analytics import CoxModel, KaplanMeier, LogRankTest, compare_groups, exact_rate
+from analytics import CoxModel, KaplanMeier, LogRankTest, compare_groups, descriptive, display, exact_rate
 from analytics.disclosure import suppress
 
 
@@ -131,3 +131,37 @@ def test_small_counts_and_what_derives_from_them_are_suppressed() -> None:
     shown = suppress(table, ["n"], ["estimate"], min_cell=5)
     assert shown["n"].tolist() == [0, None, 12] and shown["estimate"].tolist() == [0.0, None, 40.0]
     assert shown["disclosure"].tolist() == ["", "suppressed: count below 5", ""]
+
+
+def test_median_limits_are_missing_where_r_reports_na() -> None:
+    two = KaplanMeier().fit([3, 5], [True, True])
+    assert (two.median_, two.median_lower_) == (4.0, 3.0) and math.isnan(two.median_upper_)  # R: 4, 3, NA
+    one = KaplanMeier().fit([5], [True])
+    assert one.median_ == 5.0 and math.isnan(one.median_lower_) and math.isnan(one.median_upper_)  # R: 5, NA, NA
+
+
+def test_event_indicators_are_read_as_r_surv_reads_them() -> None:
+    assert KaplanMeier().fit([1, 2, 3], [1, 2, 1]).events_ == 1  # 1/2 coding: 2 is the event
+    assert KaplanMeier().fit([1, 2, 3], [0, 1, 1]).events_ == 2
+    with pytest.raises(ValueError, match="0/1"):
+        KaplanMeier().fit([1, 2, 3], [0, 1, 3])
+    with pytest.raises(ValueError, match="missing"):
+        LogRankTest().fit([1, 2], [1.0, float("nan")], ["a", "b"])
+
+
+def test_no_events_give_no_p_value_and_undefined_limits_print_na() -> None:
+    test = LogRankTest().fit([1, 2, 3, 4], [0, 0, 0, 0], ["a", "a", "b", "b"])
+    assert test.statistic_ == 0 and math.isnan(test.p_value_)  # R: chi-square 0, p NA
+    row = pd.DataFrame([{"label": "OS", "group": "pooled", "events": 3, "n": 3, "median_years": 1.0,
+                         "median_lower_years": 1.0, "median_upper_years": float("nan"), "survival_5y": 0.0,
+                         "survival_5y_lower": float("nan"), "survival_5y_upper": float("nan")}])
+    shown = display.survival_summary(row, (5,)).iloc[0]
+    assert shown["5-year, % (95% CI)"] == "0 (NA-NA)" and shown["Median, years (95% CI)"] == "1 (1-NR)"
+
+
+def test_grades_are_labelled_as_their_scales_write_them() -> None:
+    levels = {variable: dict(labels) for _, variable, _, labels in descriptive.OUTCOME_CATEGORIES}
+    clavien = levels["Clavien-Dindo complication (worst)"]
+    assert list(clavien.values()) == ["Grade I", "Grade II", "Grade IIIa", "Grade IIIb", "Grade IVa", "Grade IVb",
+                                      "Grade V"]
+    assert levels["Wieberdink regional toxicity (worst)"]["IV"] == "Grade IV"
