@@ -15,11 +15,12 @@ from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
 from analytics import AnalysisPlan, CohortData, read_snapshot
+from analytics.outputs import OUTPUTS
 from analytics.survival_tables import table3
 from ilp.cli import app
 from tests.conftest import DemoRun
 
-TABLES = ("table1", "table2", "outcomes", "centre_comparisons", "table3", "logrank", "cox")
+TABLES = tuple(output.name for output in OUTPUTS)  # every registered output is written
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -67,6 +68,9 @@ def test_every_table_and_figure_is_written(demo_run: DemoRun) -> None:
         assert (folder / "figures" / f"figure1_{group}.png").stat().st_size > 10_000
         for label in ("Years", "Survival probability", "At risk", "Overall survival", "Recurrence-free survival"):
             assert label in svg, (group, label)
+        incidence = (folder / "figures" / f"figure2_{group}.svg").read_text()
+        for label in ("Cumulative incidence", "Local relapse", "Distant metastasis", "death without local relapse"):
+            assert label in incidence, (group, label)
     table1 = pd.read_csv(folder / "tables" / "table1.csv")
     assert table1.query("group == 'aurora' and variable == 'Number of patients'")["n"].item() == 41
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # no staging left
@@ -89,12 +93,14 @@ def test_the_report_renders_in_headless_chromium(demo_run: DemoRun, tmp_path: Pa
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     for title in ("Provenance", "Methods", "Table 1", "Table 2", "Toxicity and treatment", "Table 3",
-                  "Prognostic factors", "Figure 1"):
+                  "Prognostic factors", "Competing risks", "Figure 1", "Figure 2"):
         assert any(h.startswith(title) for h in headings), (title, headings)
-    for caption in ("Table 1", "Table 2", "Table 3", "Log-rank tests", "Cox models", "Between-centre comparisons"):
+    for caption in ("Table 1", "Table 2", "Table 3", "Log-rank tests", "Cox models", "Between-centre comparisons",
+                    "Cumulative incidence", "Fine-Gray models (subdistribution hazard ratios)"):
         assert caption in captions
-    assert figures == [f"Figure 1 ({g})" for g in ("pooled", "aurora", "borealis", "cascade")]
-    assert len(image_widths) == 4 and min(image_widths) > 800  # every figure decoded
+    groups = ("pooled", "aurora", "borealis", "cascade")
+    assert figures == [f"Figure {n} ({g})" for n in (1, 2) for g in groups]
+    assert len(image_widths) == 8 and min(image_widths) > 800  # every figure decoded
     assert all(url.startswith(("file:", "data:")) for url in requests)  # self-contained: nothing fetched
     assert (tmp_path / "report.png").stat().st_size > 100_000
 
