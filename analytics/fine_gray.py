@@ -72,75 +72,83 @@ def _censoring_left(times: np.ndarray, kind: np.ndarray) -> np.ndarray:
 
 
 class _Data:
-    """Sorted data and the weighted risk sets of each failure from the cause."""
+    """Sorted data, and the weighted risk sets of the cause's failure times as cumulative sums: patients still
+    followed (time >= t, summed from the end) and patients who failed from a competing cause before t (summed from
+    the start, weighted 1/G(t_i-), then scaled by G(t-)). Linear in the number of patients."""
 
     def __init__(self, times: np.ndarray, kind: np.ndarray, x: np.ndarray, g_left: np.ndarray) -> None:
         self.times, self.kind, self.x, self.g_left = times, kind, x, g_left
-        self.failures = np.flatnonzero(kind == CAUSE)
+        failures = kind == CAUSE
+        self.fail_times = np.unique(times[failures])
+        self.d = np.bincount(np.searchsorted(self.fail_times, times[failures]),
+                             minlength=self.fail_times.size).astype(float)
+        self.start = np.searchsorted(times, self.fail_times, side="left")  # first row still followed
+        self.g_fail = g_left[self.start]  # G(t-) at each failure time
+        self.fail_x = np.stack([np.bincount(np.searchsorted(self.fail_times, times[failures]), weights=x[failures, k],
+                                            minlength=self.fail_times.size) for k in range(x.shape[1])], axis=1)
 
-    def weights(self, beta: np.ndarray, at: float, g_at: float) -> np.ndarray:
-        """Each patient's weight in the risk set at time `at`: exp(x b) while followed, times G(at-)/G(t_i-) after
-        a competing failure, 0 after censoring."""
+    def risk_sets(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """exp(x b) per row, and per failure time the weighted risk set's sum, mean and second moment."""
         risk = np.exp(self.x @ beta)
-        followed = self.times >= at
-        competed = ~followed & (self.kind == OTHER)
-        return np.where(followed, risk, np.where(competed, risk * g_at / self.g_left, 0.0))
+        competed = np.where(self.kind == OTHER, risk / self.g_left, 0.0)
+        sums = []
+        for power in range(3):  # sum of w, w x and w x x' over the followed and over the competed
+            terms = [w[:, None, None] * self.x[:, :, None] * self.x[:, None, :] if power == 2 else
+                     w[:, None] * self.x if power == 1 else w for w in (risk, competed)]
+            g = self.g_fail.reshape(-1, *[1] * power)
+            sums.append(_from_end(terms[0])[self.start] + g * _from_start(terms[1])[self.start])
+        s0, s1, s2 = sums
+        return risk, s0, s1 / s0[:, None], s2 / s0[:, None, None]
 
     def likelihood(self, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        p = self.x.shape[1]
-        loglik, score, information = 0.0, np.zeros(p), np.zeros((p, p))
-        for t in np.unique(self.times[self.failures]):
-            tied = self.failures[self.times[self.failures] == t]
-            w = self.weights(beta, t, self.g_left[tied[0]])
-            s0, s1 = w.sum(), w @ self.x
-            mean = s1 / s0
-            loglik += float((self.x[tied] @ beta).sum() - tied.size * np.log(s0))
-            score += self.x[tied].sum(axis=0) - tied.size * mean
-            information += tied.size * ((self.x * w[:, None]).T @ self.x / s0 - np.outer(mean, mean))
+        _, s0, mean, second = self.risk_sets(beta)
+        loglik = float((self.fail_x @ beta).sum() - (self.d * np.log(s0)).sum())
+        score = (self.fail_x - self.d[:, None] * mean).sum(axis=0)
+        information = np.einsum("k,kij->ij", self.d, second - mean[:, :, None] * mean[:, None, :])
         return loglik, score, information
 
     def sandwich_middle(self, beta: np.ndarray) -> np.ndarray:
         """Sum over patients of (eta_i + psi_i)(eta_i + psi_i)': the score's variation (eta) plus what estimating
         the censoring distribution adds (psi)."""
-        n, p = self.x.shape
-        risk = np.exp(self.x @ beta)
-        # per failure j: the risk set's sum and mean at its time
-        sets = [self.weights(beta, self.times[j], self.g_left[j]) for j in self.failures]
-        s0 = np.array([w.sum() for w in sets])
-        means = np.array([w @ self.x / w.sum() for w in sets]) if sets else np.zeros((0, p))
-        eta = np.zeros((n, p))
-        fail_times = self.times[self.failures]
-        for i in range(n):  # the compensator's part: i in each failure's risk set, with its weight there
-            scale = np.where(fail_times <= self.times[i], risk[i], 0.0)
-            if self.kind[i] == OTHER:
-                scale = np.where(fail_times > self.times[i], risk[i] * self.g_left[self.failures] / self.g_left[i],
-                                 scale)
-            eta[i] = -((self.x[i] - means) * (scale / s0)[:, None]).sum(axis=0)
-        eta[self.failures] += self.x[self.failures] - means  # the failures' own part
-        psi = self._psi(beta, risk, s0, means)
-        total = eta + psi
-        return total.T @ total
+        risk, s0, mean, _ = self.risk_sets(beta)
+        a, b = self.d / s0, (self.d / s0)[:, None] * mean
+        # eta: each failure's compensator over the patients in its risk set, and the failures' own terms
+        upto = np.searchsorted(self.fail_times, self.times, side="right")  # failure times <= t_i
+        a_before, b_before = _from_start(a)[upto], _from_start(b)[upto]
+        a_after, b_after = _from_end(a * self.g_fail)[upto], _from_end(b * self.g_fail[:, None])[upto]
+        eta = -risk[:, None] * (self.x * a_before[:, None] - b_before)
+        competed = self.kind == OTHER
+        eta[competed] -= (risk / self.g_left)[competed, None] * (self.x[competed] * a_after[competed, None]
+                                                                 - b_after[competed])
+        failures = self.kind == CAUSE
+        eta[failures] += self.x[failures] - mean[np.searchsorted(self.fail_times, self.times[failures])]
+        influence = eta + self._psi(risk, s0, mean)
+        return influence.T @ influence
 
-    def _psi(self, beta: np.ndarray, risk: np.ndarray, s0: np.ndarray, means: np.ndarray) -> np.ndarray:
+    def _psi(self, risk: np.ndarray, s0: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """The censoring distribution's part of each patient's influence (Fine and Gray 1999, section 3)."""
-        n, p = self.x.shape
-        psi = np.zeros((n, p))
-        accumulated = np.zeros(p)
-        fail_times = self.times[self.failures]
-        for t in np.unique(self.times):
-            here = np.flatnonzero(self.times == t)
-            censored_here = here[self.kind[here] == CENSORED]
-            q = np.zeros(p)
-            if censored_here.size:
-                at_risk = np.count_nonzero(self.times >= t)
-                competed = np.flatnonzero((self.times < t) & (self.kind == OTHER))
-                for k in np.flatnonzero(fail_times >= t):
-                    j = self.failures[k]
-                    w = risk[competed] * self.g_left[j] / self.g_left[competed]
-                    q += (w @ self.x[competed] - means[k] * w.sum()) / s0[k]
-                accumulated = accumulated - q * censored_here.size / at_risk ** 2
-                psi[here] = accumulated
-                psi[censored_here] += q / at_risk
-            else:
-                psi[here] = accumulated
+        censored = self.kind == CENSORED
+        times, counts = np.unique(self.times[censored], return_counts=True)
+        at_risk = self.times.size - np.searchsorted(self.times, times, side="left")
+        competed = np.where(self.kind == OTHER, risk / self.g_left, 0.0)
+        before = np.searchsorted(self.times, times, side="left")  # rows with time < t
+        c0, c1 = _from_start(competed)[before], _from_start(competed[:, None] * self.x)[before]
+        weight = self.d * self.g_fail / s0
+        later = np.searchsorted(self.fail_times, times, side="left")  # failure times >= t
+        w_after, m_after = _from_end(weight)[later], _from_end(weight[:, None] * mean)[later]
+        q = c1 * w_after[:, None] - c0[:, None] * m_after
+        accumulated = np.cumsum(-q * (counts / at_risk ** 2)[:, None], axis=0)
+        at = np.searchsorted(times, self.times, side="right") - 1  # the last censoring time <= t_i
+        psi = np.where((at >= 0)[:, None], accumulated[np.maximum(at, 0)], 0.0)
+        psi[censored] += q[at[censored]] / at_risk[at[censored], None]
         return psi
+
+
+def _from_end(values: np.ndarray) -> np.ndarray:
+    """[k] = sum of values[k:], with a trailing 0 (k = len)."""
+    return np.concatenate([np.cumsum(values[::-1], axis=0)[::-1], np.zeros((1, *values.shape[1:]))])
+
+
+def _from_start(values: np.ndarray) -> np.ndarray:
+    """[k] = sum of values[:k], with a leading 0 (k = 0)."""
+    return np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)])

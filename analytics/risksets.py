@@ -18,24 +18,6 @@ import numpy as np
 Ties = Literal["efron", "breslow"]
 
 
-@dataclass(frozen=True)
-class EventTime:
-    """One distinct event time of one stratum: its tied events' rows, and the risk set's rows (time >= t)."""
-
-    events: np.ndarray
-    at_risk: np.ndarray
-
-
-def event_times(times: np.ndarray, events: np.ndarray, strata: np.ndarray) -> list[EventTime]:
-    """Every distinct (stratum, event time), in stratum then time order."""
-    found = []
-    for stratum in np.unique(strata):
-        rows = np.flatnonzero(strata == stratum)
-        for t in np.unique(times[rows][events[rows]]):
-            found.append(EventTime(rows[(times[rows] == t) & events[rows]], rows[times[rows] >= t]))
-    return found
-
-
 @dataclass
 class PartialLikelihood:
     """Log-likelihood, score and information of the partial likelihood at `beta` (p covariates), and, for the
@@ -54,42 +36,75 @@ def partial_likelihood(x: np.ndarray, beta: np.ndarray, times: np.ndarray, event
     information are those of the covariates (x, x * g(t)) with the second block's coefficients at 0."""
     x = np.asarray(x, float)
     n, p = x.shape
-    strata = np.zeros(n, int) if strata is None else np.asarray(strata)
-    events = np.asarray(events, bool)
+    times, events = np.asarray(times, float), np.asarray(events, bool)
+    layers = np.zeros(n, int) if strata is None else np.unique(np.asarray(strata).astype(str), return_inverse=True)[1]
     eta = (x - x.mean(axis=0)) @ beta  # centred: the same likelihood (as R's coxph), without overflow in exp
     top = float(eta.max())
     weights = np.exp(eta - top)  # log-likelihood terms add `top` back
-    extended = g is not None
-    size = 2 * p if extended else p
-    loglik, score, information = 0.0, np.zeros(size), np.zeros((size, size))
-    for moment in event_times(np.asarray(times, float), events, strata):
-        risk_w = weights[moment.at_risk]
-        s0, s1 = risk_w.sum(), risk_w @ x[moment.at_risk]
-        s2 = (x[moment.at_risk] * risk_w[:, None]).T @ x[moment.at_risk]
-        tied_w = weights[moment.events]
-        e0, e1 = tied_w.sum(), tied_w @ x[moment.events]
-        e2 = (x[moment.events] * tied_w[:, None]).T @ x[moment.events]
-        d = moment.events.size
-        fractions = np.arange(d) / d if ties == "efron" else np.zeros(d)
-        loglik += float(eta[moment.events].sum())
-        block_score = x[moment.events].sum(axis=0)
-        block_info = np.zeros((p, p))
-        for f in fractions:
-            r0, r1, r2 = s0 - f * e0, s1 - f * e1, s2 - f * e2
-            mean = r1 / r0
-            loglik -= top + float(np.log(r0))
-            block_score -= mean
-            block_info += r2 / r0 - np.outer(mean, mean)
-        score[:p] += block_score
-        information[:p, :p] += block_info
-        if extended:
-            assert g is not None
-            gt = float(g[moment.events[0]])
-            score[p:] += gt * block_score
-            information[:p, p:] += gt * block_info
-            information[p:, :p] += gt * block_info
-            information[p:, p:] += gt * gt * block_info
-    return PartialLikelihood(loglik, score, information)
+    loglik, score, blocks, g_at = 0.0, np.zeros(p), [], []
+    for layer in np.unique(layers):
+        rows = np.flatnonzero(layers == layer)
+        moments = _moments(x[rows], weights[rows], times[rows], events[rows], ties)
+        if moments is None:
+            continue
+        tied_x, means, covariances, first_rows, log_r0 = moments
+        loglik += float(eta[rows][events[rows]].sum()) - float(log_r0.sum()) - top * log_r0.size
+        block_scores = tied_x - means  # per event time: its events' covariates minus the risk-set means
+        score += block_scores.sum(axis=0)
+        blocks.append((block_scores, covariances))
+        if g is not None:
+            g_at.append(np.asarray(g, float)[rows][first_rows])
+    information = sum((c.sum(axis=0) for _, c in blocks), np.zeros((p, p)))
+    if g is None:
+        return PartialLikelihood(loglik, score, information)
+    gs = np.concatenate(g_at) if g_at else np.zeros(0)
+    scores = np.concatenate([b for b, _ in blocks]) if blocks else np.zeros((0, p))
+    covs = np.concatenate([c for _, c in blocks]) if blocks else np.zeros((0, p, p))
+    extended_info = np.block([[information, np.einsum("t,tij->ij", gs, covs)],
+                              [np.einsum("t,tij->ij", gs, covs), np.einsum("t,tij->ij", gs * gs, covs)]])
+    return PartialLikelihood(loglik, np.concatenate([score, gs @ scores]), extended_info)
+
+
+def _moments(x: np.ndarray, w: np.ndarray, times: np.ndarray, events: np.ndarray, ties: Ties
+             ) -> tuple[np.ndarray, ...] | None:
+    """Per distinct event time of one stratum (ascending): its events' covariate sum, the risk-set means and
+    covariances summed over the Efron (or Breslow) steps, a row of its events, and every step's log risk-set sum.
+    Risk sets (time >= t) are cumulative sums from the longest time down: linear in the number of rows."""
+    if not events.any():
+        return None
+    order = np.argsort(-times, kind="stable")
+    x, w, times, events = x[order], w[order], times[order], events[order]
+    c0 = np.cumsum(w)
+    c1 = np.cumsum(w[:, None] * x, axis=0)
+    c2 = np.cumsum(w[:, None, None] * x[:, :, None] * x[:, None, :], axis=0)
+    event_times = np.unique(times[events])
+    rows = np.flatnonzero(events)
+    label = np.searchsorted(event_times, times[rows])  # which event time each event belongs to
+    last = np.searchsorted(-times, -event_times, side="right") - 1  # the last row (shortest time) still at risk
+    s0, s1, s2 = c0[last], c1[last], c2[last]
+    d = np.bincount(label, minlength=event_times.size).astype(float)
+    e0 = np.bincount(label, weights=w[rows], minlength=event_times.size)
+    e1 = np.stack([np.bincount(label, weights=w[rows] * x[rows, k], minlength=event_times.size)
+                   for k in range(x.shape[1])], axis=1)
+    e2 = np.zeros_like(s2)
+    np.add.at(e2, label, w[rows, None, None] * x[rows, :, None] * x[rows, None, :])
+    tied_x = np.stack([np.bincount(label, weights=x[rows, k], minlength=event_times.size)
+                       for k in range(x.shape[1])], axis=1)
+    means, covariances = np.zeros_like(s1), np.zeros_like(s2)
+    log_r0 = []
+    for step in range(int(d.max())):  # Efron: the k-th of d tied events sees the risk set less k/d of them
+        active = d > step
+        f = np.where(active, step / d if ties == "efron" else 0.0, 0.0)
+        r0 = s0 - f * e0
+        r1 = s1 - f[:, None] * e1
+        r2 = s2 - f[:, None, None] * e2
+        mean = r1 / r0[:, None]
+        means += np.where(active[:, None], mean, 0.0)
+        covariances += np.where(active[:, None, None], r2 / r0[:, None, None] - mean[:, :, None] * mean[:, None, :],
+                                0.0)
+        log_r0.append(np.log(r0[active]))
+    first_rows = order[rows[np.unique(label, return_index=True)[1]]]
+    return tied_x, means, covariances, first_rows, np.concatenate(log_r0)
 
 
 def fit(x: np.ndarray, times: Sequence[float] | np.ndarray, events: Sequence[bool] | np.ndarray,
