@@ -142,11 +142,14 @@ class BulkSource(Source):
         """Whether to send our credentials with a file download; refuses hosts nobody allowed."""
         parts = urlsplit(url)
         host = parts.netloc
-        if host == urlsplit(self.client.base_url).netloc:
+        if self.settings.same_server(url):
             return True
         if host not in self.settings.file_hosts and parts.hostname not in self.settings.file_hosts:
-            raise SourceProtocolError(f"{self.client.base_url}: $export file on another host ({host}) that the "
-                                      "configuration does not allow (file_hosts)")
+            raise SourceProtocolError(
+                f"{self.client.base_url}: $export file on another host ({host}) that the configuration does not "
+                f"allow. If that host serves the export's files, list it in the source's file_hosts = [\"{host}\"] "
+                f"(credentials are sent only if the export says they are required); if it is this same server "
+                f"under another name, in same_server_hosts")
         return bool(manifest.get("requiresAccessToken"))
 
     def _lines(self, url: str, manifest: dict[str, Any], what: str) -> Iterator[str]:

@@ -63,7 +63,6 @@ class RestSource(Source):
         # resources. Empty: everything on the server.
         self.cohort_codes = ILP_PROCEDURE_CODES if settings.cohort_only else ()
         self.client = client or FhirClient(settings)
-        self.origin = urlsplit(self.client.base_url)[:2]
 
     def close(self) -> None:
         self.client.close()
@@ -143,9 +142,12 @@ class RestSource(Source):
             if url in visited:
                 raise SourceProtocolError(f"{self.client.base_url}: {what} paging loops back to {url}")
             visited.add(url)
-            if urlsplit(url)[:2] != self.origin:
-                raise SourceProtocolError(f"{self.client.base_url}: {what} next link points to another server "
-                                          f"({urlsplit(url).netloc}); refusing to follow it with our credentials")
+            if not self.settings.same_server(url):
+                other = urlsplit(url).netloc
+                raise SourceProtocolError(
+                    f"{self.client.base_url}: {what} next link points to another server ({other}); refusing to "
+                    f"follow it with our credentials. If {other} is this same server under another name, list it "
+                    f"in the source's configuration: same_server_hosts = [\"{other}\"]")
             response, bundle = self.client.get_json(url, f"{what} page {progress_state.pages + 1}")
             if bundle.get("resourceType") != "Bundle":
                 raise SourceProtocolError(f"{self.client.base_url}: {what} page is a {bundle.get('resourceType')}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -69,6 +70,16 @@ class ServerSettings(TransportSettings):
 
     base_url: str
     auth: AuthSettings = AuthSettings()
+    # Other names of this same server (a host name, any port, or host:port), e.g. the name its next links use when
+    # the base URL names it by address: links to them are followed, and get our credentials, as the base URL's do.
+    same_server_hosts: tuple[str, ...] = ()
+
+    def same_server(self, url: str) -> bool:
+        """Whether `url` is on this server: its base URL's scheme and host, or one of its listed other names."""
+        base, other = urlsplit(self.base_url), urlsplit(url)
+        return other.scheme == base.scheme and (
+            other.netloc == base.netloc or other.netloc in self.same_server_hosts
+            or other.hostname in self.same_server_hosts)
 
     @field_validator("base_url")
     @classmethod

@@ -5,6 +5,7 @@ were not meant to go."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,27 @@ def test_a_next_link_to_another_host_is_not_followed(aurora: FhirTestServer, tmp
     monkeypatch.setenv("ILP_TEST_TOKEN", "next-link-token")
     auth = AuthSettings(kind="bearer", token=SecretRef(env="ILP_TEST_TOKEN"))
     before = aurora.stats()["requests"]
-    with pytest.raises(SourceProtocolError, match=r"next link points to another server \(localhost:\d+\)"):
+    with pytest.raises(SourceProtocolError, match=r"next link points to another server \(localhost:\d+\)") as refused:
         _pull(rest(aurora, page_size=50, resource_types=("Observation",), auth=auth), tmp_path)
     assert aurora.stats()["requests"] == before + 3  # metadata, the first page, our stats call: nothing more
     assert not _published(tmp_path)
+    assert re.search(r'same_server_hosts = \["localhost:\d+"\]', str(refused.value))  # says how to allow it
+
+
+def test_a_server_known_under_another_name_is_followed_when_configured(
+        aurora: FhirTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Declared as the same server, `localhost` gets the pages and the token, and the pull is complete; another
+    name that was not declared still gets nothing."""
+    held = server_versions(aurora.base, ("Observation",))  # read before the server asks for a token
+    aurora.configure(paging={"nextHost": "localhost"}, auth={"mode": "bearer", "token": "alias-token"})
+    monkeypatch.setenv("ILP_TEST_TOKEN", "alias-token")
+    auth = AuthSettings(kind="bearer", token=SecretRef(env="ILP_TEST_TOKEN"))
+    run = _pull(rest(aurora, page_size=50, resource_types=("Observation",), auth=auth,
+                     same_server_hosts=("localhost",)), tmp_path)
+    assert landed_versions(run, ("Observation",)) == held
+    with pytest.raises(SourceProtocolError, match="another server"):
+        _pull(rest(aurora, page_size=50, resource_types=("Observation",), auth=auth,
+                   same_server_hosts=("fhir.elsewhere.example",)), tmp_path / "other")
 
 
 def test_a_resource_deleted_while_paging_does_not_hide_another(aurora: FhirTestServer, tmp_path: Path,
