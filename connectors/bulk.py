@@ -26,7 +26,7 @@ from connectors.landing import REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import BATCH, land_items, parse_lines
 from connectors.progress import PullProgress
 from connectors.rest import RestSource
-from connectors.settings import BulkSettings, RestSettings
+from connectors.settings import BulkSettings, RestSettings, host_listed
 from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
 from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
@@ -92,7 +92,8 @@ class BulkSource(Source):
         self._delete_job(job["status_url"])
         terminology = tuple(t for t in self.resource_types if t in TERMINOLOGY_TYPES)
         if terminology:  # not exportable per patient: searched on the same server, with the same credentials
-            searches = RestSettings(base_url=self.settings.base_url)  # over this source's own connection
+            # over this source's own connection; its other names are this server's for the searches too
+            searches = RestSettings(base_url=self.settings.base_url, same_server_hosts=self.settings.same_server_hosts)
             RestSource(searches, terminology, self.client).pull_types(run, terminology, progress)
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url, "level": self.settings.level,
@@ -140,11 +141,10 @@ class BulkSource(Source):
 
     def _authenticated(self, url: str, manifest: dict[str, Any]) -> bool:
         """Whether to send our credentials with a file download; refuses hosts nobody allowed."""
-        parts = urlsplit(url)
-        host = parts.netloc
+        host = urlsplit(url).netloc
         if self.settings.same_server(url):
             return True
-        if host not in self.settings.file_hosts and parts.hostname not in self.settings.file_hosts:
+        if not host_listed(url, self.settings.file_hosts):
             raise SourceProtocolError(
                 f"{self.client.base_url}: $export file on another host ({host}) that the configuration does not "
                 f"allow. If that host serves the export's files, list it in the source's file_hosts = [\"{host}\"] "

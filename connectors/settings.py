@@ -77,9 +77,7 @@ class ServerSettings(TransportSettings):
     def same_server(self, url: str) -> bool:
         """Whether `url` is on this server: its base URL's scheme and host, or one of its listed other names."""
         base, other = urlsplit(self.base_url), urlsplit(url)
-        return other.scheme == base.scheme and (
-            other.netloc == base.netloc or other.netloc in self.same_server_hosts
-            or other.hostname in self.same_server_hosts)
+        return other.scheme == base.scheme and (other.netloc == base.netloc or host_listed(url, self.same_server_hosts))
 
     @field_validator("base_url")
     @classmethod
@@ -87,6 +85,12 @@ class ServerSettings(TransportSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("expected an http(s) URL of the FHIR base, e.g. https://fhir.example.org/r4")
         return value.rstrip("/")
+
+
+def host_listed(url: str, hosts: tuple[str, ...]) -> bool:
+    """Whether the URL's host is listed, as a host name (any port) or as host:port."""
+    parts = urlsplit(url)
+    return parts.netloc in hosts or parts.hostname in hosts
 
 
 class RestSettings(ServerSettings):

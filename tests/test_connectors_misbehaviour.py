@@ -120,6 +120,17 @@ def test_a_resource_deleted_while_paging_does_not_hide_another(aurora: FhirTestS
     assert {t["id"] for t in landed_lines(later, "tombstones")} == deleted
 
 
+def test_a_bulk_sources_conceptmap_search_knows_the_servers_other_names(aurora: FhirTestServer, tmp_path: Path) -> None:
+    """ConceptMaps are searched beside the export, over the bulk source's connection: a next link naming the
+    server by a declared other name is followed there too."""
+    aurora.post({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "ConceptMap", "id": f"map-{n}", "status": "active"},
+         "request": {"method": "PUT", "url": f"ConceptMap/map-{n}"}} for n in range(3)]})
+    aurora.configure(paging={"maxCount": 1, "nextHost": "localhost"})
+    run = _pull(bulk(aurora, resource_types=("Patient", "ConceptMap"), same_server_hosts=("localhost",)), tmp_path)
+    assert sorted(landed_versions(run, ("ConceptMap",))["ConceptMap"]) == ["map-0", "map-1", "map-2"]
+
+
 @pytest.mark.parametrize("kind", ["rest", "bulk"])
 def test_a_search_whose_total_keeps_moving_lands_with_a_warning_in_the_manifest(
         aurora: FhirTestServer, tmp_path: Path, kind: str) -> None:
