@@ -100,10 +100,13 @@ def _figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, li
                 [(descriptive.POOLED, subset)] + [(c, subset.for_centre(c)) for c in centres]
             fitted = [(label, survival_tables.fit_km(d.cohort, endpoint, plan, label)) for label, d in labelled]
             curves[endpoint.name] = [(label, km) for label, km in fitted if km is not None]
-        title = "Pooled consortium" if group == descriptive.POOLED else f"Centre {group}"
-        figures[group] = save(figure1({k: c for k, c in curves.items() if c}, plan, title, hide_below), folder,
+        figures[group] = save(figure1({k: c for k, c in curves.items() if c}, plan, _title(group), hide_below), folder,
                               f"figure1_{group}")
     return figures
+
+
+def _title(group: str) -> str:
+    return "Pooled consortium" if group == descriptive.POOLED else f"Centre {group}"
 
 
 def _incidence_figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, list[Path]]:
@@ -113,16 +116,16 @@ def _incidence_figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> di
     for group, subset in descriptive.groups(data):
         curves: dict[str, list[tuple[str, CumulativeIncidence]]] = {}
         labels = {}
-        for endpoint in (e for e in plan.endpoints if e.name in survival_tables.COMPETING_ENDPOINTS):
+        for endpoint in survival_tables.competing_endpoints(plan):
             event = survival_tables.COMPETING_ENDPOINTS[endpoint.name]
-            fitted = [(what, survival_tables.fit_cif(subset.cohort, endpoint, plan, cause))
+            frame = survival_tables.competing_data(subset.cohort, endpoint)
+            fitted = [(what, survival_tables.fit_cif(frame, plan, cause))
                       for what, cause in ((event, survival_tables.CAUSE), (f"death without {event.lower()}",
                                                                            survival_tables.DEATH))]
             curves[endpoint.name] = [(what, cif) for what, cif in fitted if cif is not None]
             labels[endpoint.name] = event
-        title = "Pooled consortium" if group == descriptive.POOLED else f"Centre {group}"
-        figures[group] = save(cumulative_incidence_figure({k: c for k, c in curves.items() if c}, labels, title,
-                                                          hide_below), folder, f"figure2_{group}")
+        figures[group] = save(cumulative_incidence_figure({k: c for k, c in curves.items() if c}, labels,
+                                                          _title(group), hide_below), folder, f"figure2_{group}")
     return figures
 
 

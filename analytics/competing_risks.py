@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, norm
 
+from analytics.counting import at_risk, per_time
+
 CENSORED = 0
 
 
@@ -35,12 +37,11 @@ class CumulativeIncidence:
         failed = labels != censored
         of_interest = labels == cause
         event_times = np.unique(times[failed])
-        ordered = np.sort(times)
-        at_risk = (ordered.size - np.searchsorted(ordered, event_times, side="left")).astype(float)
-        d1 = np.array([np.count_nonzero(of_interest & (times == t)) for t in event_times], float)
-        d2 = np.array([np.count_nonzero(failed & ~of_interest & (times == t)) for t in event_times], float)
-        incidence, variance = _cuminc(at_risk, d1, d2)
-        self.table_ = pd.DataFrame({"time": event_times, "at_risk": at_risk.astype(int), "events": d1.astype(int),
+        followed = at_risk(times, event_times).astype(float)
+        d1 = per_time(event_times, times[of_interest])
+        d2 = per_time(event_times, times[failed & ~of_interest])
+        incidence, variance = _cuminc(followed, d1, d2)
+        self.table_ = pd.DataFrame({"time": event_times, "at_risk": followed.astype(int), "events": d1.astype(int),
                                     "competing": d2.astype(int), "incidence": incidence, "variance": variance})
         self.table_["lower"], self.table_["upper"] = self._band(incidence, variance)
         self.n_ = int(times.size)
@@ -132,22 +133,22 @@ def _gray_stratum(times: np.ndarray, kind: np.ndarray, group: np.ndarray, groups
                   rho: float) -> tuple[np.ndarray, np.ndarray]:
     """The scores of the first K-1 groups and their covariance in one stratum (Gray 1988, section 2)."""
     k1 = groups - 1
-    at_risk = np.bincount(group, minlength=groups).astype(float)
+    followed = np.bincount(group, minlength=groups).astype(float)
     f_before, s_before = np.zeros(groups), np.ones(groups)  # per group: F of the cause, all-cause KM, at t-
     pooled_before = 0.0
     score, v = np.zeros(k1), np.zeros((k1, k1))
     c, v2, v3 = np.zeros((groups, groups)), np.zeros((k1, groups)), np.zeros(groups)
-    for t in np.unique(times):
-        here = times == t
-        d = np.zeros((3, groups))
-        np.add.at(d, (kind[here], group[here]), 1.0)
+    distinct, position = np.unique(times, return_inverse=True)
+    counts = np.zeros((distinct.size, 3, groups))  # per time: censored, the cause, other causes; per group
+    np.add.at(counts, (position, kind, group), 1.0)
+    for d in counts:
         n1, n2 = d[1].sum(), d[2].sum()
         if n1 > 0 or n2 > 0:
-            present = at_risk > 0
-            safe = np.where(present, at_risk, 1.0)
-            s_after = np.where(present, s_before * (at_risk - d[1] - d[2]) / safe, s_before)
+            present = followed > 0
+            safe = np.where(present, followed, 1.0)
+            s_after = np.where(present, s_before * (followed - d[1] - d[2]) / safe, s_before)
             f_after = np.where(present, f_before + s_before * d[1] / safe, f_before)
-            h = np.divide(at_risk, s_before, out=np.zeros(groups), where=present)  # weighted risk sets
+            h = np.divide(followed, s_before, out=np.zeros(groups), where=present)  # weighted risk sets
             total_h = h.sum()
             total_r = (h * (1.0 - f_before)).sum()
             pooled = pooled_before + n1 / total_h
@@ -161,7 +162,7 @@ def _gray_stratum(times: np.ndarray, kind: np.ndarray, group: np.ndarray, groups
                 for k in np.flatnonzero(present):
                     t4 = 1.0 - (1.0 - pooled) / s_after[k] if s_after[k] > 0 else 1.0
                     t5 = 1.0 - (n1 - 1.0) / (total_h * s_before[k] - 1.0) if n1 > 1 else 1.0
-                    t3 = t5 * s_before[k] * n1 / (total_h * at_risk[k])
+                    t3 = t5 * s_before[k] * n1 / (total_h * followed[k])
                     v3[k] += t4 * t4 * t3
                     t1 = a[:k1, k] - t4 * c[:k1, k]
                     v2[:, k] += t1 * t4 * t3
@@ -169,13 +170,13 @@ def _gray_stratum(times: np.ndarray, kind: np.ndarray, group: np.ndarray, groups
             if n2 > 0:
                 for k in np.flatnonzero((s_after > 0) & (d[2] > 0)):
                     t4 = (1.0 - pooled) / s_after[k]
-                    t5 = 1.0 - (d[2][k] - 1.0) / (at_risk[k] - 1.0) if d[2][k] > 1 else 1.0
-                    t3 = t5 * s_before[k] ** 2 * d[2][k] / at_risk[k] ** 2
+                    t5 = 1.0 - (d[2][k] - 1.0) / (followed[k] - 1.0) if d[2][k] > 1 else 1.0
+                    t3 = t5 * s_before[k] ** 2 * d[2][k] / followed[k] ** 2
                     v3[k] += t4 * t4 * t3
                     t1 = t4 * c[:k1, k]
                     v2[:, k] -= t1 * t4 * t3
                     v += np.outer(t1, t1) * t3
             f_before, s_before, pooled_before = f_after, s_after, pooled
-        at_risk -= np.bincount(group[here], minlength=groups)
+        followed -= d.sum(axis=0)
     v += (c[:k1] * v3) @ c[:k1].T + c[:k1] @ v2.T + v2 @ c[:k1].T
     return score, v

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from analytics.counting import left_product_limit, per_time
+
 CENSORED, CAUSE, OTHER = 0, 1, 2
 
 
@@ -31,7 +33,7 @@ class FineGray:
         labels = np.asarray(causes, object)[order]
         kind = np.where(labels == cause, CAUSE, np.where(labels == censored, CENSORED, OTHER))
         x = covariates.to_numpy(float)[order]
-        self._data = _Data(times, kind, x - x.mean(axis=0), _censoring_left(times, kind))
+        self._data = _Data(times, kind, x - x.mean(axis=0), left_product_limit(times, kind == CENSORED))
         beta = np.zeros(x.shape[1])
         current = self._data.likelihood(beta)
         self.converged_ = False
@@ -62,15 +64,6 @@ class FineGray:
         return self
 
 
-def _censoring_left(times: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """G(t_i-): the Kaplan-Meier of the censoring times, just before each (sorted) time."""
-    censor_times, counts = np.unique(times[kind == CENSORED], return_counts=True)
-    at_risk = times.size - np.searchsorted(times, censor_times, side="left")
-    survival = np.cumprod(1.0 - counts / at_risk)
-    before = np.searchsorted(censor_times, times, side="left")
-    return np.concatenate([[1.0], survival])[before]
-
-
 class _Data:
     """Sorted data, and the weighted risk sets of the cause's failure times as cumulative sums: patients still
     followed (time >= t, summed from the end) and patients who failed from a competing cause before t (summed from
@@ -80,25 +73,26 @@ class _Data:
         self.times, self.kind, self.x, self.g_left = times, kind, x, g_left
         failures = kind == CAUSE
         self.fail_times = np.unique(times[failures])
-        self.d = np.bincount(np.searchsorted(self.fail_times, times[failures]),
-                             minlength=self.fail_times.size).astype(float)
+        self.d = per_time(self.fail_times, times[failures])
         self.start = np.searchsorted(times, self.fail_times, side="left")  # first row still followed
         self.g_fail = g_left[self.start]  # G(t-) at each failure time
-        self.fail_x = np.stack([np.bincount(np.searchsorted(self.fail_times, times[failures]), weights=x[failures, k],
-                                            minlength=self.fail_times.size) for k in range(x.shape[1])], axis=1)
+        self.fail_x = per_time(self.fail_times, times[failures], x[failures])
+        self.outer = x[:, :, None] * x[:, None, :]
 
     def risk_sets(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """exp(x b) per row, and per failure time the weighted risk set's sum, mean and second moment."""
         risk = np.exp(self.x @ beta)
         competed = np.where(self.kind == OTHER, risk / self.g_left, 0.0)
-        sums = []
-        for power in range(3):  # sum of w, w x and w x x' over the followed and over the competed
-            terms = [w[:, None, None] * self.x[:, :, None] * self.x[:, None, :] if power == 2 else
-                     w[:, None] * self.x if power == 1 else w for w in (risk, competed)]
-            g = self.g_fail.reshape(-1, *[1] * power)
-            sums.append(_from_end(terms[0])[self.start] + g * _from_start(terms[1])[self.start])
-        s0, s1, s2 = sums
+        s0, s1, s2 = (self._risk_sum(risk * v, competed * v) for v in (
+            np.ones(1), self.x.T, self.outer.transpose(1, 2, 0)))
         return risk, s0, s1 / s0[:, None], s2 / s0[:, None, None]
+
+    def _risk_sum(self, followed: np.ndarray, competed: np.ndarray) -> np.ndarray:
+        """Per failure time, the sum over the followed rows (time >= t) plus G(t-) times the sum over the competed
+        rows (failed from another cause before t, already divided by their G(t_i-)); rows on the last axis."""
+        followed, competed = np.moveaxis(followed, -1, 0), np.moveaxis(competed, -1, 0)
+        g = self.g_fail.reshape(-1, *[1] * (followed.ndim - 1))
+        return _from_end(followed)[self.start] + g * _from_start(competed)[self.start]
 
     def likelihood(self, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         _, s0, mean, second = self.risk_sets(beta)
@@ -129,18 +123,18 @@ class _Data:
         """The censoring distribution's part of each patient's influence (Fine and Gray 1999, section 3)."""
         censored = self.kind == CENSORED
         times, counts = np.unique(self.times[censored], return_counts=True)
-        at_risk = self.times.size - np.searchsorted(self.times, times, side="left")
+        before = np.searchsorted(self.times, times, side="left")  # rows with time < t (sorted)
+        followed = self.times.size - before
         competed = np.where(self.kind == OTHER, risk / self.g_left, 0.0)
-        before = np.searchsorted(self.times, times, side="left")  # rows with time < t
         c0, c1 = _from_start(competed)[before], _from_start(competed[:, None] * self.x)[before]
         weight = self.d * self.g_fail / s0
         later = np.searchsorted(self.fail_times, times, side="left")  # failure times >= t
         w_after, m_after = _from_end(weight)[later], _from_end(weight[:, None] * mean)[later]
         q = c1 * w_after[:, None] - c0[:, None] * m_after
-        accumulated = np.cumsum(-q * (counts / at_risk ** 2)[:, None], axis=0)
+        accumulated = np.cumsum(-q * (counts / followed ** 2)[:, None], axis=0)
         at = np.searchsorted(times, self.times, side="right") - 1  # the last censoring time <= t_i
         psi = np.where((at >= 0)[:, None], accumulated[np.maximum(at, 0)], 0.0)
-        psi[censored] += q[at[censored]] / at_risk[at[censored], None]
+        psi[censored] += q[at[censored]] / followed[at[censored], None]
         return psi
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from analytics.counting import at_risk
 from analytics.events import event_indicator
 
 
@@ -33,10 +34,10 @@ class LogRankTest:
         if len(levels) < 2:
             raise ValueError("a log-rank test needs at least two groups")
         event_times, deaths = np.unique(times[observed], return_counts=True)
-        # at_risk[t, g]: patients of group g still observed just before event time t
-        at_risk = np.column_stack([_at_risk(times[labels == level], event_times) for level in levels]).astype(float)
-        total = at_risk.sum(axis=1)
-        share = at_risk / np.maximum(total, 1)[:, None]
+        # followed[t, g]: patients of group g still observed just before event time t
+        followed = np.column_stack([at_risk(times[labels == level], event_times) for level in levels]).astype(float)
+        total = followed.sum(axis=1)
+        share = followed / np.maximum(total, 1)[:, None]
         expected = (deaths[:, None] * share).sum(axis=0)
         observed_by_group = np.array([int(observed[labels == level].sum()) for level in levels])
         spread = deaths * (total - deaths) / np.maximum(total - 1, 1)
@@ -53,8 +54,3 @@ class LogRankTest:
                                      "observed": observed_by_group, "expected": expected})
         return self
 
-
-def _at_risk(times: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """How many of `times` are >= each of `at` (still under observation just before it)."""
-    ordered = np.sort(times)
-    return ordered.size - np.searchsorted(ordered, at, side="left")

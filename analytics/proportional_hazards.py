@@ -15,19 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from analytics.counting import left_product_limit
 from analytics.risksets import Ties, partial_likelihood
 
 GLOBAL = "GLOBAL"
-
-
-def km_transform(times: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """1 - S(t-) at each row's time: the left-continuous Kaplan-Meier of all rows (strata ignored, as R)."""
-    event_times, deaths = np.unique(times[events], return_counts=True)
-    ordered = np.sort(times)
-    at_risk = ordered.size - np.searchsorted(ordered, event_times, side="left")
-    survival = np.cumprod(1.0 - deaths / at_risk)
-    before = np.searchsorted(event_times, times, side="left")  # event times strictly earlier than each time
-    return 1.0 - np.concatenate([[1.0], survival])[before]
 
 
 def zph_test(x: np.ndarray, beta: np.ndarray, times: Sequence[float] | np.ndarray, events: Sequence[bool] | np.ndarray,
@@ -37,7 +28,7 @@ def zph_test(x: np.ndarray, beta: np.ndarray, times: Sequence[float] | np.ndarra
     x = np.asarray(x, float)
     times, events = np.asarray(times, float), np.asarray(events, bool)
     p = x.shape[1]
-    g = km_transform(times, events)
+    g = 1.0 - left_product_limit(times, events)  # R's "km" transform: all rows, strata ignored
     g = g - g[events].mean()
     extended = partial_likelihood(x, np.asarray(beta, float), times, events,
                                   None if strata is None else np.asarray(strata), ties, g=g)

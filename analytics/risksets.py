@@ -15,6 +15,8 @@ from typing import Literal
 
 import numpy as np
 
+from analytics.counting import per_time
+
 Ties = Literal["efron", "breslow"]
 
 
@@ -74,22 +76,16 @@ def _moments(x: np.ndarray, w: np.ndarray, times: np.ndarray, events: np.ndarray
         return None
     order = np.argsort(-times, kind="stable")
     x, w, times, events = x[order], w[order], times[order], events[order]
-    c0 = np.cumsum(w)
-    c1 = np.cumsum(w[:, None] * x, axis=0)
-    c2 = np.cumsum(w[:, None, None] * x[:, :, None] * x[:, None, :], axis=0)
+    outer = x[:, :, None] * x[:, None, :]
     event_times = np.unique(times[events])
     rows = np.flatnonzero(events)
-    label = np.searchsorted(event_times, times[rows])  # which event time each event belongs to
     last = np.searchsorted(-times, -event_times, side="right") - 1  # the last row (shortest time) still at risk
-    s0, s1, s2 = c0[last], c1[last], c2[last]
-    d = np.bincount(label, minlength=event_times.size).astype(float)
-    e0 = np.bincount(label, weights=w[rows], minlength=event_times.size)
-    e1 = np.stack([np.bincount(label, weights=w[rows] * x[rows, k], minlength=event_times.size)
-                   for k in range(x.shape[1])], axis=1)
-    e2 = np.zeros_like(s2)
-    np.add.at(e2, label, w[rows, None, None] * x[rows, :, None] * x[rows, None, :])
-    tied_x = np.stack([np.bincount(label, weights=x[rows, k], minlength=event_times.size)
-                       for k in range(x.shape[1])], axis=1)
+    s0, s1, s2 = (np.cumsum(v, axis=0)[last] for v in (w, w[:, None] * x, w[:, None, None] * outer))
+    tied = times[rows]
+    d, e0 = per_time(event_times, tied), per_time(event_times, tied, w[rows])
+    e1, e2 = per_time(event_times, tied, w[rows, None] * x[rows]), per_time(event_times, tied, w[rows, None, None]
+                                                                             * outer[rows])
+    tied_x = per_time(event_times, tied, x[rows])
     means, covariances = np.zeros_like(s1), np.zeros_like(s2)
     log_r0 = []
     for step in range(int(d.max())):  # Efron: the k-th of d tied events sees the risk set less k/d of them
@@ -103,7 +99,7 @@ def _moments(x: np.ndarray, w: np.ndarray, times: np.ndarray, events: np.ndarray
         covariances += np.where(active[:, None, None], r2 / r0[:, None, None] - mean[:, :, None] * mean[:, None, :],
                                 0.0)
         log_r0.append(np.log(r0[active]))
-    first_rows = order[rows[np.unique(label, return_index=True)[1]]]
+    first_rows = order[rows[np.unique(np.searchsorted(event_times, tied), return_index=True)[1]]]
     return tied_x, means, covariances, first_rows, np.concatenate(log_r0)
 
 

@@ -102,7 +102,7 @@ def cox_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
         ("stratified by centre", None, (), ("centre_id",)), ("centre as covariate", None, ("centre_id",), ())] \
         if several else [("single centre", None, (), ())]
     if several:
-        models += [(f"centre {c}", data.cohort[data.cohort["centre_id"] == c], (), ()) for c in data.centres]
+        models += [(f"centre {c}", data.for_centre(c).cohort, (), ()) for c in data.centres]
     for endpoint in plan.endpoints:
         pooled = endpoint_data(data.cohort, endpoint)
         for name, cohort, extra, strata in models:
@@ -137,9 +137,13 @@ def competing_data(cohort: pd.DataFrame, endpoint: Endpoint) -> pd.DataFrame:
     return frame
 
 
-def fit_cif(cohort: pd.DataFrame, endpoint: Endpoint, plan: AnalysisPlan, cause: int = CAUSE
-            ) -> CumulativeIncidence | None:
-    frame = competing_data(cohort, endpoint)
+def competing_endpoints(plan: AnalysisPlan) -> list[Endpoint]:
+    """The plan's endpoints whose event competes with death."""
+    return [e for e in plan.endpoints if e.name in COMPETING_ENDPOINTS]
+
+
+def fit_cif(frame: pd.DataFrame, plan: AnalysisPlan, cause: int = CAUSE) -> CumulativeIncidence | None:
+    """The cumulative incidence of `cause` in a `competing_data` frame; None when it has no patient."""
     if frame.empty:
         return None
     return CumulativeIncidence(plan.alpha).fit(frame["time"], frame["cause"], cause)
@@ -152,13 +156,13 @@ def competing_risks(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
     rows = []
     horizons = [h * MONTHS_PER_YEAR for h in plan.horizons_years]
     for group, subset in groups(data):
-        for endpoint in (e for e in plan.endpoints if e.name in COMPETING_ENDPOINTS):
+        for endpoint in competing_endpoints(plan):
             frame = competing_data(subset.cohort, endpoint)
             row: dict[str, Any] = {"group": group, "endpoint": endpoint.name,
                                    "label": COMPETING_ENDPOINTS[endpoint.name],
                                    "n": len(frame), "events": int((frame["cause"] == CAUSE).sum()),
                                    "competing_deaths": int((frame["cause"] == DEATH).sum())}
-            cif = fit_cif(subset.cohort, endpoint, plan)
+            cif = fit_cif(frame, plan)
             if group == POOLED and frame["centre_id"].nunique() > 1 and (frame["cause"] == CAUSE).any():
                 gray = GrayTest().fit(frame["time"], frame["cause"], frame["centre_id"], CAUSE)
                 row.update({"between_centres_chi_square": gray.statistic_, "between_centres_df":
@@ -176,7 +180,7 @@ def fine_gray_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
     subdistribution hazard of its event, death competing; a note where the model cannot be estimated."""
     rows = []
     extra = ("centre_id",) if len(data.centres) > 1 else ()
-    for endpoint in (e for e in plan.endpoints if e.name in COMPETING_ENDPOINTS):
+    for endpoint in competing_endpoints(plan):
         frame = competing_data(data.cohort, endpoint)[["time", "cause", *COX_COVARIATES, *extra]].dropna()
         rows += _model_rows({"endpoint": endpoint.name, "model": f"Fine-Gray: {COMPETING_ENDPOINTS[endpoint.name]}"},
                             partial(_fine_gray, frame, [*COX_COVARIATES, *extra], plan))
