@@ -37,6 +37,6 @@ def audit_and_publish(spark: SparkSession, root: Path, snapshot: Path | Snapshot
             f"snapshot {report.snapshot.name} not published: {len(lines)} critical expectation(s) failed "
             f"(the previous publication is unchanged; Data Docs: {report.data_docs}):\n  "
             + "\n  ".join(lines[:MAX_LINES]) + more,
-            failures=lines, snapshot=report.snapshot.folder, summary=report.folder / VALIDATION_SUMMARY)
+            failures=lines, summary=report.folder / VALIDATION_SUMMARY)
     record = publish(root, report.snapshot, report.folder, report.evaluated, len(report.findings))
     return Publication(report, record)

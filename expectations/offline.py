@@ -76,10 +76,11 @@ def _packages() -> Path | None:
 
 def make_offline(site: Path) -> list[str]:
     """Copy the vendored files into `site` and point its pages at them; return the CDN URLs still linked (those
-    this table does not know: a GX upgrade that links something new), so the caller can say so."""
+    this table does not know: a GX upgrade that links something new), so the caller can say so. Without the
+    offline copies (no npm to install them) the site stays as GX wrote it, which `_packages` has said."""
     packages = _packages()
     if packages is None:
-        return sorted({m["url"] for page in site.rglob("*.html") for m in _LINK.finditer(page.read_text("utf-8"))})
+        return []
     for path in {*VENDORED.values(), *COMPANIONS.values()}:
         source, target = packages / path, site / VENDOR / path
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -36,15 +36,13 @@ class AuthenticationFailed(IlpError):
 
 class ValidationBlocked(IlpError):
     """A critical expectation failed: the cohort was not published. `failures` names each failing expectation
-    (one line each), `snapshot` and `summary` the audited snapshot and its validation summary."""
+    (one line each), `summary` is the audit's validation summary."""
 
     exit_code = 5
 
-    def __init__(self, message: str, failures: Sequence[str] = (), snapshot: Path | None = None,
-                 summary: Path | None = None) -> None:
+    def __init__(self, message: str, failures: Sequence[str] = (), summary: Path | None = None) -> None:
         super().__init__(message)
         self.failures = list(failures)
-        self.snapshot = snapshot
         self.summary = summary
 
 

@@ -105,7 +105,7 @@ def _with_preview(blocked: ValidationBlocked, config: ConsortiumConfig, snapshot
         summary = ValidationSummary.read(blocked.summary)
         summary.model_copy(update={"preview_report": str(preview)}).write(blocked.summary)
     return ValidationBlocked(f"{blocked}\npreview of what would have been published (NOT published): {preview}",
-                             blocked.failures, blocked.snapshot, blocked.summary)
+                             blocked.failures, blocked.summary)
 
 
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
