@@ -45,13 +45,18 @@ class Source(ABC):
 
 def ingest(source: Source, zone: LandingZone, incremental: bool = True,
            progress: PullProgress | None = None) -> Path:
-    """Pull from `source` into `zone` (resuming an interrupted pull of the same source); return the run folder."""
+    """Pull from `source` into `zone` (resuming an interrupted pull of the same source); return the run folder.
+    A failed pull notes how it failed in its checkpoint: a resume that fails the same way again is given up."""
     run = zone.start(source.fingerprint(), source.stream_names(), incremental=incremental)
     started = time.perf_counter()
-    if progress is None:
-        with pull_progress() as bars:
-            described = source.pull(run, bars)
-    else:
-        described = source.pull(run, progress)
+    try:
+        if progress is None:
+            with pull_progress() as bars:
+                described = source.pull(run, bars)
+        else:
+            described = source.pull(run, progress)
+    except Exception as error:
+        run.failed(error)
+        raise
     return run.complete({**described, "connector": {"kind": source.kind, "version": CONNECTOR_VERSION},
                          "timings": {"pull_seconds": round(time.perf_counter() - started, 3)}})

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from connectors.base import Source
+from connectors.capabilities import export_levels
 from connectors.http import FhirClient, parse_retry_after
 from connectors.landing import REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import BATCH, land_items, parse_lines
@@ -61,6 +62,12 @@ class BulkSource(Source):
 
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
         capability = self.client.capability()
+        advertised = export_levels(capability)
+        if self.settings.level not in advertised:  # many servers export without saying so: try, and say why if not
+            note = (f"the CapabilityStatement does not advertise a {self.settings.level}-level $export "
+                    f"(advertised: {', '.join(advertised) or 'none'}); trying it anyway")
+            log.warning("%s", note)
+            run.progress.setdefault(EXPORT, StreamProgress()).state.setdefault("warnings", [note])
         job = run.progress.setdefault(EXPORT, StreamProgress()).state
         marks = [run.since.get(t) for t in self.exported_types]
         since = min(m for m in marks if m) if all(marks) else None  # one _since for all: the oldest watermark
@@ -94,11 +101,12 @@ class BulkSource(Source):
         if terminology:  # not exportable per patient: searched on the same server, with the same credentials
             # over this source's own connection; its other names are this server's for the searches too
             searches = RestSettings(base_url=self.settings.base_url, same_server_hosts=self.settings.same_server_hosts)
-            RestSource(searches, terminology, self.client).pull_types(run, terminology, progress)
+            RestSource(searches, terminology, self.client).pull_types(run, terminology, progress, capability)
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url, "level": self.settings.level,
                            "group": self.settings.group_id, "since": since},
-                "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
+                "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion"),
+                           "export_levels": export_levels(capability)},
                 "export": {"transactionTime": manifest["transactionTime"], "request": manifest.get("request"),
                            "files": len(manifest.get("output", [])), "deleted_files": len(manifest.get("deleted", [])),
                            "error_files": len(manifest.get("error", []))},
@@ -114,7 +122,8 @@ class BulkSource(Source):
         location = response.headers.get("Content-Location")
         if response.status_code != 202 or not location:
             raise SourceProtocolError(f"{self.client.base_url}: $export kick-off answered HTTP {response.status_code} "
-                                      "without a Content-Location to poll")
+                                      "without a Content-Location to poll: the server may not export at "
+                                      f"{self.settings.level} level; try another level, or a REST source")
         return location
 
     def _wait(self, status_url: str, progress: PullProgress) -> dict[str, Any]:
@@ -124,11 +133,13 @@ class BulkSource(Source):
             if response.status_code == 200:
                 manifest = response.json()
                 if "transactionTime" not in manifest or "output" not in manifest:
-                    raise SourceProtocolError(f"{self.client.base_url}: $export manifest lacks transactionTime/output")
+                    raise SourceProtocolError(f"{self.client.base_url}: $export manifest lacks transactionTime/output: "
+                                              "the export is not Bulk Data conformant; use a REST source for it")
                 return dict(manifest)
             if response.status_code != 202:
                 raise SourceProtocolError(f"{self.client.base_url}: $export status answered HTTP "
-                                          f"{response.status_code}")
+                                          f"{response.status_code}: the export job failed or expired on the "
+                                          "server; rerun to start a new export", response.status_code)
             note = response.headers.get("X-Progress", "in progress")
             progress.advance(EXPORT, 0, note=note)
             wait = parse_retry_after(response.headers.get("Retry-After"))
@@ -136,7 +147,8 @@ class BulkSource(Source):
             if time.monotonic() + wait > deadline:
                 raise SourceUnreachable(f"{self.client.base_url}: $export did not finish within "
                                         f"{self.settings.max_wait_s:.0f} s (last progress: {note}); "
-                                        f"status {status_url}")
+                                        f"status {status_url}. Raise max_wait_s for a server this slow; a "
+                                        "rerun polls the same export again")
             time.sleep(wait)
 
     def _authenticated(self, url: str, manifest: dict[str, Any]) -> bool:
@@ -169,7 +181,8 @@ class BulkSource(Source):
                                   self.resource_types)
             except (httpx.TransportError, EOFError, gzip.BadGzipFile) as error:  # cut mid-file: land it again
                 log.warning("%s: %s (attempt %d), downloading again", what, type(error).__name__, attempt)
-        raise SourceUnreachable(f"{self.client.base_url}: {what} kept failing mid-download")
+        raise SourceUnreachable(f"{self.client.base_url}: {what} kept failing mid-download; check the connection "
+                                "to the server, then rerun: the pull resumes at the first file not yet landed")
 
     def _land_side_file(self, run: LandingRun, name: str, output: dict[str, Any], manifest: dict[str, Any]) -> None:
         """An error file's OperationOutcomes, or a `deleted` file's Bundles as tombstones, streamed a batch at a

@@ -119,10 +119,21 @@ class FhirClient:
         status = response.status_code
         if status in RETRY_STATUSES:
             raise _Retryable(f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
-        if status in (401, 403):
-            raise AuthenticationFailed(f"{self.base_url} refused {what}: HTTP {status} {_diagnostics(response)}")
+        if status == 401:
+            raise AuthenticationFailed(
+                f"{self.base_url} refused {what}: HTTP 401 {_diagnostics(response)}. Check the source's auth "
+                "settings (kind, client or user, secret, scope) and that its credentials are still valid, then rerun: "
+                "the pull resumes where it stopped", status)
+        if status == 403:
+            raise AuthenticationFailed(
+                f"{self.base_url} refused {what}: HTTP 403 {_diagnostics(response)}. The credentials were accepted "
+                "but not for this request: ask the server's administrators for read access to it (scope "
+                "system/*.read), then rerun", status)
         if status >= 400:
-            raise SourceProtocolError(f"{self.base_url} answered {what} with HTTP {status} {_diagnostics(response)}")
+            raise SourceProtocolError(
+                f"{self.base_url} answered {what} with HTTP {status} {_diagnostics(response)}. If the server does not "
+                "support this request, say so in the source's server_features (docs/configuration.md); otherwise "
+                "ask its administrators, then rerun: the pull resumes where it stopped", status)
 
     def _with_retries(self, send: Callable[[], httpx.Response], what: str, url: str) -> httpx.Response:
         try:
@@ -131,7 +142,9 @@ class FhirClient:
                     return send()
         except _Retryable as error:
             raise SourceUnreachable(f"{self.base_url}: {what} failed after {self.transport.max_attempts} "
-                                    f"attempts; last: {error.reason} ({url})") from None
+                                    f"attempts; last: {error.reason} ({url}). Check that the server is up and "
+                                    "reachable from here (or raise max_attempts and backoff_max_s for a server that "
+                                    "throttles hard), then rerun: the pull resumes where it stopped") from None
         raise AssertionError("unreachable")
 
     def _send(self, request: httpx.Request, what: str, stream: bool, authenticated: bool = True) -> httpx.Response:
@@ -169,9 +182,11 @@ class FhirClient:
         try:
             body = jsonio.loads(response.content)
         except ValueError:
-            raise SourceProtocolError(f"{self.base_url}: {what} is not JSON ({self.url(path)})") from None
+            raise SourceProtocolError(f"{self.base_url}: {what} is not JSON ({self.url(path)}): check that "
+                                      "base_url is the FHIR base and that no proxy answers in its place") from None
         if not isinstance(body, dict):
-            raise SourceProtocolError(f"{self.base_url}: {what} is not a JSON object ({self.url(path)})")
+            raise SourceProtocolError(f"{self.base_url}: {what} is not a JSON object ({self.url(path)}): check that "
+                                      "base_url is the FHIR base")
         return response, body
 
     @contextmanager
@@ -189,11 +204,12 @@ class FhirClient:
             response.close()
 
     def capability(self) -> dict[str, Any]:
-        """The server's CapabilityStatement (software, version, FHIR version) for the run manifest."""
+        """The server's CapabilityStatement: what the pull is planned from, and what the run manifest names."""
         _, body = self.get_json("metadata", "the CapabilityStatement")
         if body.get("resourceType") != "CapabilityStatement":
             raise SourceProtocolError(f"{self.base_url}/metadata is a {body.get('resourceType')}, "
-                                      "not a CapabilityStatement: is this a FHIR base URL?")
+                                      "not a CapabilityStatement: check that base_url is the FHIR base (the "
+                                      "URL that /metadata follows)")
         return body
 
 

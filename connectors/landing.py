@@ -8,15 +8,22 @@ A run is written under `.partial-<run_id>` and renamed to `run=<run_id>` when co
 half a run. Each page is appended and fsynced before the checkpoint records the new file length; a killed run
 truncates each file back to its checkpointed length and continues from the checkpointed page, so every
 resource version lands exactly once. Watermarks advance only after the rename.
+
+A partial run never traps later pulls: one of other settings, an incremental one met by a `--full` pull, or one
+whose resume failed twice the same way is abandoned (renamed `.abandoned-<run_id>`, kept for inspection until
+the next pull completes) and a fresh run starts.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +34,30 @@ from ilp.fileio import fsync_dir, sha256_file, write_json_atomically
 from ilp.manifests import LandedFile, LandingManifest
 from ilp.zones import MANIFEST, Zones
 
+log = logging.getLogger(__name__)
 TOMBSTONES = "tombstones"
 REJECTED = "rejected"
 COHORT = "cohort"
+LISTED = "listed-"  # `listed-<Type>`: the ids the server served in a full listing; working state, not landed
 # Resource streams are named after their FHIR type (capitalised) and keyed by (id, versionId); side streams are
 # lowercase (Spark skips files whose names start with "_" or ".") and keyed by what makes their lines unique,
 # by default where the line came from.
 SIDE_STREAM_KEYS = {TOMBSTONES: ("resourceType", "id", "deleted_at"), COHORT: ("patient",)}
+FAILURES_BEFORE_ABANDON = 2  # a resume that fails the same way this many times in a row is given up
+
+
+def stream_key(name: str) -> tuple[str, ...]:
+    """What makes a line of the stream unique (a line with a key already written is a duplicate)."""
+    if name in SIDE_STREAM_KEYS:
+        return SIDE_STREAM_KEYS[name]
+    if name.startswith(LISTED):
+        return ("id",)
+    return ("id", "versionId") if name[:1].isupper() else ("source", "line")
+
+
+def failure_signature(error: BaseException) -> str:
+    """An error as "the same way" compares it: its type and message, without the URLs (page tokens differ)."""
+    return f"{type(error).__name__}: {re.sub(r'https?://[^ )]+', '<url>', str(error))}"[:500]
 
 
 def utc_now() -> str:
@@ -104,9 +128,12 @@ class LandingRun:
     """One pull of one centre, in progress. Connectors append pages and call `checkpoint()` after each."""
 
     def __init__(self, zone: LandingZone, run_id: str, fingerprint: dict[str, Any], since: dict[str, str | None],
-                 started_at: str, streams: dict[str, StreamProgress], resumed: bool) -> None:
-        """`since` has one entry per resource type the run lands: each gets a file, empty if nothing came."""
+                 started_at: str, streams: dict[str, StreamProgress], resumed: bool,
+                 failures: list[str] | None = None) -> None:
+        """`since` has one entry per resource type the run lands: each gets a file, empty if nothing came.
+        `failures`: how each earlier attempt at this run ended (`failure_signature`), oldest first."""
         self.zone = zone
+        self.failures = failures or []
         self.run_id = run_id
         self.fingerprint = fingerprint
         self.since = since
@@ -122,16 +149,21 @@ class LandingRun:
         """The NDJSON of a resource type (keyed on id and versionId), or of the tombstones or rejects."""
         with self._lock:
             if name not in self._streams:
-                key = SIDE_STREAM_KEYS.get(name, ("id", "versionId") if name[:1].isupper() else ("source", "line"))
                 progress = self.progress.setdefault(name, StreamProgress())
-                self._streams[name] = NdjsonStream(self.folder / f"{name}.ndjson", progress, key)
+                self._streams[name] = NdjsonStream(self.folder / f"{name}.ndjson", progress, stream_key(name))
             return self._streams[name]
 
     def checkpoint(self) -> None:
         with self._lock:
             write_json_atomically(self.zone.checkpoint_path, {
                 "run_id": self.run_id, "fingerprint": self.fingerprint, "since": self.since,
-                "started_at": self.started_at, "streams": {k: asdict(v) for k, v in self.progress.items()}})
+                "started_at": self.started_at, "streams": {k: asdict(v) for k, v in self.progress.items()},
+                "failures": self.failures})
+
+    def failed(self, error: BaseException) -> None:
+        """Note how this attempt ended, so that a resume failing the same way again is given up next time."""
+        self.failures.append(failure_signature(error))
+        self.checkpoint()
 
     def complete(self, described: dict[str, Any]) -> Path:
         """Close the files, write the manifest, publish the run by renaming it, then advance the watermarks."""
@@ -139,11 +171,13 @@ class LandingRun:
             self.stream(name)
         for stream in self._streams.values():
             stream.close()
+        for listing in self.folder.glob(f"{LISTED}*.ndjson"):
+            listing.unlink()
         files = {path.stem: LandedFile(file=path.name, count=self.progress[path.stem].count,
                                        duplicates=self.progress[path.stem].duplicates, bytes=path.stat().st_size,
                                        sha256=sha256_file(path))
                  for path in sorted(self.folder.glob("*.ndjson"))}
-        watermarks = {t: p.watermark for t, p in self.progress.items() if p.watermark}
+        watermarks = {t: p.watermark for t, p in self.progress.items() if p.watermark and t in self.since}
         # Whatever a stream noted on the way (a search whose total kept moving), whichever source it was pulled by.
         warnings = [w for p in self.progress.values() for w in p.state.get("warnings", [])]
         LandingManifest(run_id=self.run_id, centre_id=self.zone.centre_id, started_at=self.started_at,
@@ -153,7 +187,11 @@ class LandingRun:
         os.replace(self.folder, final)
         fsync_dir(final.parent)
         self.zone.advance_watermarks(watermarks)
+        self.zone.record_reconciliations({t: p.state["reconciled_at"] for t, p in self.progress.items()
+                                          if p.state.get("reconciled_at")})
         self.zone.checkpoint_path.unlink(missing_ok=True)
+        for abandoned in self.zone.zones.abandoned_runs(self.zone.centre_id):
+            shutil.rmtree(abandoned, ignore_errors=True)
         return final
 
 
@@ -178,17 +216,41 @@ class LandingZone:
         """Completed runs, oldest first (run ids sort by time)."""
         return self.zones.landing_runs(self.centre_id)
 
+    def reconciliations(self) -> dict[str, str]:
+        """When each type's ids were last reconciled with the server's (`reconciled.json`)."""
+        path = self.zones.reconciliations(self.centre_id)
+        return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
+
+    def record_reconciliations(self, new: dict[str, str]) -> None:
+        if new:
+            write_json_atomically(self.zones.reconciliations(self.centre_id), {**self.reconciliations(), **new})
+
+    def live_ids(self, resource_type: str) -> dict[str, str]:
+        """{id: last lastUpdated} of the type's resources that landed in completed runs and were not deleted since,
+        by the rule the current state applies: a deletion removes every version not newer than it."""
+        updated: dict[str, str] = {}
+        deleted: dict[str, str] = {}
+        for run in self.runs():
+            for item in iter_lines(run / f"{resource_type}.ndjson"):
+                last = str((item.get("meta") or {}).get("lastUpdated") or "")
+                updated[str(item.get("id"))] = max(updated.get(str(item.get("id")), ""), last)
+            for item in iter_lines(run / f"{TOMBSTONES}.ndjson"):
+                if item.get("resourceType") == resource_type:
+                    when = str(item.get("deleted_at") or "9999")
+                    deleted[str(item.get("id"))] = max(deleted.get(str(item.get("id")), ""), when)
+        return {i: last for i, last in updated.items() if i not in deleted or (last and deleted[i] < last)}
+
     def start(self, fingerprint: dict[str, Any], stream_names: list[str], incremental: bool = True) -> LandingRun:
-        """Resume the interrupted run of the same source, or start a new one (discarding a stale partial run)."""
+        """Resume the interrupted run of the same pull, or start a new one (abandoning a stale partial run)."""
         if self.checkpoint_path.exists():
             saved = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
-            partial = self.zones.partial_run(self.centre_id, saved["run_id"])
-            if saved["fingerprint"] == fingerprint and partial.exists():
+            stale = self._stale(saved, fingerprint, incremental)
+            if stale is None:
                 streams = {k: StreamProgress(**v) for k, v in saved["streams"].items()}
+                log.info("resuming the interrupted pull %s of centre %s", saved["run_id"], self.centre_id)
                 return LandingRun(self, saved["run_id"], fingerprint, saved["since"], saved["started_at"], streams,
-                                  resumed=True)
-            shutil.rmtree(partial, ignore_errors=True)
-            self.checkpoint_path.unlink()
+                                  resumed=True, failures=list(saved.get("failures", [])))
+            self._abandon(saved["run_id"], stale)
         marks = self.watermarks() if incremental else {}
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         run = LandingRun(self, run_id, fingerprint, {n: marks.get(n) for n in stream_names}, utc_now(),
@@ -196,6 +258,37 @@ class LandingZone:
         run.checkpoint()
         return run
 
+    def _stale(self, saved: dict[str, Any], fingerprint: dict[str, Any], incremental: bool) -> str | None:
+        """Why the checkpointed partial run must not be resumed, or None to resume it."""
+        failures = list(saved.get("failures", []))[-FAILURES_BEFORE_ABANDON:]
+        if not self.zones.partial_run(self.centre_id, saved["run_id"]).exists():
+            return "its files are gone"
+        if saved["fingerprint"] != fingerprint:
+            return "it was started with other settings"
+        if not incremental and any(saved["since"].values()):
+            return "it is an incremental pull and this one is --full"
+        if len(failures) == FAILURES_BEFORE_ABANDON and len(set(failures)) == 1:
+            return f"it failed {FAILURES_BEFORE_ABANDON} times in a row the same way ({failures[0]})"
+        return None
+
+    def _abandon(self, run_id: str, why: str) -> None:
+        partial = self.zones.partial_run(self.centre_id, run_id)
+        kept = self.zones.abandoned_run(self.centre_id, run_id)
+        if partial.exists():
+            os.replace(partial, kept)
+        self.checkpoint_path.unlink()
+        log.warning("centre %s: not resuming the partial pull %s because %s; starting a fresh pull. Its files are "
+                    "kept in %s until a pull completes.", self.centre_id, run_id, why, kept)
+
+
+def iter_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a stream written by this module (whole lines only: each append is fsynced whole)."""
+    if path.exists():
+        with path.open("rb") as handle:
+            for line in handle:
+                item = jsonio.loads(line)
+                if isinstance(item, dict):
+                    yield item
 
 
 def landed_count(run: Path) -> int:

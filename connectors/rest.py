@@ -1,30 +1,36 @@
-"""FHIR REST search: every resource of each type, page by page, following `next` links exactly as given.
+"""FHIR REST search: every resource of each type, page by page, following `next` links exactly as given, planned
+from the server's CapabilityStatement (`connectors.capabilities`).
 
 Incremental runs search `_lastUpdated=ge<watermark>` (inclusive: many resources share one millisecond, and the
-landing de-duplicates on id and versionId) and read deletions from the type-level `_history` since the
-watermark. The watermark of a type is the server's clock when its first page was served. Types are pulled
-concurrently, a bounded number at a time.
+landing de-duplicates on id and versionId); a server without `_lastUpdated` is read whole every run and only
+what changed since the watermark lands. Deletions come from the type-level `_history` since the watermark, or,
+without it, from an id reconciliation (`connectors.deletions`). A server that searches clinical types only within
+a patient compartment is searched per chunk of patients. The watermark of a type is the server's clock when its
+first page was served. Types are pulled concurrently, a bounded number at a time.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 
+from connectors import deletions
 from connectors.base import Source
+from connectors.capabilities import TypePlan, export_levels, plan_types
 from connectors.http import FhirClient
-from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress
+from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress, iter_lines
 from connectors.ndjson import classify
+from connectors.paging import Pager
 from connectors.progress import PullProgress
 from connectors.settings import RestSettings
-from ilp.errors import SourceProtocolError
+from ilp.errors import AuthenticationFailed, SourceProtocolError
 from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
 log = logging.getLogger(__name__)
@@ -33,22 +39,21 @@ log = logging.getLogger(__name__)
 ILP_PROCEDURE_CODES = ("http://fhir.ohdsi.org/CodeSystem/concepts|4019656",
                        "http://ilp-cohort.org/fhir/CodeSystem/ilp-local|ilp")
 CHUNK = 50  # patients per scoped search
-RESCANS = 2  # searches again of a type whose total changed while paging, before the run warns instead
+LISTING_PAGE = 1000  # ids per page of an id-only listing
 
 
-def server_time(response: httpx.Response, bundle: dict[str, Any]) -> str | None:
-    """The server's clock: Bundle.meta.lastUpdated where the server stamps it, else the Date header."""
-    stamped = (bundle.get("meta") or {}).get("lastUpdated")
-    if isinstance(stamped, str):
-        return stamped
-    date = response.headers.get("Date")
-    if not date:
+def _instant(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
         return None
-    return email.utils.parsedate_to_datetime(date).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def next_link(bundle: dict[str, Any]) -> str | None:
-    return next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
+def changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
+    """Whether a resource read whole (no `_lastUpdated` on the server) changed at or after the watermark."""
+    stamp = (resource.get("meta") or {}).get("lastUpdated")
+    when = _instant(stamp) if isinstance(stamp, str) else None
+    return since is None or when is None or when.tzinfo is None or when >= since
 
 
 class RestSource(Source):
@@ -70,26 +75,44 @@ class RestSource(Source):
     def fingerprint(self) -> dict[str, Any]:
         s = self.settings
         return {"kind": self.kind, "base_url": self.client.base_url, "types": list(self.resource_types),
-                "page_size": s.page_size, "cohort_codes": list(self.cohort_codes)}
+                "page_size": s.page_size, "cohort_codes": list(self.cohort_codes),
+                "server_features": s.server_features.model_dump()}
 
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
         capability = self.client.capability()
-        if self.cohort_codes:
-            self._find_cohort(run)
-        self.pull_types(run, self.resource_types, progress)
+        self.pull_types(run, self.resource_types, progress, capability)
         stats = self.client.stats
         return {"source": {"kind": self.kind, "base_url": self.client.base_url},
-                "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion")},
+                "server": {"software": capability.get("software", {}), "fhirVersion": capability.get("fhirVersion"),
+                           "export_levels": export_levels(capability)},
+                "plan": {t: run.progress[t].state["plan"] for t in self.resource_types},
+                "deletions": {t: run.progress[t].state["deletions"] for t in self.resource_types},
                 "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
 
-    def pull_types(self, run: LandingRun, resource_types: tuple[str, ...], progress: PullProgress) -> None:
-        """Search each type (a few at a time) into its stream, then its deletions since the last run."""
+    def pull_types(self, run: LandingRun, resource_types: tuple[str, ...], progress: PullProgress,
+                   capability: dict[str, Any]) -> None:
+        """Search each type (a few at a time) into its stream, then find its deletions since the last run. Types
+        searched per patient wait for the patients: the cohort, or every Patient (pulled first)."""
+        plans = plan_types(capability, resource_types, self.settings.server_features)
+        per_patient = [t for t in resource_types if self._scoped(t, plans[t])]
+        if per_patient:
+            if not self.cohort_codes and "Patient" in resource_types:
+                self._pull_type(run, "Patient", progress, plans["Patient"])
+            self._find_patients(run, plans.get("Procedure"))
+        pending = [t for t in resource_types if not run.progress[t].state.get("deletions")]
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="pull") as pool:
-            for future in [pool.submit(self._pull_type, run, t, progress) for t in resource_types]:
+            for future in [pool.submit(self._pull_type, run, t, progress, plans[t]) for t in pending]:
                 future.result()
 
-    def _search_url(self, resource_type: str, since: str | None, patients: list[str] | None = None) -> str:
-        params: dict[str, Any] = {"_count": self.settings.page_size}
+    def _scoped(self, resource_type: str, plan: TypePlan) -> bool:
+        """Whether the type is searched per chunk of patients (the cohort's, or within patient compartments)."""
+        if resource_type in TERMINOLOGY_TYPES:
+            return False
+        return bool(self.cohort_codes) or (not plan.system_search and resource_type != "Patient")
+
+    def _search_url(self, resource_type: str, since: str | None, patients: list[str] | None = None,
+                    **extra: Any) -> str:
+        params: dict[str, Any] = {"_count": self.settings.page_size, **extra}
         if since:
             params["_lastUpdated"] = f"ge{since}"
         if patients is not None:
@@ -98,115 +121,178 @@ class RestSource(Source):
                           else {"patient": ",".join(f"Patient/{i}" for i in ids)})
         return f"{self.client.base_url}/{resource_type}?{urlencode(params)}"
 
-    def _find_cohort(self, run: LandingRun) -> None:
-        """Land the cohort (patients with an ILP procedure) and split it into patients new since the last run."""
+    def _pager(self, run: LandingRun) -> Pager:
+        return Pager(self.client, self.settings, run.checkpoint)
+
+    def _find_patients(self, run: LandingRun, procedures: TypePlan | None) -> None:
+        """The patients searched one chunk at a time: the cohort (patients with an ILP procedure) or, on a server
+        that searches only within patient compartments, every patient; split into those new since the last run
+        (searched whole) and those known (searched since the watermark)."""
         state = run.progress.setdefault(COHORT, StreamProgress())
         if state.done:
             return
-        query = urlencode({"code": ",".join(self.cohort_codes), "_count": self.settings.page_size})
-        members: set[str] = set()
-        for _, bundle, _ in self._pages(f"{self.client.base_url}/Procedure?{query}", StreamProgress(),
-                                        "cohort (ILP Procedure) search"):
-            for entry in bundle.get("entry") or []:
-                reference = ((entry.get("resource") or {}).get("subject") or {}).get("reference", "")
-                if "Patient/" in reference:
-                    members.add("Patient/" + reference.rsplit("/", 1)[-1])
-        previous = self._previous_cohort(run)
+        members = self._cohort(run, procedures) if self.cohort_codes else self._every_patient(run)
+        previous = self._previous_patients(run)
         run.stream(COHORT).append([{"patient": p} for p in sorted(members)])
         state.state.update(known=sorted(members & previous), new=sorted(members - previous))
         state.done = True
         run.checkpoint()
 
-    def _previous_cohort(self, run: LandingRun) -> set[str]:
+    def _cohort(self, run: LandingRun, procedures: TypePlan | None) -> set[str]:
+        if procedures is not None and not procedures.system_search:
+            raise SourceProtocolError(
+                f"{self.client.base_url} searches Procedures only within a patient compartment, so the ILP cohort "
+                "cannot be found by code across patients: set cohort_only = false for this source (every patient "
+                "is pulled, and the transform keeps the cohort), or export a Group of the cohort with a bulk source")
+        query = urlencode({"code": ",".join(self.cohort_codes), "_count": self.settings.page_size})
+        members: set[str] = set()
+
+        def collect(_: httpx.Response, bundle: dict[str, Any]) -> None:
+            for entry in bundle.get("entry") or []:
+                reference = ((entry.get("resource") or {}).get("subject") or {}).get("reference", "")
+                if "Patient/" in reference:
+                    members.add("Patient/" + reference.rsplit("/", 1)[-1])
+
+        self._pager(run).walk(f"{self.client.base_url}/Procedure?{query}", StreamProgress(),
+                              "cohort (ILP Procedure) search", collect)
+        return members
+
+    def _every_patient(self, run: LandingRun) -> set[str]:
+        """Every patient not deleted: those landed before, and in this run, less this run's deletions."""
+        live = set(run.zone.live_ids("Patient"))
+        live |= {str(p.get("id")) for p in iter_lines(run.folder / "Patient.ndjson")}
+        live -= {str(t.get("id")) for t in iter_lines(run.folder / f"{TOMBSTONES}.ndjson")
+                 if t.get("resourceType") == "Patient"}
+        return {f"Patient/{i}" for i in live}
+
+    def _previous_patients(self, run: LandingRun) -> set[str]:
         runs = run.zone.runs()
         path = runs[-1] / f"{COHORT}.ndjson" if runs else None
         if path is None or not path.exists():
             return set()
         return {json.loads(line)["patient"] for line in path.read_text(encoding="utf-8").splitlines()}
 
-    def _queries(self, run: LandingRun, resource_type: str, since: str | None) -> list[str]:
-        """The searches that cover a type: one, or one per chunk of cohort patients (new ones without `since`)."""
-        if not self.cohort_codes or resource_type in TERMINOLOGY_TYPES:
-            return [self._search_url(resource_type, since)]
-        cohort = run.progress[COHORT].state
-        return [self._search_url(resource_type, window, group[i:i + CHUNK])
-                for group, window in ((cohort["new"], None), (cohort["known"], since))
+    def _queries(self, run: LandingRun, resource_type: str, since: str | None, plan: TypePlan,
+                 **extra: Any) -> list[str]:
+        """The searches that cover a type: one, or one per chunk of patients (new ones without `since`)."""
+        if not self._scoped(resource_type, plan):
+            return [self._search_url(resource_type, since, **extra)]
+        patients = run.progress[COHORT].state
+        return [self._search_url(resource_type, window, group[i:i + CHUNK], **extra)
+                for group, window in ((patients["new"], None), (patients["known"], since))
                 for i in range(0, len(group), CHUNK)]
 
-    def _pages(self, first_url: str, progress_state: StreamProgress, what: str
-               ) -> Iterator[tuple[httpx.Response, dict[str, Any], str | None]]:
-        """(response, bundle, next URL) per page, from the checkpointed page on; refuses loops and other hosts."""
-        url: str | None = progress_state.next_url or first_url
-        visited: set[str] = set()
-        while url:
-            if url in visited:
-                raise SourceProtocolError(f"{self.client.base_url}: {what} paging loops back to {url}")
-            visited.add(url)
-            if not self.settings.same_server(url):
-                other = urlsplit(url).netloc
-                raise SourceProtocolError(
-                    f"{self.client.base_url}: {what} next link points to another server ({other}); refusing to "
-                    f"follow it with our credentials. If {other} is this same server under another name, list it "
-                    f"in the source's configuration: same_server_hosts = [\"{other}\"]")
-            response, bundle = self.client.get_json(url, f"{what} page {progress_state.pages + 1}")
-            if bundle.get("resourceType") != "Bundle":
-                raise SourceProtocolError(f"{self.client.base_url}: {what} page is a {bundle.get('resourceType')}, "
-                                          f"not a Bundle ({url})")
-            url = next_link(bundle)
-            yield response, bundle, url
-
-    def _pull_type(self, run: LandingRun, resource_type: str, progress: PullProgress) -> None:
+    def _pull_type(self, run: LandingRun, resource_type: str, progress: PullProgress, planned: TypePlan) -> None:
         state = run.progress[resource_type]
+        plan = TypePlan(**state.state.setdefault("plan", planned.describe()))  # a resume keeps its plan
         since = run.since.get(resource_type)
-        if not state.done:
-            queries = self._queries(run, resource_type, since)
-            for number in range(state.state.get("query", 0), len(queries)):
-                self._search_to_the_end(run, resource_type, queries[number], progress, len(queries) == 1)
-                state.state.update(query=number + 1, total=None, rescans=0)
-                run.checkpoint()
+        while not state.done:
+            try:
+                stable = self._search(run, resource_type, progress, plan, since)
+            except (SourceProtocolError, AuthenticationFailed) as error:
+                plan = self._fall_back(resource_type, plan, since, error, state)
+                continue
+            state.state["listing_stable"] = stable
             state.done = True
             state.next_url = None
             run.checkpoint()
-        if since and not state.state.get("history_done"):
-            self._pull_deletions(run, resource_type, since, state)
+        if not state.state.get("deletions"):
+            state.state["deletions"] = self._deletions(run, resource_type, plan, since, state)
+            run.checkpoint()
         progress.finish(resource_type)
 
-    def _search_to_the_end(self, run: LandingRun, resource_type: str, url: str, progress: PullProgress,
-                           show_total: bool) -> None:
-        """Land every page of one search. A total that changes between pages means the matches shifted under
-        the server's offsets (a resource deleted or added while we paged), so a page may have skipped one:
-        the search runs again from its first page (the landing counts what repeats as duplicates), up to
-        RESCANS times; after that the run's manifest carries a warning."""
+    def _fall_back(self, resource_type: str, plan: TypePlan, since: str | None, error: Exception,
+                   state: StreamProgress) -> TypePlan:
+        """The plan without what the server refused, searching the type again from its first query; or the error
+        with what to do about it."""
+        if plan.last_updated and since and deletions.refused(error) and getattr(error, "status", None) == 400:
+            note = (f"{resource_type}: the server refused _lastUpdated ({error}); reading the type whole and keeping "
+                    "what changed")
+            plan = replace(plan, last_updated=False)
+        elif plan.system_search and not self._scoped(resource_type, plan) and resource_type != "Patient" \
+                and resource_type not in TERMINOLOGY_TYPES and deletions.refused(error):
+            raise SourceProtocolError(
+                f"{self.client.base_url} refused a search of every {resource_type} ({error}). If it searches "
+                f"clinical types only within a patient compartment, set server_features = {{ system_search = "
+                f"false }} in the source's configuration", getattr(error, "status", None)) from None
+        else:
+            raise error
+        log.warning("%s", note)
+        state.state.setdefault("warnings", []).append(note)
+        state.state.update(plan=plan.describe(), query=0, total=None, rescans=0)
+        state.next_url = None
+        return plan
+
+    def _search(self, run: LandingRun, resource_type: str, progress: PullProgress, plan: TypePlan,
+                since: str | None) -> bool:
+        """Land every query of the type from its checkpointed one on; False if a search never held still."""
         state = run.progress[resource_type]
+        listing = since is None or not plan.last_updated  # the search serves every id: deletions come from it
+        keep_since = None if plan.last_updated or since is None else _instant(since)
+        queries = self._queries(run, resource_type, since if plan.last_updated else None, plan)
         stream = run.stream(resource_type)
-        while True:
-            for response, bundle, next_url in self._pages(url, state, f"{resource_type} search"):
-                state.watermark = state.watermark or server_time(response, bundle)
-                total = bundle.get("total")
-                if state.state.get("total") is None:
-                    state.state["total"] = total
-                elif total != state.state["total"]:
-                    state.state["shifted"] = f"{state.state['total']} then {total}"
-                resources, rejected = self._split(bundle, resource_type, str(response.url))
-                added = stream.append(resources)
-                if rejected:
-                    run.stream(REJECTED).append(rejected)
-                state.pages += 1
-                state.next_url = next_url
-                run.checkpoint()
-                progress.advance(resource_type, added, total if show_total else None)
-            shifted = state.state.pop("shifted", None)
-            if not shifted:
-                return
-            what = f"{resource_type} search: the total changed while paging ({shifted})"
-            if state.state.get("rescans", 0) >= RESCANS:
-                log.warning("%s, still after %d searches again; a resource may be missing until the next run",
-                            what, RESCANS)
-                state.state.setdefault("warnings", []).append(f"{what}, still after {RESCANS} searches again")
-                return
-            log.warning("%s: searching again from the first page", what)
-            state.state.update(rescans=state.state.get("rescans", 0) + 1, total=None)
+        stable = bool(state.state.get("listing_stable", True))
+
+        def land(response: httpx.Response, bundle: dict[str, Any]) -> None:
+            resources, rejected = self._split(bundle, resource_type, str(response.url))
+            if listing:
+                deletions.list_ids(run, resource_type, bundle)
+            kept = [r for r in resources if changed_since(r, keep_since)]
+            state.state["unchanged"] = state.state.get("unchanged", 0) + len(resources) - len(kept)
+            added = stream.append(kept)
+            if rejected:
+                run.stream(REJECTED).append(rejected)
+            progress.advance(resource_type, added, bundle.get("total") if len(queries) == 1 else None)
+
+        for number in range(state.state.get("query", 0), len(queries)):
+            stable = self._pager(run).walk(queries[number], state, f"{resource_type} search", land) and stable
+            state.state.update(query=number + 1, total=None, rescans=0, listing_stable=stable)
+            state.next_url = None
             run.checkpoint()
+        return stable
+
+    def _deletions(self, run: LandingRun, resource_type: str, plan: TypePlan, since: str | None,
+                   state: StreamProgress) -> dict[str, Any]:
+        """Deletions since the last run, the way this server allows; what the manifest says about them."""
+        pager = self._pager(run)
+        listed_by_search = since is None or not plan.last_updated
+        if plan.history and since and not listed_by_search:
+            try:
+                return {"method": "history", "deleted": deletions.history(pager, run, resource_type, since, state)}
+            except (SourceProtocolError, AuthenticationFailed) as error:
+                if not deletions.refused(error):
+                    raise
+                note = f"{resource_type}: the server refused its _history ({error}); finding deletions by ids instead"
+                log.warning("%s", note)
+                state.state.setdefault("warnings", []).append(note)
+                state.state["plan"] = replace(plan, history=False).describe()
+        elif not listed_by_search:
+            due = deletions.reconciliation_due(run, resource_type, self.settings.reconcile_every_days)
+            if due:
+                return {"method": "not checked this run", "next_id_reconciliation": due}
+        if listed_by_search:
+            listed_at, stable = state.watermark, bool(state.state.get("listing_stable", True))
+        else:
+            listed_at, stable = self._list_ids(run, resource_type, plan)
+        if not stable or listed_at is None:
+            return {"method": "not checked this run: the id listing did not hold still"}
+        found = deletions.reconcile(pager, run, resource_type, listed_at)
+        state.state["reconciled_at"] = listed_at
+        method = "id reconciliation with the full search" if listed_by_search else "id reconciliation (_elements=id)"
+        return {"method": method, **found}
+
+    def _list_ids(self, run: LandingRun, resource_type: str, plan: TypePlan) -> tuple[str | None, bool]:
+        """Every id the server serves now, in its cheapest listing; (server time it began, whether it held still)."""
+        cursor = run.progress.setdefault(deletions.listed_stream(resource_type), StreamProgress())
+        queries = self._queries(run, resource_type, None, plan, _elements="id", _count=LISTING_PAGE)
+        stable = bool(cursor.state.get("stable", True))
+        for number in range(cursor.state.get("query", 0), len(queries)):
+            stable = self._pager(run).walk(queries[number], cursor, f"{resource_type} id listing",
+                                           lambda _, bundle: deletions.list_ids(run, resource_type, bundle)) and stable
+            cursor.state.update(query=number + 1, total=None, rescans=0, stable=stable)
+            cursor.next_url = None
+            run.checkpoint()
+        return cursor.watermark, stable
 
     def _split(self, bundle: dict[str, Any], resource_type: str, page_url: str
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -229,18 +315,3 @@ class RestSource(Source):
                 rejected.append({"source": f"{resource_type} search", "line": f"{page_url}#{n}",
                                  "reason": reason, "entry": entry})
         return resources, rejected
-
-    def _pull_deletions(self, run: LandingRun, resource_type: str, since: str, state: StreamProgress) -> None:
-        history = StreamProgress(pages=state.state.get("history_pages", 0), next_url=state.state.get("history_next"))
-        first = f"{self.client.base_url}/{resource_type}/_history?{urlencode({'_since': since, '_count': 500})}"
-        tombstones = run.stream(TOMBSTONES)
-        for _, bundle, next_url in self._pages(first, history, f"{resource_type} history"):
-            deleted = [{"resourceType": resource_type, "id": e["request"]["url"].rsplit("/", 1)[-1],
-                        "deleted_at": (e.get("response") or {}).get("lastModified")}
-                       for e in bundle.get("entry") or [] if (e.get("request") or {}).get("method") == "DELETE"]
-            tombstones.append(deleted)
-            history.pages += 1
-            state.state.update(history_pages=history.pages, history_next=next_url)
-            run.checkpoint()
-        state.state["history_done"] = True
-        run.checkpoint()

@@ -93,6 +93,14 @@ def host_listed(url: str, hosts: tuple[str, ...]) -> bool:
     return parts.netloc in hosts or parts.hostname in hosts
 
 
+class ServerFeatures(Settings):
+    """What the server can do, where its CapabilityStatement is wrong or silent. Unset: as the statement says."""
+
+    last_updated: bool | None = None  # searches filter on `_lastUpdated` (else: every run reads all, keeps changes)
+    history: bool | None = None  # type-level `_history` lists deletions (else: deletions by id reconciliation)
+    system_search: bool | None = None  # clinical types searchable across patients (else: per patient compartment)
+
+
 class RestSettings(ServerSettings):
     """REST search, paged by the server's `next` links, incremental by `_lastUpdated`."""
 
@@ -100,6 +108,10 @@ class RestSettings(ServerSettings):
     page_size: Annotated[int, Field(ge=1, le=1000)] = 200
     concurrency: Annotated[int, Field(ge=1, le=16)] = 3
     cohort_only: bool = False  # only patients with an ILP procedure, and their resources
+    server_features: ServerFeatures = ServerFeatures()
+    # Without `_history`, deletions are found by listing every id the server still serves and comparing it with
+    # what landed: every this many days (0: every run), and on every `--full` pull.
+    reconcile_every_days: Annotated[float, Field(ge=0)] = 7.0
 
 
 class BulkSettings(ServerSettings):

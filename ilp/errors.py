@@ -29,9 +29,13 @@ class SourceUnreachable(IlpError):
 
 
 class AuthenticationFailed(IlpError):
-    """A FHIR server or its token endpoint refused the credentials."""
+    """A FHIR server or its token endpoint refused the credentials (`status`: the HTTP status, when one came)."""
 
     exit_code = 4
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ValidationBlocked(IlpError):
@@ -47,9 +51,14 @@ class ValidationBlocked(IlpError):
 
 
 class SourceProtocolError(IlpError):
-    """A FHIR server answered, but not as FHIR says it should (bad JSON, wrong resource, broken paging)."""
+    """A FHIR server answered, but not as FHIR says it should (bad JSON, wrong resource, broken paging), or refused
+    a request (`status`: the HTTP status, when one came)."""
 
     exit_code = 6
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RunLocked(IlpError):

@@ -5,7 +5,8 @@ The stages meet only through these folders (architecture doc), so their names ar
 
 ```
 landing/centre=<id>/run=<run_id>/...          raw FHIR and manifest.json per pull (connectors)
-state/centre=<id>/checkpoint.json             the pull in progress; watermarks.json; run.lock
+landing/centre=<id>/.partial-<run_id>/        a pull in progress; .abandoned-<run_id>/ one given up, for inspection
+state/centre=<id>/checkpoint.json             the pull in progress; watermarks.json; reconciled.json; run.lock
 resources/centre=<id>/current.json            the current state of every resource (transforms)
 cohort/snapshots/run=<id>/<table>/centre_id=<id>/, manifest-<centre>.json
 cohort/published.json                         the publication pointer (expectations)
@@ -103,6 +104,13 @@ class Zones:
         """Where a pull writes until it completes (invisible to every reader)."""
         return self.landing(centre_id) / f".partial-{run_id}"
 
+    def abandoned_run(self, centre_id: str, run_id: str) -> Path:
+        """A partial pull given up (a failed resume, another window): kept for inspection until a pull completes."""
+        return self.landing(centre_id) / f".abandoned-{run_id}"
+
+    def abandoned_runs(self, centre_id: str) -> list[Path]:
+        return sorted(self.landing(centre_id).glob(".abandoned-*"))
+
     def landing_runs(self, centre_id: str) -> list[Path]:
         """The centre's completed pulls (those with a manifest), oldest first: run ids sort by time."""
         return sorted(p for p in self.landing(centre_id).glob("run=*") if (p / MANIFEST).exists())
@@ -119,6 +127,10 @@ class Zones:
 
     def watermarks(self, centre_id: str) -> Path:
         return self.state(centre_id) / "watermarks.json"
+
+    def reconciliations(self, centre_id: str) -> Path:
+        """When each type's ids were last reconciled with the server's (deletions found without `_history`)."""
+        return self.state(centre_id) / "reconciled.json"
 
     def lock(self, centre_id: str) -> Path:
         return self.state(centre_id) / "run.lock"

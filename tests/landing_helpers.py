@@ -33,11 +33,12 @@ def bulk(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPE
 
 
 def server_versions(base: str, types: tuple[str, ...] = RESOURCE_TYPES) -> Versions:
-    """Every resource the server holds now (read without auth, faults off)."""
+    """Every resource the server holds now (read through its admin API: no auth, faults or missing features)."""
     held: Versions = {}
     with httpx.Client(timeout=60) as client:
         for resource_type in types:
-            bundle = client.get(f"{base}/{resource_type}", params={"_count": 100_000}).json()
+            bundle = client.get(f"{base.removesuffix('/fhir')}/_admin/fhir/{resource_type}",
+                                params={"_count": 100_000}).json()
             held[resource_type] = {e["resource"]["id"]: e["resource"]["meta"]["versionId"]
                                    for e in bundle.get("entry", [])}
     return held

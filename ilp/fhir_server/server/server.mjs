@@ -17,6 +17,7 @@ import { FhirRouter } from '@medplum/fhir-router';
 import { Auth } from './auth.mjs';
 import { Bulk } from './bulk.mjs';
 import { Faults } from './faults.mjs';
+import { Features } from './features.mjs';
 import { Paging } from './paging.mjs';
 import { LoggingRepository } from './repository.mjs';
 
@@ -38,6 +39,7 @@ const auth = new Auth();
 const faults = new Faults();
 const bulk = new Bulk(repo);
 const paging = new Paging();
+const features = new Features();
 let requests = 0;
 let baseUrl = '';
 
@@ -66,10 +68,8 @@ function capability() {
         extension: [{ url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
           extension: [{ url: 'token', valueUri: `${baseUrl.replace(/\/fhir$/, '')}/auth/token` }] }],
       },
-      resource: TYPES.map((type) => ({
-        type, interaction: ['read', 'search-type', 'history-type', 'update', 'delete'].map((code) => ({ code })),
-        searchParam: ['_id', '_lastUpdated', '_count'].map((name) => ({ name, type: name === '_lastUpdated' ? 'date' : 'token' })),
-      })),
+      resource: TYPES.map((type) => features.describe(type, ['read', 'search-type', 'history-type', 'update', 'delete'],
+        ['_id', '_lastUpdated', '_count', ...(type === 'Patient' ? [] : ['patient'])])),
       operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }],
     }],
   };
@@ -85,7 +85,7 @@ function withPaging(bundle, path, query, defaultCount = 20) {
     const next = new URL(self);
     next.searchParams.set('_count', String(count));
     next.searchParams.set('_offset', String(offset + count));
-    bundle.link.push({ relation: 'next', url: paging.misdirect(next, offset).toString() });
+    bundle.link.push({ relation: 'next', url: paging.misdirect(features.nextLink(next, baseUrl), offset).toString() });
   }
   return bundle;
 }
@@ -105,10 +105,10 @@ function typeHistory(type, query) {
     query, 100);
 }
 
-// Plain paged searches (only _count, _offset, _lastUpdated) are served here: Medplum's memory search filters
+// Plain paged searches (only _count, _offset, _lastUpdated, _elements) are served here: Medplum's memory search filters
 // and deep-clones every match on every page before slicing, which makes paging a large type quadratic.
 // Same order as the router (insertion order), same total; only the page itself is cloned.
-const PLAIN_SEARCH = new Set(['_count', '_offset', '_lastUpdated']);
+const PLAIN_SEARCH = new Set(['_count', '_offset', '_lastUpdated', '_elements']);
 const COMPARE = { ge: (a, b) => a >= b, gt: (a, b) => a > b, le: (a, b) => a <= b, lt: (a, b) => a < b,
   eq: (a, b) => a.startsWith(b) };
 
@@ -122,9 +122,19 @@ function plainSearch(type, query) {
   const matches = repo.all(type).filter((r) => bounds.every(([compare, when]) => compare(r.meta.lastUpdated, when)));
   const count = Number(query.get('_count') ?? 20);
   const offset = Number(query.get('_offset') ?? 0);
+  const elements = query.get('_elements');
   const entry = matches.slice(offset, offset + count)
-    .map((r) => ({ fullUrl: `${baseUrl}/${type}/${r.id}`, search: { mode: 'match' }, resource: structuredClone(r) }));
+    .map((r) => ({ fullUrl: `${baseUrl}/${type}/${r.id}`, search: { mode: 'match' },
+      resource: elements === null ? structuredClone(r) : subset(r, elements.split(',')) }));
   return { resourceType: 'Bundle', type: 'searchset', total: matches.length, ...(entry.length ? { entry } : {}) };
+}
+
+/** The resource with only the mandatory and the asked-for elements, marked SUBSETTED as FHIR says. */
+function subset(resource, elements) {
+  const kept = { resourceType: resource.resourceType, id: resource.id,
+    meta: { ...structuredClone(resource.meta), tag: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' }] } };
+  for (const name of elements) if (name in resource && !(name in kept)) kept[name] = structuredClone(resource[name]);
+  return kept;
 }
 
 async function routeFhir(method, path, query, body, headers) {
@@ -186,13 +196,14 @@ function routeBulk(method, [, kind, id, name], headers) {
 async function admin(path, body) {
   switch (path) {
     case '/_admin/reset':
-      repo.clear(); faults.reset(); auth.reset(); bulk.reset(); paging.reset();
+      repo.clear(); faults.reset(); auth.reset(); bulk.reset(); paging.reset(); features.reset();
       return [200, { reset: true }];
     case '/_admin/config':
       if (body?.auth) auth.configure(body.auth);
       if (body?.faults) faults.configure(body.faults);
       if (body?.bulk) bulk.configure(body.bulk);
       if (body?.paging) paging.configure(body.paging);
+      if (body?.features) features.configure(body.features);
       return [200, { configured: Object.keys(body ?? {}) }];
     case '/_admin/expire-tokens':
       auth.expireTokens();
@@ -247,7 +258,7 @@ async function injectFault(kind, res) {
 
 async function handle(req, res) {
   requests += 1;
-  const url = new URL(req.url, baseUrl);
+  let url = new URL(req.url, baseUrl);
   const path = url.pathname;
   const raw = await readBody(req);
   if (path.startsWith(`/_admin${FHIR}`)) { // the FHIR API without auth or faults, for tests and the demo to edit data
@@ -268,15 +279,24 @@ async function handle(req, res) {
     return send(res, status, body, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
   }
   if (!path.startsWith(FHIR)) return reply(res, outcome(404, 'not-found', `not a FHIR path: ${path}`));
-  const fhirPath = path.slice(FHIR.length) || '/';
-  if (fhirPath === '/metadata') return send(res, 200, capability());
+  if (url.pathname.slice(FHIR.length) === '/metadata') return send(res, 200, capability());
   const fault = await injectFault(faults.next(), res);
   if (fault === true) return undefined;
+  const token = url.searchParams.get('_page');
+  if (token !== null && (url.pathname === FHIR || url.pathname === `${FHIR}/`)) {
+    const page = features.resolve(token);
+    if (!page) return reply(res, outcome(410, 'not-found', `page token ${token} is unknown or expired`));
+    url = new URL(page);
+  }
+  const fhirPath = url.pathname.slice(FHIR.length) || '/';
   paging.capCount(url.searchParams);
+  features.adjust(url.searchParams);
   const file = fhirPath.match(/^\/_bulk\/files\/([^/]+)\/([^/]+)$/);
   if (file) bulk.recordFileRequest(file[2], Boolean(req.headers.authorization));
   const refusal = file && !bulk.needsToken(file[1]) ? null : auth.check(req.headers);
   if (refusal) return reply(res, [...outcome(401, 'login', refusal), { 'WWW-Authenticate': 'Bearer' }]);
+  const refused = features.refusal(req.method, fhirPath.split('/').filter(Boolean), url.searchParams);
+  if (refused) return reply(res, outcome(refused[0], refused[0] === 403 ? 'forbidden' : 'not-supported', refused[1]));
   let body;
   try {
     body = raw ? JSON.parse(raw) : undefined;
