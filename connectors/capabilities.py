@@ -71,6 +71,8 @@ def plan_types(capability: dict[str, Any], resource_types: tuple[str, ...],
                     "history": "history-type" in interactions and across, "system_search": across}
         chosen = {name: said[name] if getattr(overrides, name) is None else bool(getattr(overrides, name))
                   for name in said}
+        if overrides.history is None and not chosen["system_search"]:
+            chosen["history"] = False  # type-level history spans patients, as system-level search does
         plans[resource_type] = TypePlan(described=entry is not None, **chosen)
     return plans
 

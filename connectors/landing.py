@@ -252,7 +252,7 @@ class LandingZone:
                                   resumed=True, failures=list(saved.get("failures", [])))
             self._abandon(saved["run_id"], stale)
         marks = self.watermarks() if incremental else {}
-        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)  # sorts by time
         run = LandingRun(self, run_id, fingerprint, {n: marks.get(n) for n in stream_names}, utc_now(),
                          {n: StreamProgress() for n in stream_names}, resumed=False)
         run.checkpoint()

@@ -52,22 +52,29 @@ class Pager:
         url: str | None = cursor.next_url or first_url
         visited: set[str] = set()
         while url:
-            if url in visited:
-                raise SourceProtocolError(f"{self.client.base_url}: {what} paging loops back to {url}. The server's "
-                                          "paging is broken: ask its administrators; a rerun starts the search again")
             visited.add(url)
-            if not self.settings.same_server(url):
-                other = urlsplit(url).netloc
-                raise SourceProtocolError(
-                    f"{self.client.base_url}: {what} next link points to another server ({other}); refusing to "
-                    f"follow it with our credentials. If {other} is this same server under another name, list it "
-                    f"in the source's configuration: same_server_hosts = [\"{other}\"]")
+            self._check_link(url, what)
             response, bundle = self.client.get_json(url, f"{what} page {cursor.pages + 1}")
             if bundle.get("resourceType") != "Bundle":
                 raise SourceProtocolError(f"{self.client.base_url}: {what} page is a {bundle.get('resourceType')}, "
                                           f"not a Bundle ({url}): check that base_url is the FHIR base")
-            url = next_link(bundle)
-            yield response, bundle, url
+            following = next_link(bundle)
+            if following in visited:
+                raise SourceProtocolError(f"{self.client.base_url}: {what} paging loops back to {following}. The "
+                                          "server's paging is broken: ask its administrators; a rerun starts the "
+                                          "search again")
+            if following:  # checked before the page is handed on, so a checkpoint never holds a refused link
+                self._check_link(following, what)
+            yield response, bundle, following
+            url = following
+
+    def _check_link(self, url: str, what: str) -> None:
+        if not self.settings.same_server(url):
+            other = urlsplit(url).netloc
+            raise SourceProtocolError(
+                f"{self.client.base_url}: {what} next link points to another server ({other}); refusing to "
+                f"follow it with our credentials. If {other} is this same server under another name, list it "
+                f"in the source's configuration: same_server_hosts = [\"{other}\"]")
 
     def walk(self, first_url: str, cursor: StreamProgress, what: str, on_page: Page) -> bool:
         """Hand every page of one search to `on_page`, checkpointing after each; True when the search held still.

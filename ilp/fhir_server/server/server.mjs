@@ -105,21 +105,32 @@ function typeHistory(type, query) {
     query, 100);
 }
 
-// Plain paged searches (only _count, _offset, _lastUpdated, _elements) are served here: Medplum's memory search filters
-// and deep-clones every match on every page before slicing, which makes paging a large type quadratic.
-// Same order as the router (insertion order), same total; only the page itself is cloned.
-const PLAIN_SEARCH = new Set(['_count', '_offset', '_lastUpdated', '_elements']);
+// Plain paged searches (only _count, _offset, _lastUpdated, _elements, _id and patient) are served here: Medplum's
+// memory search filters and deep-clones every match on every page before slicing, which makes paging a large
+// type quadratic. Same order as the router (insertion order), same total; only the page itself is cloned.
+const PLAIN_SEARCH = new Set(['_count', '_offset', '_lastUpdated', '_elements', '_id', 'patient']);
 const COMPARE = { ge: (a, b) => a >= b, gt: (a, b) => a > b, le: (a, b) => a <= b, lt: (a, b) => a < b,
   eq: (a, b) => a.startsWith(b) };
 
+/** A filter on one search parameter's comma-separated values (any of them matches), or null for none. */
+function anyOf(query, name, value) {
+  if (!query.has(name)) return () => true;
+  const wanted = new Set(query.getAll(name).flatMap((v) => v.split(',')));
+  return (r) => wanted.has(value(r));
+}
+
 function plainSearch(type, query) {
   if (![...query.keys()].every((k) => PLAIN_SEARCH.has(k)) || !TYPES.includes(type)) return null;
+  if (query.has('patient') && type === 'Patient') return null;
   const bounds = query.getAll('_lastUpdated').map((v) => {
     const prefix = /^[a-z]{2}/.test(v) ? v.slice(0, 2) : 'eq';
     return [COMPARE[prefix], new Date(prefix === 'eq' && !/^[a-z]{2}/.test(v) ? v : v.slice(2)).toISOString()];
   });
   if (bounds.some(([compare]) => !compare)) return null;
-  const matches = repo.all(type).filter((r) => bounds.every(([compare, when]) => compare(r.meta.lastUpdated, when)));
+  const byId = anyOf(query, '_id', (r) => r.id);
+  const byPatient = anyOf(query, 'patient', (r) => (r.subject ?? r.patient)?.reference);
+  const matches = repo.all(type).filter((r) => byId(r) && byPatient(r)
+    && bounds.every(([compare, when]) => compare(r.meta.lastUpdated, when)));
   const count = Number(query.get('_count') ?? 20);
   const offset = Number(query.get('_offset') ?? 0);
   const elements = query.get('_elements');

@@ -1,0 +1,183 @@
+"""Servers as hospitals run them, as the real local FHIR server is switched to: without type-level `_history`,
+without `_lastUpdated`, with a page size of its own, with opaque page tokens, searching clinical types only within
+a patient compartment, and with a CapabilityStatement that does or does not say so. Each pulls, reruns, and picks
+up a change and a deletion, and what landed over the runs is exactly what the server holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors import LandingZone, ingest
+from connectors.progress import LogProgress
+from ilp.errors import SourceProtocolError, SourceUnreachable
+from ilp.fhir_server import FhirTestServer
+from tests.landing_helpers import (
+    Versions,
+    change_server,
+    landed_lines,
+    landed_versions,
+    manifest,
+    rest,
+    server_versions,
+    serving,
+)
+
+Consortium = tuple[Path, dict[str, Any]]
+MODES: dict[str, dict[str, Any]] = {
+    "no _history": {"history": False},
+    "no _lastUpdated": {"lastUpdated": False},
+    "ignores _count": {"count": False, "pageSize": 7},
+    "opaque page tokens": {"opaquePaging": True},
+    "patient compartment only": {"systemSearch": False},
+    "all of these": {"history": False, "lastUpdated": False, "count": False, "pageSize": 30, "opaquePaging": True,
+                     "systemSearch": False},
+    "no _history, advertised anyway": {"history": False, "honest": False},
+    "no _lastUpdated, advertised anyway": {"lastUpdated": False, "honest": False},
+}
+
+
+@pytest.fixture
+def aurora(fhir_server: FhirTestServer, demo_consortium: Consortium) -> FhirTestServer:
+    return serving(fhir_server, demo_consortium[0] / "aurora")
+
+
+def _pull(server: FhirTestServer, root: Path, full: bool = False, **settings: Any) -> Path:
+    with rest(server, **{"page_size": 50, **settings}) as source:
+        return ingest(source, LandingZone(root, "aurora"), incremental=not full, progress=LogProgress())
+
+
+def current(root: Path) -> Versions:
+    """What the landed runs say the server holds now: each run's versions over the earlier ones, less its
+    deletions (each one later than the version it deletes)."""
+    held: dict[str, dict[str, tuple[str, str]]] = {}
+    for run in LandingZone(root, "aurora").runs():
+        for resource_type in manifest(run)["window"]["since"]:
+            for resource in landed_lines(run, resource_type):
+                meta = resource["meta"]
+                held.setdefault(resource_type, {})[resource["id"]] = (meta["versionId"], meta["lastUpdated"])
+        for tombstone in landed_lines(run, "tombstones"):
+            version = held.get(tombstone["resourceType"], {}).get(tombstone["id"])
+            if version and tombstone["deleted_at"] >= version[1]:
+                del held[tombstone["resourceType"]][tombstone["id"]]
+    return {t: {i: v for i, (v, _) in ids.items()} for t, ids in held.items()}
+
+
+def _resources(run: Path) -> int:
+    return sum(f["count"] for name, f in manifest(run)["files"].items() if name[:1].isupper())
+
+
+@pytest.mark.parametrize("features", MODES.values(), ids=MODES.keys())
+def test_each_kind_of_server_pulls_reruns_and_picks_up_changes_and_deletions(
+        aurora: FhirTestServer, tmp_path: Path, features: dict[str, Any]) -> None:
+    aurora.configure(features=features)
+    first = _pull(aurora, tmp_path, reconcile_every_days=0)
+    assert landed_versions(first) == server_versions(aurora.base)
+    plan = manifest(first)["plan"]
+    honest = features.get("honest", True)
+    assert plan["Observation"]["history"] is ((features.get("history", True) and features.get("systemSearch", True))
+                                              or not honest)
+    assert plan["Observation"]["last_updated"] is (features.get("lastUpdated", True) or not honest)
+    assert plan["Observation"]["system_search"] is features.get("systemSearch", True)
+
+    rerun = _pull(aurora, tmp_path, reconcile_every_days=0)
+    assert _resources(rerun) == 0 and not landed_lines(rerun, "tombstones"), "a rerun with nothing new landed data"
+
+    changed = change_server(aurora)
+    third = _pull(aurora, tmp_path, reconcile_every_days=0)
+    landed = landed_versions(third)
+    assert set(landed["Observation"]) == changed["Observation"] and set(landed["Condition"]) == changed["Condition"]
+    assert {(t["resourceType"], t["id"]) for t in landed_lines(third, "tombstones")} == {
+        ("Procedure", i) for i in changed["deleted"]}
+    assert current(tmp_path) == server_versions(aurora.base)
+    found = manifest(third)["deletions"]["Procedure"]
+    by_history = all(features.get(f, True) for f in ("history", "systemSearch", "lastUpdated"))
+    assert found["method"] == "history" if by_history else found["method"].startswith("id reconciliation"), found
+    assert found["deleted"] == 2
+
+
+def test_without_history_deletions_are_reconciled_periodically_and_on_every_full_pull(
+        aurora: FhirTestServer, tmp_path: Path) -> None:
+    aurora.configure(features={"history": False})
+    _pull(aurora, tmp_path)
+    changed = change_server(aurora)
+    incremental = _pull(aurora, tmp_path)
+    not_yet = manifest(incremental)["deletions"]["Procedure"]
+    assert not_yet["method"] == "not checked this run" and "next_id_reconciliation" in not_yet
+    assert not landed_lines(incremental, "tombstones")
+    full = _pull(aurora, tmp_path, full=True)
+    assert manifest(full)["deletions"]["Procedure"] == {
+        "method": "id reconciliation with the full search", "listed": len(server_versions(aurora.base)["Procedure"]),
+        "deleted": 2, "recovered": 0}
+    assert {t["id"] for t in landed_lines(full, "tombstones")} == changed["deleted"]
+    assert current(tmp_path) == server_versions(aurora.base)
+    assert not list(full.glob("listed-*")), "the id listings are working state, not landed data"
+
+
+def test_an_id_only_listing_finds_deletions_and_lands_what_a_window_missed(
+        aurora: FhirTestServer, tmp_path: Path) -> None:
+    aurora.configure(features={"history": False})
+    first = _pull(aurora, tmp_path)
+    observations = (first / "Observation.ndjson").read_text(encoding="utf-8").splitlines()
+    missed = json.loads(observations[0])["id"]
+    (first / "Observation.ndjson").write_text("\n".join(observations[1:]) + "\n", encoding="utf-8")
+    changed = change_server(aurora)
+    second = _pull(aurora, tmp_path, reconcile_every_days=0)
+    deletions = manifest(second)["deletions"]
+    assert deletions["Procedure"]["method"] == "id reconciliation (_elements=id)"
+    assert deletions["Procedure"]["deleted"] == 2
+    assert deletions["Observation"]["recovered"] == 1 and missed in landed_versions(second)["Observation"]
+    assert set(landed_versions(second)["Observation"]) == changed["Observation"] | {missed}
+    assert current(tmp_path) == server_versions(aurora.base)
+
+
+def test_a_full_pull_starts_afresh_instead_of_resuming_an_incremental_partial_run(
+        aurora: FhirTestServer, tmp_path: Path) -> None:
+    _pull(aurora, tmp_path)
+    change_server(aurora)
+    aurora.configure(faults={"every": 1, "kinds": ["503"]})
+    with pytest.raises(SourceUnreachable, match="HTTP 503"):
+        _pull(aurora, tmp_path, max_attempts=1)
+    zone = LandingZone(tmp_path, "aurora")
+    (partial,) = zone.zones.landing("aurora").glob(".partial-*")
+    aurora.configure(faults={})
+    full = _pull(aurora, tmp_path, full=True)
+    assert manifest(full)["resumed"] is False and not any(manifest(full)["window"]["since"].values())
+    assert not partial.exists() and not zone.zones.abandoned_runs("aurora"), "kept only until a pull completes"
+    assert current(tmp_path) == server_versions(aurora.base)
+
+
+def test_a_resume_that_fails_twice_the_same_way_is_abandoned_and_kept_for_inspection(
+        aurora: FhirTestServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The server's next links name another host: every attempt stops at the same link."""
+    aurora.configure(paging={"nextHost": "localhost"})
+    zone = LandingZone(tmp_path, "aurora")
+    for _ in range(2):
+        with pytest.raises(SourceProtocolError, match="points to another server"):
+            _pull(aurora, tmp_path, concurrency=1)
+    (stuck,) = zone.zones.landing("aurora").glob(".partial-*")
+    with caplog.at_level(logging.WARNING), pytest.raises(SourceProtocolError, match="points to another server"):
+        _pull(aurora, tmp_path, concurrency=1)
+    assert "failed 2 times in a row the same way" in caplog.text and "starting a fresh pull" in caplog.text
+    (kept,) = zone.zones.abandoned_runs("aurora")
+    assert kept.name == stuck.name.replace(".partial-", ".abandoned-") and (kept / "Patient.ndjson").stat().st_size
+    aurora.configure(paging={})
+    done = _pull(aurora, tmp_path, concurrency=1)
+    assert manifest(done)["resumed"] is True, "the fresh pull that failed once is resumed"
+    assert not zone.zones.abandoned_runs("aurora")
+    assert landed_versions(done) == server_versions(aurora.base)
+
+
+def test_a_server_refusing_system_search_without_saying_so_gets_an_error_that_says_what_to_set(
+        aurora: FhirTestServer, tmp_path: Path) -> None:
+    aurora.configure(features={"systemSearch": False, "honest": False})
+    with pytest.raises(SourceProtocolError, match=r"set server_features = \{ system_search = false \}"):
+        _pull(aurora, tmp_path)
+    run = _pull(aurora, tmp_path, server_features={"system_search": False})
+    assert landed_versions(run) == server_versions(aurora.base)
+    assert manifest(run)["plan"]["Observation"] == {"last_updated": True, "history": False, "system_search": False,
+                                                    "described": True}
