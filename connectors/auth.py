@@ -76,10 +76,14 @@ class ClientCredentialsAuth(httpx.Auth):
             try:
                 response = self._client.post(url, **self.token_request())
             except httpx.TransportError as error:
-                raise SourceUnreachable(f"token endpoint {url} unreachable: {describe(error)}") from None
+                raise SourceUnreachable(f"token endpoint {url} unreachable: {describe(error)}; check the "
+                                        "token_url (or the server's SMART configuration) and that this machine "
+                                        "can reach it, then rerun") from None
             if response.status_code != 200:
                 raise AuthenticationFailed(f"token endpoint {url} refused client {self.settings.client_id!r}: "
-                                           f"HTTP {response.status_code} {_oauth_error(response)}")
+                                           f"HTTP {response.status_code} {_oauth_error(response)}; check client_id, "
+                                           "its secret or key (key_id, algorithm) as registered with the server, "
+                                           "and the scope", response.status_code)
             body = response.json()
             self._token = _Token(body["access_token"], time.time() + float(body.get("expires_in", 300)))
             return self._token.value
@@ -128,7 +132,8 @@ def discover_token_url(client: httpx.Client, base_url: str) -> str:
         try:
             response = client.get(url)
         except httpx.TransportError as error:
-            raise SourceUnreachable(f"{url} unreachable: {describe(error)}") from None
+            raise SourceUnreachable(f"{url} unreachable: {describe(error)}; check base_url and that this machine "
+                                    "can reach the server, or set token_url in the configuration") from None
         if response.status_code == 200 and "token_endpoint" in response.json():
             return str(response.json()["token_endpoint"])
     raise AuthenticationFailed(f"{base_url} publishes no token_endpoint in .well-known/smart-configuration; "

@@ -205,7 +205,13 @@ class FhirClient:
 
     def capability(self) -> dict[str, Any]:
         """The server's CapabilityStatement: what the pull is planned from, and what the run manifest names."""
-        _, body = self.get_json("metadata", "the CapabilityStatement")
+        try:
+            _, body = self.get_json("metadata", "the CapabilityStatement")
+        except SourceProtocolError as error:
+            if error.status != 404:
+                raise
+            raise SourceProtocolError(f"{self.base_url}/metadata is not found (HTTP 404): check that base_url is the "
+                                      "FHIR base (the URL that /metadata follows)", 404) from None
         if body.get("resourceType") != "CapabilityStatement":
             raise SourceProtocolError(f"{self.base_url}/metadata is a {body.get('resourceType')}, "
                                       "not a CapabilityStatement: check that base_url is the FHIR base (the "

@@ -25,7 +25,7 @@ def serving(server: FhirTestServer, folder: Path) -> FhirTestServer:
 
 
 def rest(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPES, **kw: Any) -> RestSource:
-    return RestSource(RestSettings(base_url=server.base, **{**FAST, **kw}), resource_types)
+    return RestSource(RestSettings(**{"base_url": server.base, **FAST, **kw}), resource_types)
 
 
 def bulk(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPES, **kw: Any) -> BulkSource:

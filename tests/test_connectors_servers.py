@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from connectors import LandingZone, ingest
+from connectors import AuthSettings, LandingZone, SecretRef, ingest
 from connectors.progress import LogProgress
-from ilp.errors import SourceProtocolError, SourceUnreachable
+from ilp.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
 from ilp.fhir_server import FhirTestServer
 from tests.landing_helpers import (
     Versions,
@@ -181,3 +181,24 @@ def test_a_server_refusing_system_search_without_saying_so_gets_an_error_that_sa
     assert landed_versions(run) == server_versions(aurora.base)
     assert manifest(run)["plan"]["Observation"] == {"last_updated": True, "history": False, "system_search": False,
                                                     "described": True}
+
+
+@pytest.mark.parametrize(("case", "error", "advice"), [
+    ("not the FHIR base", SourceProtocolError, "check that base_url is the FHIR base"),
+    ("wrong token", AuthenticationFailed, "Check the source's auth settings"),
+    ("server failing", SourceUnreachable, "then rerun: the pull resumes where it stopped"),
+])
+def test_connector_errors_say_what_to_do_next(aurora: FhirTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              case: str, error: type[Exception], advice: str) -> None:
+    settings: dict[str, Any] = {"max_attempts": 1}
+    if case == "not the FHIR base":
+        settings["base_url"] = aurora.root + "/elsewhere"
+    elif case == "wrong token":
+        aurora.configure(auth={"mode": "bearer", "token": "the-right-one"})
+        monkeypatch.setenv("ILP_TEST_TOKEN", "a-wrong-one")
+        settings["auth"] = AuthSettings(kind="bearer", token=SecretRef(env="ILP_TEST_TOKEN"))
+    else:
+        aurora.configure(faults={"every": 1, "kinds": ["503"]})
+    with pytest.raises(error) as failure:
+        _pull(aurora, tmp_path, **settings)
+    assert advice in str(failure.value) and "a-wrong-one" not in str(failure.value)
