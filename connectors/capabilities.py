@@ -24,6 +24,7 @@ class TypePlan:
     """How one resource type is pulled from this server."""
 
     last_updated: bool  # incremental searches filter on `_lastUpdated`; else every search reads all
+    count: bool  # searches ask for a page size with `_count` (a strict server refuses parameters it lacks)
     history: bool  # deletions come from type-level `_history`
     system_search: bool  # searchable across patients; else within each patient's compartment
     described: bool  # the CapabilityStatement describes the type (else everything is assumed, and checked)
@@ -61,15 +62,15 @@ def plan_types(capability: dict[str, Any], resource_types: tuple[str, ...],
     for resource_type in resource_types:
         entry = entries.get(resource_type)
         if entry is None:
-            said = {"last_updated": True, "history": True, "system_search": True}
+            said = {"last_updated": True, "count": True, "history": True, "system_search": True}
         else:
             interactions = _names(entry.get("interaction"), "code")
             params = _names(entry.get("searchParam"), "name")
             across = not _requires_compartment(entry)
             # type-level history spans patients: a server that searches only within compartments does not serve it
-            said = {"last_updated": not params or "_lastUpdated" in params,
+            said = {"last_updated": not params or "_lastUpdated" in params, "count": not params or "_count" in params,
                     "history": "history-type" in interactions and across, "system_search": across}
-        chosen = {name: said[name] if getattr(overrides, name) is None else bool(getattr(overrides, name))
+        chosen = {name: said[name] if getattr(overrides, name, None) is None else bool(getattr(overrides, name))
                   for name in said}
         if overrides.history is None and not chosen["system_search"]:
             chosen["history"] = False  # type-level history spans patients, as system-level search does

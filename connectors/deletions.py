@@ -39,6 +39,14 @@ def list_ids(run: LandingRun, resource_type: str, bundle: dict[str, Any]) -> Non
     run.stream(listed_stream(resource_type)).append(ids)
 
 
+def rejected_ids(run: LandingRun, resource_type: str) -> set[str]:
+    """Ids of the type's resources that this run's searches served but rejected (they are on the server)."""
+    return {str(r["id"]) for line in iter_lines(run.folder / f"{REJECTED}.ndjson")
+            if line.get("source") == f"{resource_type} search" and isinstance(line.get("entry"), dict)
+            and isinstance(r := line["entry"].get("resource"), dict) and r.get("resourceType") == resource_type
+            and r.get("id")}
+
+
 def history(pager: Pager, run: LandingRun, resource_type: str, since: str, state: StreamProgress) -> int:
     """Tombstones from the type's `_history` since `since`; how many. Resumes at its checkpointed page."""
     cursor = StreamProgress(pages=state.state.get("history_pages", 0), next_url=state.state.get("history_next"))
@@ -65,13 +73,22 @@ def reconciliation_due(run: LandingRun, resource_type: str, every_days: float) -
     return None if due <= datetime.now(UTC) else due.isoformat()
 
 
-def reconcile(pager: Pager, run: LandingRun, resource_type: str, listed_at: str) -> dict[str, int]:
-    """Compare the ids listed in this run with those landed; land tombstones and what was missed; the counts."""
-    listed = {str(line["id"]) for line in iter_lines(run.folder / f"{listed_stream(resource_type)}.ndjson")}
-    known = run.zone.live_ids(resource_type)
+def reconcile(pager: Pager, run: LandingRun, resource_type: str, listed_at: str, whole: bool) -> dict[str, int]:
+    """Compare the ids the server serves with those landed; land tombstones and what was missed; the counts.
+
+    `whole`: this run's search read the type whole and landed (or rejected) all it served, so what it served is
+    what landed; otherwise the served ids are the run's listing."""
+    landed: dict[str, str] = {}
     for item in iter_lines(run.folder / f"{resource_type}.ndjson"):
-        last = str((item.get("meta") or {}).get("lastUpdated") or "")
-        known[str(item.get("id"))] = max(known.get(str(item.get("id")), ""), last)
+        landed[str(item.get("id"))] = max(landed.get(str(item.get("id")), ""),
+                                          str((item.get("meta") or {}).get("lastUpdated") or ""))
+    if whole:
+        listed = set(landed) | rejected_ids(run, resource_type)
+    else:
+        listed = {str(line["id"]) for line in iter_lines(run.folder / f"{listed_stream(resource_type)}.ndjson")}
+    known = run.zone.live_ids(resource_type)
+    for rid, last in landed.items():
+        known[rid] = max(known.get(rid, ""), last)
     gone = sorted(set(known) - listed)
     # Deleted after its last landed version, whatever the two clocks' resolutions: max() keeps that true.
     if gone:

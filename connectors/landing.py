@@ -282,10 +282,13 @@ class LandingZone:
 
 
 def iter_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a stream written by this module (whole lines only: each append is fsynced whole)."""
+    """The JSON objects of a stream written by this module. Another thread may be appending to it: a last line
+    without its newline is not written yet, and is left out."""
     if path.exists():
         with path.open("rb") as handle:
             for line in handle:
+                if not line.endswith(b"\n"):
+                    break
                 item = jsonio.loads(line)
                 if isinstance(item, dict):
                     yield item

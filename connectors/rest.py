@@ -51,9 +51,11 @@ def _instant(value: str) -> datetime | None:
 
 def changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
     """Whether a resource read whole (no `_lastUpdated` on the server) changed at or after the watermark."""
+    if since is None:
+        return True
     stamp = (resource.get("meta") or {}).get("lastUpdated")
     when = _instant(stamp) if isinstance(stamp, str) else None
-    return since is None or when is None or when.tzinfo is None or when >= since
+    return when is None or when.tzinfo is None or when >= since
 
 
 class RestSource(Source):
@@ -110,9 +112,11 @@ class RestSource(Source):
             return False
         return bool(self.cohort_codes) or (not plan.system_search and resource_type != "Patient")
 
-    def _search_url(self, resource_type: str, since: str | None, patients: list[str] | None = None,
-                    **extra: Any) -> str:
-        params: dict[str, Any] = {"_count": self.settings.page_size, **extra}
+    def _search_url(self, resource_type: str, plan: TypePlan, since: str | None, patients: list[str] | None = None,
+                    page_size: int | None = None, **extra: Any) -> str:
+        params: dict[str, Any] = dict(extra)
+        if plan.count:
+            params["_count"] = page_size or self.settings.page_size
         if since:
             params["_lastUpdated"] = f"ge{since}"
         if patients is not None:
@@ -144,7 +148,8 @@ class RestSource(Source):
                 f"{self.client.base_url} searches Procedures only within a patient compartment, so the ILP cohort "
                 "cannot be found by code across patients: set cohort_only = false for this source (every patient "
                 "is pulled, and the transform keeps the cohort), or export a Group of the cohort with a bulk source")
-        query = urlencode({"code": ",".join(self.cohort_codes), "_count": self.settings.page_size})
+        query = urlencode({"code": ",".join(self.cohort_codes),
+                           **({"_count": self.settings.page_size} if procedures is None or procedures.count else {})})
         members: set[str] = set()
 
         def collect(_: httpx.Response, bundle: dict[str, Any]) -> None:
@@ -176,9 +181,9 @@ class RestSource(Source):
                  **extra: Any) -> list[str]:
         """The searches that cover a type: one, or one per chunk of patients (new ones without `since`)."""
         if not self._scoped(resource_type, plan):
-            return [self._search_url(resource_type, since, **extra)]
+            return [self._search_url(resource_type, plan, since, **extra)]
         patients = run.progress[COHORT].state
-        return [self._search_url(resource_type, window, group[i:i + CHUNK], **extra)
+        return [self._search_url(resource_type, plan, window, group[i:i + CHUNK], **extra)
                 for group, window in ((patients["new"], None), (patients["known"], since))
                 for i in range(0, len(group), CHUNK)]
 
@@ -227,7 +232,7 @@ class RestSource(Source):
                 since: str | None) -> bool:
         """Land every query of the type from its checkpointed one on; False if a search never held still."""
         state = run.progress[resource_type]
-        listing = since is None or not plan.last_updated  # the search serves every id: deletions come from it
+        listing = since is not None and not plan.last_updated  # read whole, only changes land: note every id
         keep_since = None if plan.last_updated or since is None else _instant(since)
         queries = self._queries(run, resource_type, since if plan.last_updated else None, plan)
         stream = run.stream(resource_type)
@@ -274,25 +279,44 @@ class RestSource(Source):
             listed_at, stable = state.watermark, bool(state.state.get("listing_stable", True))
         else:
             listed_at, stable = self._list_ids(run, resource_type, plan)
+        if since is None and not run.zone.runs():
+            state.state["reconciled_at"] = listed_at
+            return {"method": "first pull: nothing landed before"}
         if not stable or listed_at is None:
             return {"method": "not checked this run: the id listing did not hold still"}
-        found = deletions.reconcile(pager, run, resource_type, listed_at)
+        found = deletions.reconcile(pager, run, resource_type, listed_at, whole=since is None)
         state.state["reconciled_at"] = listed_at
-        method = "id reconciliation with the full search" if listed_by_search else "id reconciliation (_elements=id)"
+        if listed_by_search:
+            method = "id reconciliation with the full search"
+        elif run.progress[deletions.listed_stream(resource_type)].state.get("elements", True):
+            method = "id reconciliation (_elements=id)"
+        else:
+            method = "id reconciliation (ids of whole resources: _elements refused)"
         return {"method": method, **found}
 
     def _list_ids(self, run: LandingRun, resource_type: str, plan: TypePlan) -> tuple[str | None, bool]:
         """Every id the server serves now, in its cheapest listing; (server time it began, whether it held still)."""
         cursor = run.progress.setdefault(deletions.listed_stream(resource_type), StreamProgress())
-        queries = self._queries(run, resource_type, None, plan, _elements="id", _count=LISTING_PAGE)
-        stable = bool(cursor.state.get("stable", True))
-        for number in range(cursor.state.get("query", 0), len(queries)):
-            stable = self._pager(run).walk(queries[number], cursor, f"{resource_type} id listing",
-                                           lambda _, bundle: deletions.list_ids(run, resource_type, bundle)) and stable
-            cursor.state.update(query=number + 1, total=None, rescans=0, stable=stable)
-            cursor.next_url = None
-            run.checkpoint()
-        return cursor.watermark, stable
+        while True:
+            # `_elements` is optional in FHIR: a server that refuses it lists whole resources (their ids are kept)
+            extra = {"_elements": "id"} if cursor.state.get("elements", True) else {}
+            queries = self._queries(run, resource_type, None, plan, page_size=LISTING_PAGE, **extra)
+            stable = bool(cursor.state.get("stable", True))
+            try:
+                for number in range(cursor.state.get("query", 0), len(queries)):
+                    stable = self._pager(run).walk(
+                        queries[number], cursor, f"{resource_type} id listing",
+                        lambda _, bundle: deletions.list_ids(run, resource_type, bundle)) and stable
+                    cursor.state.update(query=number + 1, total=None, rescans=0, stable=stable)
+                    cursor.next_url = None
+                    run.checkpoint()
+                return cursor.watermark, stable
+            except SourceProtocolError as error:
+                if not (extra and error.status == 400):
+                    raise
+                log.warning("%s: the server refused _elements=id (%s); listing whole resources", resource_type, error)
+                cursor.state.update(elements=False, query=0, total=None, rescans=0)
+                cursor.next_url = None
 
     def _split(self, bundle: dict[str, Any], resource_type: str, page_url: str
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

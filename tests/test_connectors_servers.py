@@ -36,6 +36,7 @@ MODES: dict[str, dict[str, Any]] = {
     "patient compartment only": {"systemSearch": False},
     "all of these": {"history": False, "lastUpdated": False, "count": False, "pageSize": 30, "opaquePaging": True,
                      "systemSearch": False},
+    "strict: refuses _count and _elements": {"history": False, "count": False, "strict": True},
     "no _history, advertised anyway": {"history": False, "honest": False},
     "no _lastUpdated, advertised anyway": {"lastUpdated": False, "honest": False},
 }
@@ -83,6 +84,7 @@ def test_each_kind_of_server_pulls_reruns_and_picks_up_changes_and_deletions(
                                               or not honest)
     assert plan["Observation"]["last_updated"] is (features.get("lastUpdated", True) or not honest)
     assert plan["Observation"]["system_search"] is features.get("systemSearch", True)
+    assert plan["Observation"]["count"] is features.get("count", True)
 
     rerun = _pull(aurora, tmp_path, reconcile_every_days=0)
     assert _resources(rerun) == 0 and not landed_lines(rerun, "tombstones"), "a rerun with nothing new landed data"
@@ -97,6 +99,8 @@ def test_each_kind_of_server_pulls_reruns_and_picks_up_changes_and_deletions(
     found = manifest(third)["deletions"]["Procedure"]
     by_history = all(features.get(f, True) for f in ("history", "systemSearch", "lastUpdated"))
     assert found["method"] == "history" if by_history else found["method"].startswith("id reconciliation"), found
+    if features.get("strict"):
+        assert found["method"] == "id reconciliation (ids of whole resources: _elements refused)"
     assert found["deleted"] == 2
 
 
@@ -179,8 +183,8 @@ def test_a_server_refusing_system_search_without_saying_so_gets_an_error_that_sa
         _pull(aurora, tmp_path)
     run = _pull(aurora, tmp_path, server_features={"system_search": False})
     assert landed_versions(run) == server_versions(aurora.base)
-    assert manifest(run)["plan"]["Observation"] == {"last_updated": True, "history": False, "system_search": False,
-                                                    "described": True}
+    assert manifest(run)["plan"]["Observation"] == {"last_updated": True, "count": True, "history": False,
+                                                    "system_search": False, "described": True}
 
 
 @pytest.mark.parametrize(("case", "error", "advice"), [

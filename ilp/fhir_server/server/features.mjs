@@ -21,12 +21,13 @@ export class Features {
     this.opaquePaging = false; // next links are `?_page=<token>`, a cursor the server keeps
     this.systemSearch = true; // searches of types other than Patient without a patient are refused
     this.honest = true; // the CapabilityStatement says what is missing
+    this.strict = false; // parameters it lacks are refused (400), not ignored: _count without `count`, and _elements
     this.pages = new Map();
   }
 
   configure(cfg) {
     this.reset();
-    for (const key of ['history', 'lastUpdated', 'count', 'pageSize', 'opaquePaging', 'systemSearch', 'honest']) {
+    for (const key of ['history', 'lastUpdated', 'count', 'pageSize', 'opaquePaging', 'systemSearch', 'honest', 'strict']) {
       if (cfg[key] !== undefined) this[key] = cfg[key];
     }
   }
@@ -38,7 +39,8 @@ export class Features {
       type,
       interaction: interactions.filter((code) => !honest || this.history || code !== 'history-type')
         .map((code) => ({ code })),
-      searchParam: searchParams.filter((name) => !honest || this.lastUpdated || name !== '_lastUpdated')
+      searchParam: searchParams.filter((name) => !honest || (this.lastUpdated || name !== '_lastUpdated')
+        && (this.count || name !== '_count'))
         .map((name) => ({ name, type: name === '_lastUpdated' ? 'date' : name === 'patient' ? 'reference' : 'token' })),
     };
     if (honest && !this.systemSearch && COMPARTMENT_TYPES.has(type)) {
@@ -58,6 +60,8 @@ export class Features {
     }
     if (segments.length !== 1) return null;
     if (!this.lastUpdated && query.has('_lastUpdated')) return [400, 'Unknown search parameter "_lastUpdated"'];
+    if (this.strict && !this.count && query.has('_count')) return [400, 'Unknown search parameter "_count"'];
+    if (this.strict && query.has('_elements')) return [400, 'Unknown search parameter "_elements"'];
     if (!this.systemSearch && COMPARTMENT_TYPES.has(type) && !COMPARTMENT.some((name) => query.has(name))) {
       return [403, `system-level search of ${type} is not allowed: search within a patient compartment (patient=...)`];
     }
@@ -71,6 +75,7 @@ export class Features {
 
   /** The next link as this server writes it: the offset link itself, or an opaque token standing for it. */
   nextLink(next, baseUrl) {
+    if (this.strict && !this.count) next.searchParams.delete('_count'); // its own links carry no _count either
     if (!this.opaquePaging) return next;
     const token = crypto.randomBytes(12).toString('base64url');
     this.pages.set(token, next.toString());

@@ -301,13 +301,13 @@ async function handle(req, res) {
   }
   const fhirPath = url.pathname.slice(FHIR.length) || '/';
   paging.capCount(url.searchParams);
-  features.adjust(url.searchParams);
   const file = fhirPath.match(/^\/_bulk\/files\/([^/]+)\/([^/]+)$/);
   if (file) bulk.recordFileRequest(file[2], Boolean(req.headers.authorization));
   const refusal = file && !bulk.needsToken(file[1]) ? null : auth.check(req.headers);
   if (refusal) return reply(res, [...outcome(401, 'login', refusal), { 'WWW-Authenticate': 'Bearer' }]);
   const refused = features.refusal(req.method, fhirPath.split('/').filter(Boolean), url.searchParams);
   if (refused) return reply(res, outcome(refused[0], refused[0] === 403 ? 'forbidden' : 'not-supported', refused[1]));
+  features.adjust(url.searchParams);
   let body;
   try {
     body = raw ? JSON.parse(raw) : undefined;
