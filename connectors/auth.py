@@ -111,7 +111,9 @@ class SmartBackendAuth(ClientCredentialsAuth):
                                    headers={"kid": settings.key_id, "typ": "JWT"})
         except (ValueError, TypeError, jwt.PyJWTError) as error:
             raise ConfigError(f"cannot sign a {settings.algorithm} assertion with the private key from "
-                              f"{settings.private_key.describe()}: {type(error).__name__}") from None
+                              f"{settings.private_key.describe()}: {type(error).__name__}; it must be the PEM private "
+                              f"key of the pair registered with the server, of the kind {settings.algorithm} needs "
+                              "(RSA for RS384, EC P-384 for ES384)") from None
         return {"data": {"grant_type": "client_credentials", "scope": settings.scope,
                          "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}}
 

@@ -32,7 +32,8 @@ class FilesSource(Source):
 
     def __init__(self, settings: FilesSettings, resource_types: tuple[str, ...] = RESOURCE_TYPES) -> None:
         if not settings.folder.is_dir():
-            raise ConfigError(f"files source {settings.folder} is not a folder")
+            raise ConfigError(f"files source {settings.folder} is not a folder: set the source's folder to where "
+                              "the centre's NDJSON or Bundle files are (relative paths are from the configuration)")
         super().__init__(resource_types)
         self.settings = settings
         self.paths = sorted(p for p in settings.folder.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))

@@ -27,12 +27,19 @@ def status(config: ConsortiumConfig) -> dict[str, Any]:
         manifest = Zones.landing_manifest(runs[-1]) if runs else None
         state = StatePointer.read_if_present(zones.current_pointer(centre))
         lock = _json(zones.lock(centre))
+        pulling = _json(zones.checkpoint(centre))
         centres[centre] = {
             "last_landing_run": runs[-1].name.removeprefix("run=") if runs else None,
             "last_landing_finished": manifest.finished_at if manifest else None,
             "last_landing_resources": manifest.resources if manifest else None,
             "landing_runs": len(runs),
             "watermarks": _json(zones.watermarks(centre)) or {},
+            "last_landing_deletions": (manifest.model_extra or {}).get("deletions") if manifest else None,
+            "ids_reconciled": _json(zones.reconciliations(centre)) or {},
+            # a pull that stopped: the next one resumes it, or sets it aside (`failures` says how it ended)
+            "interrupted_pull": {"run": pulling["run_id"], "started": pulling["started_at"],
+                                 "failures": pulling.get("failures", [])} if pulling else None,
+            "abandoned_pulls": [str(p) for p in zones.abandoned_runs(centre)],
             "current_resources": {t: c["current"] + c.get("previous_kept", 0) for t, c in state.counts.items()}
             if state else {},
             "merged_runs": len(state.runs) if state else 0,

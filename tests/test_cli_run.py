@@ -95,6 +95,9 @@ def test_status_and_query_work_on_the_demo_output(second_run: tuple[DemoResult, 
     state = json.loads(output[output.index("{"):])
     assert state["published"]["centres"] == ["aurora", "borealis", "cascade"]
     assert all(c["published"] and c["watermarks"] for c in state["centres"].values())
+    assert all(c["interrupted_pull"] is None and c["abandoned_pulls"] == [] for c in state["centres"].values())
+    aurora = state["centres"]["aurora"]  # a REST source on a server with _history: its rerun read deletions there
+    assert {d["method"] for d in aurora["last_landing_deletions"].values()} == {"history"}
     code, output = _cli("query", "--config", str(result.config), "--csv",
                         "SELECT centre_id, count(*) AS patients FROM cohort GROUP BY 1 ORDER BY 1")
     assert code == 0, output
