@@ -66,14 +66,19 @@ class CoxModel:
             self.loglik_ = likelihood.loglik
         self.n_ = len(model_frame)
         self.events_ = int(events.sum())
-        z = coef / se
-        spread = float(norm.ppf(1 - self.alpha / 2)) * se
         self.ph_test_ = zph_test(x, coef, times, events, names, groups, self.ties)
-        self.summary_ = pd.DataFrame({
-            "term": names, "coef": coef, "se": se, "hazard_ratio": np.exp(coef), "hr_lower": np.exp(coef - spread),
-            "hr_upper": np.exp(coef + spread), "z": z, "p": 2 * norm.sf(np.abs(z)),
-            "ph_test_p": self.ph_test_.set_index("term")["p"].reindex(names).to_numpy(float)})
+        self.summary_ = coefficient_table(names, coef, se, self.alpha)
+        self.summary_["ph_test_p"] = self.ph_test_.set_index("term")["p"].reindex(names).to_numpy(float)
         return self
+
+
+def coefficient_table(names: Sequence[str], coef: np.ndarray, se: np.ndarray, alpha: float) -> pd.DataFrame:
+    """One row per term: coefficient, standard error, hazard ratio with its (1 - alpha) interval, Wald z and p."""
+    z = coef / se
+    spread = float(norm.ppf(1 - alpha / 2)) * se
+    return pd.DataFrame({"term": list(names), "coef": coef, "se": se, "hazard_ratio": np.exp(coef),
+                         "hr_lower": np.exp(coef - spread), "hr_upper": np.exp(coef + spread), "z": z,
+                         "p": 2 * norm.sf(np.abs(z))})
 
 
 def design_matrix(frame: pd.DataFrame, covariates: Sequence[str], categorical: Sequence[str] = ()) -> pd.DataFrame:

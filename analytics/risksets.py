@@ -9,7 +9,7 @@ O(p^2), not a pass over the data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -106,22 +106,32 @@ def _moments(x: np.ndarray, w: np.ndarray, times: np.ndarray, events: np.ndarray
 def fit(x: np.ndarray, times: Sequence[float] | np.ndarray, events: Sequence[bool] | np.ndarray,
         strata: Sequence[object] | np.ndarray | None = None, ties: Ties = "efron", max_iter: int = 30,
         tolerance: float = 1e-9) -> tuple[np.ndarray, PartialLikelihood]:
-    """Newton-Raphson from beta = 0, with step halving when the log-likelihood falls (R's `coxph.fit`)."""
+    """Newton-Raphson from beta = 0 over the rows given."""
     x = np.asarray(x, float)
     times, events = np.asarray(times, float), np.asarray(events, bool)
     strata_array = None if strata is None else np.asarray(strata)
-    beta = np.zeros(x.shape[1])
-    current = partial_likelihood(x, beta, times, events, strata_array, ties)
+    return newton(lambda beta: partial_likelihood(x, beta, times, events, strata_array, ties), x.shape[1],
+                  max_iter, tolerance)
+
+
+def newton(evaluate: Callable[[np.ndarray], PartialLikelihood], p: int, max_iter: int = 30,
+           tolerance: float = 1e-9) -> tuple[np.ndarray, PartialLikelihood]:
+    """Newton-Raphson from beta = 0, with step halving when the log-likelihood falls (R's `coxph.fit`).
+
+    `evaluate` gives the partial likelihood at a beta: of rows here, or summed over centres that each evaluate
+    their own stratum (`analytics.federated`), the same iterations either way."""
+    beta = np.zeros(p)
+    current = evaluate(beta)
     converged = False
     for _ in range(max_iter):
         step = np.linalg.solve(current.information, current.score)
         candidate_beta = beta + step
-        candidate = partial_likelihood(x, candidate_beta, times, events, strata_array, ties)
+        candidate = evaluate(candidate_beta)
         halvings = 0
         while candidate.loglik < current.loglik - 1e-12 and halvings < 20:
             step /= 2
             candidate_beta = beta + step
-            candidate = partial_likelihood(x, candidate_beta, times, events, strata_array, ties)
+            candidate = evaluate(candidate_beta)
             halvings += 1
         converged = abs(candidate.loglik - current.loglik) < tolerance * max(1.0, abs(current.loglik))
         beta, current = candidate_beta, candidate
