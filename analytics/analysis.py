@@ -52,7 +52,7 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
     result = AnalysisResult(folder, _tables(data, plan))
     with staging_folder(folder.parent, f"{folder.name}-{uuid.uuid4().hex[:8]}") as staging:
         new = staging / "new"
-        _write_tables(result.tables, new / "tables")
+        write_tables(result.tables, new / "tables")
         figures = _figures(data, plan, new / "figures")
         incidence = _incidence_figures(data, plan, new / "figures")
         _report(result.tables, figures, incidence, data, plan, title, new / "report.html", unpublished)
@@ -69,18 +69,20 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
 
 def _tables(data: CohortData, plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
     """Every registered output, small cells suppressed where the plan asks."""
-    tables = {}
-    for output in OUTPUTS:
-        table = output.build(data, plan)
-        if plan.suppress_small_cells and output.counts:
-            derived = [c for c in table.columns if any(c == d or (d.endswith("*") and c.startswith(d[:-1]))
-                                                        for d in output.derived)]
-            table = suppress(table, output.counts, derived, plan.min_cell)
-        tables[output.name] = table
-    return tables
+    return {output.name: suppressed(output.name, output.build(data, plan), plan) for output in OUTPUTS}
 
 
-def _write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+def suppressed(name: str, table: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
+    """A registered output's table with its small cells suppressed, where the plan asks."""
+    output = next(o for o in OUTPUTS if o.name == name)
+    if not (plan.suppress_small_cells and output.counts):
+        return table
+    derived = [c for c in table.columns if any(c == d or (d.endswith("*") and c.startswith(d[:-1]))
+                                                for d in output.derived)]
+    return suppress(table, output.counts, derived, plan.min_cell)
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
     folder.mkdir(parents=True)
     for name, table in tables.items():
         table.to_csv(folder / f"{name}.csv", index=False)

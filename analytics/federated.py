@@ -139,6 +139,32 @@ def _design(frame: pd.DataFrame, terms: Sequence[str]) -> np.ndarray:
     return np.column_stack(columns) if columns else np.zeros((len(frame), 0))
 
 
+def standard_requests(plan: AnalysisPlan) -> list[dict[str, Any]]:
+    """What an aggregates package answers ahead of time: each endpoint's survival counts, overall and by each
+    prognostic factor (the Cox model needs live rounds, so no package can carry it)."""
+    return [{"kind": "survival_counts", "endpoint": endpoint.name, "factor": factor}
+            for endpoint in plan.endpoints for factor in [None, *(f.column for f in plan.factors)]]
+
+
+class StoredAnswers:
+    """A centre's answers to the standard requests, as its aggregates package carries them."""
+
+    def __init__(self, centre_id: str, answers: Sequence[Mapping[str, Any]]) -> None:
+        self.centre_id = centre_id
+        self.answers = {_key(a["request"]): dict(a["answer"]) for a in answers}
+
+    def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        found = self.answers.get(_key(request))
+        if found is None:
+            raise ValueError(f"centre {self.centre_id} sent aggregates only, and they do not answer "
+                             f"{dict(request)}: that analysis needs its rows or a live connection to it")
+        return found
+
+
+def _key(request: Mapping[str, Any]) -> str:
+    return json.dumps({k: request.get(k) for k in ("kind", "endpoint", "factor")}, sort_keys=True)
+
+
 def json_transport(site: Site) -> Transport:
     """A site reached in this process, through JSON both ways: only what a remote centre could send crosses."""
     return lambda request: json.loads(json.dumps(site.answer(json.loads(json.dumps(request)))))
@@ -155,7 +181,7 @@ def survival_counts(sites: Mapping[str, Transport], endpoint: str, factor: str |
     return pd.DataFrame(rows, columns=["centre", "time", "event", "group", "count"])
 
 
-def _expanded(counts: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def expanded(counts: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (time, event, group) of every patient the counts stand for: what the estimators take as data."""
     repeats = counts["count"].to_numpy(int)
     return (np.repeat(counts["time"].to_numpy(float), repeats), np.repeat(counts["event"].to_numpy(bool), repeats),
@@ -168,14 +194,18 @@ def pooled_kaplan_meier(sites: Mapping[str, Transport], endpoint: str, plan: Ana
     counts = survival_counts(sites, endpoint)
     if counts.empty:
         return None
-    times, events, _ = _expanded(counts, "group")
+    times, events, _ = expanded(counts, "group")
     return KaplanMeier(plan.ci_method, plan.alpha).fit(times, events, label=label)
 
 
 def pooled_logrank(sites: Mapping[str, Transport], endpoint: str, factor: str | None = None) -> LogRankTest:
     """The pooled log-rank test by a prognostic factor, or between centres when no factor is named."""
-    counts = survival_counts(sites, endpoint, factor)
-    times, events, groups = _expanded(counts, "group" if factor else "centre")
+    return logrank_of(survival_counts(sites, endpoint, factor), "group" if factor else "centre")
+
+
+def logrank_of(counts: pd.DataFrame, by: str) -> LogRankTest:
+    """The log-rank test between the values of `by` (a factor's "group", or "centre") from survival counts."""
+    times, events, groups = expanded(counts, by)
     return LogRankTest().fit(times, events, groups)
 
 

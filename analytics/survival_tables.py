@@ -6,7 +6,7 @@ An endpoint's patients are those with a time and an event flag (the declaration'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -47,22 +47,26 @@ def fit_km(cohort: pd.DataFrame, endpoint: Endpoint, plan: AnalysisPlan, label: 
 
 def table3(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
     """One row per (group, endpoint): n, events, median in years with CI, survival at each horizon with CI."""
+    return table3_rows(((group, endpoint, fit_km(subset.cohort, endpoint, plan, group))
+                        for group, subset in groups(data) for endpoint in plan.endpoints), plan)
+
+
+def table3_rows(fits: Iterable[tuple[str, Endpoint, KaplanMeier | None]], plan: AnalysisPlan) -> pd.DataFrame:
+    """Table 3 from Kaplan-Meier fits, however they were made (from rows, or from centres' counts at a hub)."""
     rows = []
     horizons = [h * MONTHS_PER_YEAR for h in plan.horizons_years]
-    for group, subset in groups(data):
-        for endpoint in plan.endpoints:
-            row: dict[str, Any] = {"group": group, "endpoint": endpoint.name, "label": endpoint.label,
-                                   "ci_method": CI_LABEL[plan.ci_method]}
-            km = fit_km(subset.cohort, endpoint, plan, group)
-            row.update({"n": km.n_ if km else 0, "events": km.events_ if km else 0})
-            if km is not None:
-                row.update({"median_years": km.median_ / MONTHS_PER_YEAR,
-                            "median_lower_years": km.median_lower_ / MONTHS_PER_YEAR,
-                            "median_upper_years": km.median_upper_ / MONTHS_PER_YEAR})
-                for years, estimate in zip(plan.horizons_years, km.at(horizons), strict=True):
-                    row.update({f"survival_{years}y": estimate.survival, f"survival_{years}y_lower": estimate.lower,
-                                f"survival_{years}y_upper": estimate.upper, f"at_risk_{years}y": estimate.at_risk})
-            rows.append(row)
+    for group, endpoint, km in fits:
+        row: dict[str, Any] = {"group": group, "endpoint": endpoint.name, "label": endpoint.label,
+                               "ci_method": CI_LABEL[plan.ci_method]}
+        row.update({"n": km.n_ if km else 0, "events": km.events_ if km else 0})
+        if km is not None:
+            row.update({"median_years": km.median_ / MONTHS_PER_YEAR,
+                        "median_lower_years": km.median_lower_ / MONTHS_PER_YEAR,
+                        "median_upper_years": km.median_upper_ / MONTHS_PER_YEAR})
+            for years, estimate in zip(plan.horizons_years, km.at(horizons), strict=True):
+                row.update({f"survival_{years}y": estimate.survival, f"survival_{years}y_lower": estimate.lower,
+                            f"survival_{years}y_upper": estimate.upper, f"at_risk_{years}y": estimate.at_risk})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -76,18 +80,20 @@ def logrank_tests(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
             if group == POOLED and len(data.centres) > 1:
                 comparisons.append(("Centre", frame["centre_id"]))
             for factor, labels in comparisons:
+                present = labels.notna()
+                test = None if labels[present].nunique() < 2 else LogRankTest().fit(
+                    frame.loc[present, "time"], frame.loc[present, "event"], labels[present])
                 rows.append({"group": group, "endpoint": endpoint.name, "factor": factor,
-                             **_logrank(frame, labels)})
+                             **logrank_row(test, labels[present])})
     return pd.DataFrame(rows)
 
 
-def _logrank(frame: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
-    present = labels.notna()
-    if labels[present].nunique() < 2:
-        return {"levels": "; ".join(sorted(labels[present].unique().astype(str))),
-                "smallest_group": int(present.sum()), "chi_square": np.nan, "df": np.nan, "p_value": np.nan,
-                "note": "fewer than two groups"}
-    test = LogRankTest().fit(frame.loc[present, "time"], frame.loc[present, "event"], labels[present])
+def logrank_row(test: LogRankTest | None, labels: pd.Series) -> dict[str, Any]:
+    """A log-rank test as a row of the table; None for a comparison with fewer than two groups (`labels`: the
+    groups of the patients compared)."""
+    if test is None:
+        return {"levels": "; ".join(sorted(labels.unique().astype(str))), "smallest_group": len(labels),
+                "chi_square": np.nan, "df": np.nan, "p_value": np.nan, "note": "fewer than two groups"}
     levels = "; ".join(f"{r.group}: n={r.n}, O={r.observed}, E={r.expected:.1f}" for r in test.groups_.itertuples())
     return {"levels": levels, "smallest_group": int(test.groups_["n"].min()), "chi_square": test.statistic_,
             "df": test.degrees_of_freedom_, "p_value": test.p_value_, "note": ""}

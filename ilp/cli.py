@@ -399,6 +399,82 @@ def query_command(
     typer.echo(frame.to_csv(index=False).rstrip("\n") if csv else frame.to_string(index=False))
 
 
+@app.command("keys")
+def keys_command(
+    centre: Annotated[str, typer.Option("--centre", help="The centre the key pair is for.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for <centre>.key (private) and <centre>.pub.")],
+) -> None:
+    """A new Ed25519 key pair for a centre to sign its packages: keep the .key, send the .pub to the hub.
+
+    Example: ilp keys --centre aurora --out /etc/ilp/keys
+    """
+    from ilp.packages import generate_keys
+
+    private, public = generate_keys(centre, out)
+    typer.echo(f"private key (keep it at the centre, readable by the pipeline only): {private}")
+    typer.echo(f"public key (for the hub's trust folder): {public}")
+
+
+@app.command("package")
+def package_command(
+    centre: Annotated[str, typer.Option("--centre", help="The centre whose published cohort leaves.")],
+    key: Annotated[Path, typer.Option("--key", help="The centre's private key (from `ilp keys`).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the package into.")],
+    root: Annotated[Path, typer.Option("--root", help="Root of the centre's zones.")] = ZONES,
+    kind: Annotated[str, typer.Option("--kind", help="rows (the validated cohort) or aggregates.")] = "aggregates",
+    grid_months: Annotated[float | None, typer.Option(
+        "--grid-months", min=0.01, help="Aggregates: round times up to this grid before counting.")] = None,
+) -> None:
+    """A signed package of the centre's published, validated cohort for the consortium's hub.
+
+    `rows`: the pseudonymised cohort tables, where the centre's agreement lets rows leave; `aggregates`: event and
+    censoring counts per time for every endpoint and prognostic factor (docs/federated.md says what they disclose).
+
+    Example: ilp package --root /data/ilp --centre aurora --key /etc/ilp/keys/aurora.key --out /outbox
+    """
+    from ilp.packages import export_package
+
+    if kind not in ("rows", "aggregates"):
+        raise ConfigError(f"--kind must be rows or aggregates, not {kind!r}")
+    if not key.is_file():
+        raise ConfigError(f"no key file at {key}: make the centre's key pair with `ilp keys --centre {centre}`")
+    package = export_package(root, centre, "rows" if kind == "rows" else "aggregates", key.read_bytes(), out,
+                             grid_months=grid_months)
+    typer.echo(f"signed package: {package}")
+
+
+@app.command("pool")
+def pool_command(
+    packages: Annotated[list[Path], typer.Argument(help="Centre package folders.")],
+    trust: Annotated[Path, typer.Option("--trust", help="Folder of the centres' public keys (<centre>.pub).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the consortium's report.")],
+    suppress_small_cells: Annotated[bool, typer.Option(
+        "--suppress-small-cells", help="Blank counts below --min-cell.")] = False,
+    min_cell: Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")] = 5,
+) -> None:
+    """The hub: verify every centre's signed package (exit 8 if one is unsigned or tampered with) and pool them,
+    rows or aggregates, into one report.
+
+    Example: ilp pool --trust /etc/ilp/trusted --out /share/consortium-report /inbox/*
+    """
+    from analytics import AnalysisPlan
+    from analytics.hub import Contribution, hub_report
+    from ilp.packages import open_package
+
+    plan = AnalysisPlan(suppress_small_cells=suppress_small_cells, min_cell=min_cell)
+    contributions = []
+    for folder in packages:
+        manifest, site, rows = open_package(folder, trust, plan)
+        contributions.append(Contribution(manifest.centre_id, site, rows, f"{manifest.kind} from {manifest.snapshot}, "
+                                          f"ilp-cohort {manifest.software}"))
+        typer.echo(f"verified {manifest.centre_id}: {manifest.kind}, {len(manifest.files)} files, signed")
+    centres = [c.centre_id for c in contributions]
+    if len(set(centres)) < len(centres):
+        raise ConfigError(f"more than one package per centre: {', '.join(sorted(centres))}; give the newest only")
+    result = hub_report(contributions, out, plan)
+    typer.echo(f"report: {result.report}")
+
+
 def run() -> None:
     """Console entry point: typed errors become their exit code and one clear line, no traceback."""
     global _debug

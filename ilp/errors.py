@@ -65,3 +65,9 @@ class RunLocked(IlpError):
     """Another run of the same centre holds its lock."""
 
     exit_code = 7
+
+
+class PackageRefused(IlpError):
+    """A centre package failed verification at the hub: unsigned, signed by another key, or changed since signing."""
+
+    exit_code = 8

@@ -164,3 +164,16 @@ class ValidationSummary(Record):
     data_docs: str
     seconds: float
     preview_report: str | None = None  # the report of what a blocked run would have published
+
+
+class PackageManifest(Record):
+    """What a centre package holds (`manifest.json`, signed beside it): every file with its SHA-256 and size."""
+
+    centre_id: str
+    kind: str  # "rows" (the validated cohort tables) or "aggregates" (answers to the hub's standard requests)
+    created_at: str
+    software: str  # the ilp-cohort version that wrote it
+    snapshot: str  # the published snapshot it comes from
+    validation: dict[str, Any]  # that snapshot's validation summary
+    grid_months: float | None = None  # times rounded up to this grid before counting (aggregates)
+    files: dict[str, dict[str, Any]]  # path in the package: {"sha256", "bytes"}

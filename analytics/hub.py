@@ -1,0 +1,95 @@
+"""The hub's report over centres that sent packages of either kind: validated rows, or aggregates only.
+
+When every centre sent rows, the hub has the pooled cohort and writes the full report (`analysis.analyse`). When
+some sent aggregates, it writes what their counts allow, exactly: Table 3 (Kaplan-Meier per centre and pooled),
+log-rank tests by each factor and between centres, Figure 1 from the same estimates; the centre-stratified Cox
+model needs live rounds with every centre (`federated.FederatedCox`), so a note says which centres' aggregates
+cannot answer it. Small cells are suppressed as the plan says, by the same registry entries as the full report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+
+from analytics.analysis import AnalysisResult, analyse, suppressed, write_tables
+from analytics.cohort import CohortData
+from analytics.descriptive import POOLED
+from analytics.federated import Transport, expanded, logrank_of, pooled_kaplan_meier, survival_counts
+from analytics.figures import figure1, save
+from analytics.kaplan_meier import KaplanMeier
+from analytics.outputs import PROGNOSTIC, TABLE3
+from analytics.plan import AnalysisPlan
+from analytics.report import Section, render
+from analytics.survival_tables import logrank_row, table3_rows
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One centre's part: how the hub asks it, and its rows when it sent them."""
+
+    centre_id: str
+    site: Transport
+    rows: CohortData | None
+    described: str  # for the report: the package's kind, snapshot and software
+
+
+def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPlan,
+               title: str = "Isolated limb perfusion consortium (hub)") -> AnalysisResult:
+    """The consortium's report from its centres' contributions, written to `folder`."""
+    if all(c.rows is not None for c in contributions):
+        pooled = CohortData(pd.concat([c.rows.cohort for c in contributions if c.rows], ignore_index=True),
+                            pd.concat([c.rows.toxicities for c in contributions if c.rows], ignore_index=True),
+                            "; ".join(c.described for c in contributions))
+        return analyse(pooled, folder, plan, title)
+    sites = {c.centre_id: c.site for c in contributions}
+    groups: list[tuple[str, Mapping[str, Transport]]] = [(POOLED, sites)]
+    groups += [(centre, {centre: site}) for centre, site in sites.items()]
+    fits = [(group, endpoint, pooled_kaplan_meier(members, endpoint.name, plan, group))
+            for group, members in groups for endpoint in plan.endpoints]
+    tables = {"table3": table3_rows(fits, plan), "logrank": _logrank_tests(groups, plan)}
+    aggregates_only = sorted(c.centre_id for c in contributions if c.rows is None)
+    tables = {name: suppressed(name, table, plan) for name, table in tables.items()}
+    result = AnalysisResult(folder, tables)
+    write_tables(tables, folder / "tables")
+    curves: dict[str, list[tuple[str, KaplanMeier]]] = {}
+    for group, endpoint, km in fits:
+        if km is not None and (group == POOLED or len(sites) > 1):
+            curves.setdefault(endpoint.name, []).append((group, km))
+    result.figures = save(figure1(curves, plan, "Pooled consortium",
+                                  plan.min_cell if plan.suppress_small_cells else 0), folder / "figures", "figure1")
+    note = (f"The centre-stratified Cox model is not in this report: centres {', '.join(aggregates_only)} sent "
+            "aggregates only, and the model needs live rounds with every centre (analytics.federated.FederatedCox).")
+    sections = [Section(TABLE3.title, TABLE3.note + " From the centres' event and censoring counts.",
+                        [("Table 3", tables["table3"])]),
+                Section(PROGNOSTIC.title, "Log-rank tests from the centres' counts. " + note,
+                        [("Log-rank tests", tables["logrank"])]),
+                Section("Figure 1. Survival curves", "Pooled and per centre, from the centres' counts.",
+                        figures=[("Figure 1", result.figures[0])])]
+    provenance = {"snapshot": "centre packages: " + "; ".join(f"{c.centre_id} ({c.described})" for c in contributions),
+                  "version": version("ilp-cohort"), "manifests": [m for c in contributions if c.rows
+                                                                  for m in c.rows.manifests]}
+    render(folder / "report.html", title, sections, provenance, plan)
+    return result
+
+
+def _logrank_tests(groups: list[tuple[str, Mapping[str, Transport]]], plan: AnalysisPlan) -> pd.DataFrame:
+    """The log-rank table of the full report, from counts: each factor per group, and between centres pooled."""
+    rows = []
+    for group, members in groups:
+        for endpoint in plan.endpoints:
+            comparisons: list[tuple[str, str | None]] = [(f.label, f.column) for f in plan.factors]
+            if group == POOLED and len(members) > 1:
+                comparisons.append(("Centre", None))
+            for label, column in comparisons:
+                counts = survival_counts(members, endpoint.name, column)
+                by = "group" if column else "centre"
+                labels = pd.Series(expanded(counts, by)[2], dtype=object)
+                test = logrank_of(counts, by) if labels.nunique() >= 2 else None
+                rows.append({"group": group, "endpoint": endpoint.name, "factor": label,
+                             **logrank_row(test, labels)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,129 @@
+"""Centre packages: signed at the centre, verified at the hub, pooled into one report whatever their kind; a
+package that is unsigned, signed by another key, or changed after signing is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import AnalysisPlan, read_snapshot
+from analytics.hub import Contribution, hub_report
+from analytics.survival_tables import logrank_tests, table3
+from ilp.errors import PackageRefused
+from ilp.packages import export_package, generate_keys, open_package, verify_package
+from ilp.publication import published_snapshot
+
+DemoRun = tuple[Path, str]
+PLAN = AnalysisPlan()
+
+
+@pytest.fixture(scope="module")
+def packages(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """aurora sends rows, borealis and cascade aggregates; the hub trusts the three centres' keys."""
+    folder = tmp_path_factory.mktemp("packages")
+    root = demo_run[0] / "zones"
+    made = {}
+    for centre, kind in (("aurora", "rows"), ("borealis", "aggregates"), ("cascade", "aggregates")):
+        private, public = generate_keys(centre, folder / "keys")
+        (folder / "trust").mkdir(exist_ok=True)
+        shutil.copyfile(public, folder / "trust" / public.name)
+        made[centre] = export_package(root, centre, kind, private.read_bytes(), folder / "outbox")
+    made["trust"] = folder / "trust"
+    made["keys"] = folder / "keys"
+    return made
+
+
+def _contributions(packages: dict[str, Path], centres: list[str]) -> list[Contribution]:
+    contributions = []
+    for centre in centres:
+        manifest, site, rows = open_package(packages[centre], packages["trust"], PLAN)
+        contributions.append(Contribution(manifest.centre_id, site, rows, manifest.kind))
+    return contributions
+
+
+def test_a_package_carries_its_manifest_hashes_version_and_validation(packages: dict[str, Path]) -> None:
+    manifest = verify_package(packages["borealis"], packages["trust"])
+    assert manifest.kind == "aggregates" and manifest.centre_id == "borealis" and manifest.software
+    assert manifest.validation["passed"] is True and manifest.files == {
+        "data/answers.json": manifest.files["data/answers.json"]}
+    rows = verify_package(packages["aurora"], packages["trust"])
+    assert any(name.startswith("data/cohort/centre_id=aurora/") for name in rows.files)
+    identifiers = read_snapshot(packages["aurora"] / "data").cohort["patient_id"].astype(str)
+    answers = (packages["borealis"] / "data" / "answers.json").read_text()
+    assert not any(i in answers for i in identifiers), "an aggregates package carries a patient identifier"
+
+
+def test_the_hub_pools_rows_and_aggregates_into_the_pooled_figures(demo_run: DemoRun, packages: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    result = hub_report(_contributions(packages, ["aurora", "borealis", "cascade"]), tmp_path / "hub", PLAN)
+    data = read_snapshot(published_snapshot(demo_run[0] / "zones"))
+    expected = table3(data, PLAN).set_index(["group", "endpoint"]).sort_index()
+    got = result.tables["table3"].set_index(["group", "endpoint"]).sort_index()
+    numbers = [c for c in expected.columns if pd.api.types.is_numeric_dtype(expected[c])]
+    np.testing.assert_allclose(got[numbers].to_numpy(float), expected[numbers].to_numpy(float), atol=1e-10)
+    tests = logrank_tests(data, PLAN).set_index(["group", "endpoint", "factor"]).sort_index()
+    pooled = result.tables["logrank"].set_index(["group", "endpoint", "factor"]).sort_index()
+    np.testing.assert_allclose(pooled["chi_square"], tests["chi_square"], atol=1e-8)
+    assert (pooled["levels"] == tests["levels"]).all()
+    report = result.report.read_text(encoding="utf-8")
+    assert "centres borealis, cascade sent aggregates only" in report and "Table 3" in report
+
+
+def test_rows_from_every_centre_give_the_full_report(packages: dict[str, Path], tmp_path: Path) -> None:
+    result = hub_report(_contributions(packages, ["aurora"]), tmp_path / "hub", PLAN)
+    assert {"table1", "table3", "cox", "competing_risks"} <= set(result.tables)
+    assert result.report.exists()
+
+
+def _tamper(package: Path, how: str, packages: dict[str, Path]) -> None:
+    if how == "unsigned":
+        (package / "manifest.sig").unlink()
+    elif how == "data changed":
+        answers = package / "data" / "answers.json"
+        answers.write_text(answers.read_text().replace('"count"', '"count"', 1).replace("1]", "2]", 1))
+    elif how == "manifest changed":
+        manifest = json.loads((package / "manifest.json").read_text())
+        manifest["software"] = "9.9.9"
+        (package / "manifest.json").write_text(json.dumps(manifest))
+    elif how == "file added":
+        (package / "data" / "extra.csv").write_text("patient,value\n")
+    elif how == "another key":
+        other, _ = generate_keys("borealis", package.parent / "other-keys")
+        from cryptography.hazmat.primitives import serialization
+
+        key = serialization.load_pem_private_key(other.read_bytes(), password=None)
+        (package / "manifest.sig").write_bytes(key.sign((package / "manifest.json").read_bytes()))
+    elif how == "untrusted centre":
+        (packages["trust"].parent / "empty-trust").mkdir(exist_ok=True)
+
+
+@pytest.mark.parametrize(("how", "says"), [
+    ("unsigned", "is unsigned"), ("data changed", "changed since it was signed"),
+    ("manifest changed", "signature does not match"), ("file added", "not in the signed manifest"),
+    ("another key", "signature does not match"), ("untrusted centre", "no trusted key for centre borealis")])
+def test_a_tampered_or_unsigned_package_is_refused(packages: dict[str, Path], tmp_path: Path, how: str,
+                                                   says: str) -> None:
+    copy = tmp_path / "borealis"
+    shutil.copytree(packages["borealis"], copy)
+    _tamper(copy, how, packages)
+    trust = packages["trust"].parent / "empty-trust" if how == "untrusted centre" else packages["trust"]
+    with pytest.raises(PackageRefused, match=says):
+        verify_package(copy, trust)
+
+
+def test_the_hub_command_refuses_a_tampered_package_with_exit_8(packages: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "cascade"
+    shutil.copytree(packages["cascade"], copy)
+    _tamper(copy, "data changed", packages)
+    command = [sys.executable, "-m", "ilp", "pool", "--trust", str(packages["trust"]), "--out", str(tmp_path / "r"),
+               str(packages["aurora"]), str(copy)]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 8 and "changed since it was signed" in refused.stderr
+    assert not (tmp_path / "r").exists(), "a report was written from a refused package"
