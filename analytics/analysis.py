@@ -21,7 +21,8 @@ import pandas as pd
 from analytics import descriptive, survival_tables
 from analytics.cohort import CohortData
 from analytics.competing_risks import CumulativeIncidence
-from analytics.disclosure import suppress
+from analytics.descriptive import MEDIAN
+from analytics.disclosure import suppress, withhold_ranges
 from analytics.figures import cumulative_incidence_figure, figure1, save
 from analytics.kaplan_meier import KaplanMeier
 from analytics.outputs import FIGURE1, FIGURE2, HEADINGS, OUTPUTS
@@ -69,17 +70,25 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
 
 def _tables(data: CohortData, plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
     """Every registered output, small cells suppressed where the plan asks."""
-    return {output.name: suppressed(output.name, output.build(data, plan), plan) for output in OUTPUTS}
+    tables = {output.name: output.build(data, plan) for output in OUTPUTS}
+    if not plan.suppress_small_cells:
+        return tables
+    protected: dict[str, pd.DataFrame] = {}
+    for family in dict.fromkeys(o.family for o in OUTPUTS if o.family):  # counts tied across tables: together
+        names = [o.name for o in OUTPUTS if o.family == family]
+        joined = pd.concat([tables[n].assign(output=n) for n in names], ignore_index=True)
+        joined = withhold_ranges(suppressed(names[0], joined, plan), MEDIAN)
+        protected |= {n: joined[joined["output"] == n].drop(columns="output").reset_index(drop=True) for n in names}
+    return {o.name: protected[o.name] if o.family else suppressed(o.name, tables[o.name], plan) for o in OUTPUTS}
 
 
 def suppressed(name: str, table: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
-    """A registered output's table with its small cells suppressed, where the plan asks."""
+    """A registered output's table with its small cells, and the counts that would give them back, suppressed,
+    where the plan asks."""
     output = next(o for o in OUTPUTS if o.name == name)
     if not (plan.suppress_small_cells and output.counts):
         return table
-    derived = [c for c in table.columns if any(c == d or (d.endswith("*") and c.startswith(d[:-1]))
-                                                for d in output.derived)]
-    return suppress(table, output.counts, derived, plan.min_cell)
+    return suppress(table, output.counts, output.derived, plan.min_cell, output.links)
 
 
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:

@@ -24,6 +24,13 @@ def _number(value: object, digits: int = 1) -> str:
     return f"{number:.0f}" if number.is_integer() else f"{number:.{digits}f}"
 
 
+def _count(value: object) -> str:
+    """A count; empty where there is none (a model that could not be estimated)."""
+    if value is None or pd.isna(value):
+        return ""
+    return f"{float(value):.0f}"  # type: ignore[arg-type]
+
+
 def _percent(value: object) -> str:
     """A survival limit in %; NA where it is undefined (S = 0 has no log-scale interval, R reports NA)."""
     return "NA" if value is None or pd.isna(value) else f"{100 * float(value):.0f}"  # type: ignore[arg-type]
@@ -39,6 +46,8 @@ def descriptive(table: pd.DataFrame) -> pd.DataFrame:
         if row["statistic"] == MEDIAN:
             if pd.isna(row["estimate"]):
                 return "n/a"
+            if pd.isna(row["lower"]):  # suppression withholds a range: its ends are single patients' values
+                return f"{_number(row['estimate'])} [range withheld]"
             return f"{_number(row['estimate'])} [{_number(row['lower'])}-{_number(row['upper'])}]"
         return str(int(row["n"]))
     shown = table.assign(text=table.apply(text, axis=1))
@@ -116,6 +125,8 @@ def cox(table: pd.DataFrame, ratio: str = "HR") -> pd.DataFrame:
     def hr(row: pd.Series) -> str:
         if row.get("note"):
             return row["note"]
+        if row.get("disclosure") or pd.isna(row["hazard_ratio"]):
+            return SUPPRESSED
         return f"{row['hazard_ratio']:.2f} ({row['hr_lower']:.2f}-{row['hr_upper']:.2f})"
     shown = pd.DataFrame({"Endpoint": table["endpoint"], "Model": table["model"], "Term": table.get("term"),
                           f"{ratio} (95% CI)": table.apply(hr, axis=1)})
@@ -123,6 +134,6 @@ def cox(table: pd.DataFrame, ratio: str = "HR") -> pd.DataFrame:
         shown["p"] = table["p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
         if "ph_test_p" in table.columns:
             shown["PH test p"] = table["ph_test_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
-        shown["n / events"] = [f"{n:.0f} / {e:.0f}" if not pd.isna(n) else "" for n, e in
-                               zip(table["n"], table["events"], strict=True)]
+        shown["n / events"] = [SUPPRESSED if r.get("disclosure") else f"{_count(r['n'])} / {_count(r['events'])}"
+                               for r in table.to_dict("records")]
     return shown

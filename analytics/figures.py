@@ -52,11 +52,15 @@ def _panel(ax: Axes, curves: Sequence[tuple[str, KaplanMeier]], title: str, hide
     horizon = max(km.follow_up_beyond for _, km in curves) / MONTHS_PER_YEAR
     ticks = np.arange(0, np.floor(horizon) + 1, 2 if horizon > 6 else 1)
     for label, km in curves:
+        if 0 < km.n_ < hide_below:  # its steps would be its few patients' own times
+            ax.plot([], [], label=f"{label} (n<{hide_below}: not drawn)")
+            continue
         table = km.table_
         years = np.concatenate([[0.0], table["time"].to_numpy() / MONTHS_PER_YEAR])
         survival = np.concatenate([[1.0], table["survival"].to_numpy()])
         style = POOLED_STYLE if label == "pooled" else {"linewidth": 1.4}
-        line = ax.step(years, survival, where="post", label=f"{label} (n={km.n_}, events={km.events_})", **style)[0]
+        counts = f"n={_count(km.n_, hide_below)}, events={_count(km.events_, hide_below)}"
+        line = ax.step(years, survival, where="post", label=f"{label} ({counts})", **style)[0]
         lower = np.concatenate([[1.0], table["lower"].to_numpy()])
         upper = np.concatenate([[1.0], table["upper"].to_numpy()])
         ax.fill_between(years, lower, upper, step="post", alpha=0.12, color=line.get_color())

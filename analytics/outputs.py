@@ -12,6 +12,7 @@ import pandas as pd
 
 from analytics import descriptive, display, survival_tables
 from analytics.cohort import CohortData
+from analytics.disclosure import Links, across_centres, descriptive_links, model_links, no_links
 from analytics.plan import AnalysisPlan
 
 _ESTIMATES = ("estimate", "lower", "upper")
@@ -51,7 +52,9 @@ class Output:
     """One result table, written as `tables/<name>.csv` and `.parquet` and shown in the report under `caption`.
 
     `counts` are the columns whose small values are suppressed (when the plan asks), and `derived` the columns
-    computed from them, blanked with them (`name*`: every column whose name starts so)."""
+    computed from them, blanked with them (`name*`: every column whose name starts so); `links` say which counts
+    a reader can combine (`disclosure`), and outputs of one `family` are protected together (their counts are
+    tied across tables)."""
 
     name: str
     build: Callable[[CohortData, AnalysisPlan], pd.DataFrame]
@@ -60,28 +63,35 @@ class Output:
     show: Callable[[pd.DataFrame, AnalysisPlan], pd.DataFrame] = _as_is
     counts: tuple[str, ...] = ()
     derived: tuple[str, ...] = ()
+    links: Links = no_links
+    family: str = ""
 
 
+_MODEL_ESTIMATES = ("coef", "se", "hazard_ratio", "hr_lower", "hr_upper", "z", "p", "ph_test_p")
+_DESCRIPTIVE = {"counts": ("n", "total"), "derived": _ESTIMATES, "links": descriptive_links, "family": "descriptive"}
 OUTPUTS = (
     Output("table1", lambda data, _: descriptive.table1(data), TABLE1, "Table 1",
-           lambda table, _: display.descriptive(table), ("n",), _ESTIMATES),
+           lambda table, _: display.descriptive(table), **_DESCRIPTIVE),  # type: ignore[arg-type]
     Output("table2", lambda data, _: descriptive.table2(data), TABLE2, "Table 2",
-           lambda table, _: display.descriptive(table), ("n",), _ESTIMATES),
+           lambda table, _: display.descriptive(table), **_DESCRIPTIVE),  # type: ignore[arg-type]
     Output("outcomes", lambda data, _: descriptive.outcomes(data), TOXICITY, "Toxicity and treatment",
-           lambda table, _: display.descriptive(table), ("n",), _ESTIMATES),
+           lambda table, _: display.descriptive(table), **_DESCRIPTIVE),  # type: ignore[arg-type]
     Output("centre_comparisons", lambda data, _: descriptive.centre_comparisons(data), TOXICITY,
            "Between-centre comparisons"),
     Output("table3", survival_tables.table3, TABLE3, "Table 3",
-           lambda table, plan: display.survival_summary(table, plan.horizons_years), ("n", "events"),
-           ("median_years", "median_lower_years", "median_upper_years", "survival_*")),
+           lambda table, plan: display.survival_summary(table, plan.horizons_years), ("n", "events", "at_risk_*"),
+           ("median_years", "median_lower_years", "median_upper_years", "survival_*"),
+           across_centres(("endpoint",), ("n", "events", "at_risk_*"))),
     Output("logrank", survival_tables.logrank_tests, PROGNOSTIC, "Log-rank tests",
-           lambda table, _: display.logrank(table), ("smallest_group",), ("levels",)),
-    Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table)),
+           lambda table, _: display.logrank(table), ("smallest_group", "fewest_events"), ("levels",)),
+    Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table),
+           ("n", "events"), _MODEL_ESTIMATES, model_links),
     Output("competing_risks", survival_tables.competing_risks, COMPETING, "Cumulative incidence",
            lambda table, plan: display.competing_risks(table, plan.horizons_years),
-           ("n", "events", "competing_deaths"), ("incidence_*",)),
+           ("n", "events", "competing_deaths"), ("incidence_*",),
+           across_centres(("endpoint",), ("n", "events", "competing_deaths"))),
     Output("fine_gray", survival_tables.fine_gray_models, COMPETING, "Fine-Gray models (subdistribution hazard ratios)",
-           lambda table, _: display.cox(table, ratio="SHR")),
+           lambda table, _: display.cox(table, ratio="SHR"), ("n", "events"), _MODEL_ESTIMATES, model_links),
 )
 HEADINGS = (TABLE1, TABLE2, TOXICITY, TABLE3, PROGNOSTIC, COMPETING)  # the tables' sections; then the figures
 FIGURE2 = Heading("Figure 2. Cumulative incidence", "a local relapse, b distant metastasis, each with death "

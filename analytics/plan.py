@@ -50,7 +50,7 @@ class AnalysisPlan:
     ci_method: CiMethod = "log"
     alpha: float = 0.05
     min_cell: int = 5
-    suppress_small_cells: bool = False
+    suppress_small_cells: bool = True  # on by default: outputs leave the centre unless someone decides otherwise
     figure_endpoints: tuple[str, ...] = field(default=("rfs", "mfs", "lrfs", "os"))
 
     def endpoint(self, name: str) -> Endpoint:

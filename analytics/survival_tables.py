@@ -93,9 +93,11 @@ def logrank_row(test: LogRankTest | None, labels: pd.Series) -> dict[str, Any]:
     groups of the patients compared)."""
     if test is None:
         return {"levels": "; ".join(sorted(labels.unique().astype(str))), "smallest_group": len(labels),
-                "chi_square": np.nan, "df": np.nan, "p_value": np.nan, "note": "fewer than two groups"}
+                "fewest_events": np.nan, "chi_square": np.nan, "df": np.nan, "p_value": np.nan,
+                "note": "fewer than two groups"}
     levels = "; ".join(f"{r.group}: n={r.n}, O={r.observed}, E={r.expected:.1f}" for r in test.groups_.itertuples())
-    return {"levels": levels, "smallest_group": int(test.groups_["n"].min()), "chi_square": test.statistic_,
+    return {"levels": levels, "smallest_group": int(test.groups_["n"].min()),
+            "fewest_events": int(test.groups_["observed"].min()), "chi_square": test.statistic_,
             "df": test.degrees_of_freedom_, "p_value": test.p_value_, "note": ""}
 
 

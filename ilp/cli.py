@@ -281,7 +281,9 @@ def analyse_command(
         "--out", help="Folder for tables, figures and the report (default: <root>/reports/<snapshot name>).")] = None,
     ci: Annotated[str, typer.Option("--ci", help="Survival CI method: log (R's default), log-log or plain.")] = "log",
     suppress_small_cells: Annotated[bool, typer.Option(
-        "--suppress-small-cells", help="Blank counts below --min-cell (for outputs that leave a centre).")] = False,
+        "--suppress-small-cells/--no-suppress-small-cells",
+        help="Blank counts below --min-cell and the counts that would give them back (off: outputs that stay "
+             "inside the centre only).")] = True,
     min_cell: Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")] = 5,
 ) -> None:
     """Survival, toxicity and response outputs (Tables 1-3, Figure 1, HTML report), pooled and per centre.
@@ -292,7 +294,9 @@ def analyse_command(
 
       ilp analyse --root /data/ilp
 
-      ilp analyse --root /data/ilp --suppress-small-cells --min-cell 10 --out /share/ilp-report
+      ilp analyse --root /data/ilp --min-cell 10 --out /share/ilp-report
+
+      ilp analyse --root /data/ilp --no-suppress-small-cells --out /secure/centre-only-report
     """
     from analytics import AnalysisPlan, analyse, read_snapshot
     from analytics.kaplan_meier import CI_METHODS
@@ -449,7 +453,8 @@ def pool_command(
     trust: Annotated[Path, typer.Option("--trust", help="Folder of the centres' public keys (<centre>.pub).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the consortium's report.")],
     suppress_small_cells: Annotated[bool, typer.Option(
-        "--suppress-small-cells", help="Blank counts below --min-cell.")] = False,
+        "--suppress-small-cells/--no-suppress-small-cells",
+        help="Blank counts below --min-cell and the counts that would give them back.")] = True,
     min_cell: Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")] = 5,
 ) -> None:
     """The hub: verify every centre's signed package (exit 8 if one is unsigned or tampered with) and pool them,

@@ -53,7 +53,7 @@ class AnalysisConfig(_Strict):
     ci: Literal["log", "log-log", "plain"] = "log"
     horizons_years: tuple[int, ...] = (1, 5, 10)
     min_cell: Annotated[int, Field(ge=1)] = 5
-    suppress_small_cells: bool = False
+    suppress_small_cells: bool = True  # off only for outputs that stay inside the centre
 
 
 class ConsortiumConfig(_Strict):
