@@ -45,6 +45,14 @@ def demo_consortium(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     return out, generate(DEMO_CONSORTIUM, DEMO_SEED, out)
 
 
+@pytest.fixture
+def aurora(fhir_server: FhirTestServer, demo_consortium: tuple[Path, dict[str, Any]]) -> FhirTestServer:
+    """The test server holding the demo's aurora centre, its exports ready at the first poll."""
+    from tests.landing_helpers import serving
+
+    return serving(fhir_server, demo_consortium[0] / "aurora")
+
+
 def read_ndjson(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]

@@ -15,14 +15,7 @@ from connectors import RESOURCE_TYPES, AuthSettings, LandingZone, SecretRef, ing
 from connectors.progress import LogProgress
 from ilp.errors import AuthenticationFailed, SourceProtocolError
 from ilp.fhir_server import FhirTestServer
-from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, rest, server_versions, serving
-
-Consortium = tuple[Path, dict[str, Any]]
-
-
-@pytest.fixture
-def aurora(fhir_server: FhirTestServer, demo_consortium: Consortium) -> FhirTestServer:
-    return serving(fhir_server, demo_consortium[0] / "aurora")
+from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, rest, server_versions
 
 
 def _pull(source: Any, root: Path) -> Path:

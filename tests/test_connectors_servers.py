@@ -24,10 +24,8 @@ from tests.landing_helpers import (
     manifest,
     rest,
     server_versions,
-    serving,
 )
 
-Consortium = tuple[Path, dict[str, Any]]
 MODES: dict[str, dict[str, Any]] = {
     "no _history": {"history": False},
     "no _lastUpdated": {"lastUpdated": False},
@@ -40,11 +38,6 @@ MODES: dict[str, dict[str, Any]] = {
     "no _history, advertised anyway": {"history": False, "honest": False},
     "no _lastUpdated, advertised anyway": {"lastUpdated": False, "honest": False},
 }
-
-
-@pytest.fixture
-def aurora(fhir_server: FhirTestServer, demo_consortium: Consortium) -> FhirTestServer:
-    return serving(fhir_server, demo_consortium[0] / "aurora")
 
 
 def _pull(server: FhirTestServer, root: Path, full: bool = False, **settings: Any) -> Path:

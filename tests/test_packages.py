@@ -76,6 +76,15 @@ def test_the_hub_pools_rows_and_aggregates_into_the_pooled_figures(demo_run: Dem
     assert "centres borealis, cascade sent aggregates only" in report and "Table 3" in report
 
 
+def test_the_hub_report_is_protected_by_default(packages: dict[str, Path], tmp_path: Path) -> None:
+    result = hub_report(_contributions(packages, ["aurora", "borealis", "cascade"]), tmp_path / "hub", AnalysisPlan())
+    table3 = result.tables["table3"]
+    counts = table3[["n", "events", *(c for c in table3.columns if c.startswith("at_risk_"))]]
+    counts = counts.apply(pd.to_numeric, errors="coerce")
+    assert not ((counts > 0) & (counts < 5)).any().any() and table3["disclosure"].notna().any()
+    assert "counts from 1 to 4 are suppressed" in result.report.read_text(encoding="utf-8")
+
+
 def test_rows_from_every_centre_give_the_full_report(packages: dict[str, Path], tmp_path: Path) -> None:
     result = hub_report(_contributions(packages, ["aurora"]), tmp_path / "hub", PLAN)
     assert {"table1", "table3", "cox", "competing_risks"} <= set(result.tables)
