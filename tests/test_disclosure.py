@@ -3,6 +3,7 @@ report recovers no suppressed count, while with small-cell suppression alone the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,14 +16,24 @@ from ilp.publication import published_snapshot
 
 DemoRun = tuple[Path, str]
 MIN_CELL = 5
-COUNTED = {"table1", "table2", "outcomes", "table3", "competing_risks", "cox", "fine_gray"}
+COUNTED = {"table1", "table2", "outcomes", "table3", "competing_risks", "cox", "fine_gray", "logrank"}
+LEVEL = re.compile(r"(?P<label>[^;]+?): n=(?P<n>\d+), O=(?P<o>\d+), E=[\d.]+")
 Cell = tuple[str, int, str]  # (table, row, column)
 
 
 def _counts(table: pd.DataFrame, name: str) -> list[str]:
+    if name == "logrank":
+        return [c for c in table.columns if c.startswith(("n:", "O:"))]
     output = next(o for o in OUTPUTS if o.name == name)
     return [c for c in table.columns if any(c == n or (n.endswith("*") and c.startswith(n[:-1]))
                                             for n in output.counts)]
+
+
+def _levels_as_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """The log-rank table with each group's n and observed events, read from its `levels` text, as columns."""
+    parsed = [{f"{kind}:{m['label'].strip()}": float(m[key]) for m in LEVEL.finditer(str(text))
+               for kind, key in (("n", "n"), ("O", "o"))} for text in table["levels"].fillna("")]
+    return pd.concat([table, pd.DataFrame(parsed, index=table.index)], axis=1)
 
 
 def _equations(truth: dict[str, pd.DataFrame]) -> tuple[list[list[Cell]], list[list[Cell]]]:
@@ -33,7 +44,8 @@ def _equations(truth: dict[str, pd.DataFrame]) -> tuple[list[list[Cell]], list[l
     equal: list[list[Cell]] = []
     descriptive = ("table1", "table2", "outcomes")
     for name, table in truth.items():
-        keys = ["variable", "level"] if name in descriptive else ["endpoint"] if "model" not in table else []
+        keys = (["variable", "level"] if name in descriptive else ["endpoint", "factor"] if name == "logrank"
+                else ["endpoint"] if "model" not in table else [])
         if keys:
             for _, rows in table.groupby(keys, dropna=False):
                 pooled = rows.index[rows["group"] == "pooled"]
@@ -111,6 +123,7 @@ def reports(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> dict
     for label, plan in (("truth", AnalysisPlan(suppress_small_cells=False)), ("protected", AnalysisPlan())):
         result = analyse(data, folder / label, plan)
         made[label] = {n: pd.read_csv(result.folder / "tables" / f"{n}.csv") for n in COUNTED}
+        made[label]["logrank"] = _levels_as_counts(made[label]["logrank"])
     return made
 
 
