@@ -70,16 +70,21 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
 
 def _tables(data: CohortData, plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
     """Every registered output, small cells suppressed where the plan asks."""
-    tables = {output.name: output.build(data, plan) for output in OUTPUTS}
+    return protected({output.name: output.build(data, plan) for output in OUTPUTS}, plan)
+
+
+def protected(tables: dict[str, pd.DataFrame], plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
+    """Registered outputs with their small cells, and the counts that would give them back, suppressed where the
+    plan asks; outputs of one family (counts tied across tables) together."""
     if not plan.suppress_small_cells:
         return tables
-    protected: dict[str, pd.DataFrame] = {}
-    for family in dict.fromkeys(o.family for o in OUTPUTS if o.family):  # counts tied across tables: together
-        names = [o.name for o in OUTPUTS if o.family == family]
+    done: dict[str, pd.DataFrame] = {}
+    for family in dict.fromkeys(o.family for o in OUTPUTS if o.family and o.name in tables):
+        names = [o.name for o in OUTPUTS if o.family == family and o.name in tables]
         joined = pd.concat([tables[n].assign(output=n) for n in names], ignore_index=True)
         joined = withhold_ranges(suppressed(names[0], joined, plan), MEDIAN)
-        protected |= {n: joined[joined["output"] == n].drop(columns="output").reset_index(drop=True) for n in names}
-    return {o.name: protected[o.name] if o.family else suppressed(o.name, tables[o.name], plan) for o in OUTPUTS}
+        done |= {n: joined[joined["output"] == n].drop(columns="output").reset_index(drop=True) for n in names}
+    return {name: done[name] if name in done else suppressed(name, table, plan) for name, table in tables.items()}
 
 
 def suppressed(name: str, table: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:

@@ -28,16 +28,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics import descriptive
 from analytics.cohort import CohortData
 from analytics.cox import coefficient_table
 from analytics.kaplan_meier import KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan, Factor
+from analytics.proportions import exact_rate
 from analytics.risksets import PartialLikelihood, Ties, newton, partial_likelihood
 from analytics.survival_tables import endpoint_data
 
 Transport = Callable[[dict[str, Any]], dict[str, Any]]
 ALL = "all"
+DESCRIPTIVE = {"table1": descriptive.table1, "table2": descriptive.table2, "outcomes": descriptive.outcomes}
 
 
 def coarsen(times: np.ndarray, grid_months: float | None) -> np.ndarray:
@@ -71,7 +74,8 @@ class Site:
 
     def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-            "survival_counts": self._survival_counts, "levels": self._levels, "cox_terms": self._cox_terms}
+            "survival_counts": self._survival_counts, "levels": self._levels, "cox_terms": self._cox_terms,
+            "descriptive": self._descriptive}
         kind = request.get("kind")
         if kind not in handlers:
             raise ValueError(f"unknown request {kind!r}; expected one of {', '.join(handlers)}")
@@ -89,6 +93,17 @@ class Site:
                                 "event": frame.loc[kept, "event"].to_numpy(bool), "group": groups[kept].to_numpy()})
         table = counted.groupby(["time", "event", "group"]).size().reset_index(name="count")
         return {"counts": [[float(r.time), bool(r.event), str(r.group), int(r.count)] for r in table.itertuples()]}
+
+    def _descriptive(self, _: Mapping[str, Any]) -> dict[str, Any]:
+        """The centre's rows of Tables 1-2 and the outcomes: counts of each level with their denominators, and
+        each median with its n (its range too: the hub's report withholds ranges when it protects small cells)."""
+        rows = []
+        for name, build in DESCRIPTIVE.items():
+            table = build(self.data)
+            for record in table[table["group"] != descriptive.POOLED].to_dict("records"):
+                rows.append({"output": name, **{k: None if isinstance(v, float) and np.isnan(v) else v
+                                                for k, v in record.items() if k != "group"}})
+        return {"rows": rows}
 
     def _model_frame(self, request: Mapping[str, Any]) -> pd.DataFrame:
         return self._endpoint(request)[["time", "event", *request["covariates"]]].dropna()
@@ -140,10 +155,34 @@ def _design(frame: pd.DataFrame, terms: Sequence[str]) -> np.ndarray:
 
 
 def standard_requests(plan: AnalysisPlan) -> list[dict[str, Any]]:
-    """What an aggregates package answers ahead of time: each endpoint's survival counts, overall and by each
-    prognostic factor (the Cox model needs live rounds, so no package can carry it)."""
-    return [{"kind": "survival_counts", "endpoint": endpoint.name, "factor": factor}
-            for endpoint in plan.endpoints for factor in [None, *(f.column for f in plan.factors)]]
+    """What an aggregates package answers ahead of time: the descriptive tables' counts, and each endpoint's survival
+    counts, overall and by each prognostic factor (the Cox model needs live rounds, so no package can carry it)."""
+    return [{"kind": "descriptive"}] + [{"kind": "survival_counts", "endpoint": endpoint.name, "factor": factor}
+                                        for endpoint in plan.endpoints
+                                        for factor in [None, *(f.column for f in plan.factors)]]
+
+
+def descriptive_tables(sites: Mapping[str, Transport]) -> dict[str, pd.DataFrame]:
+    """Tables 1-2 and the outcomes from the centres' descriptive rows: each centre as it sent them, and pooled,
+    where counts and denominators add up (percent and Clopper-Pearson interval computed again) and a median cannot
+    be pooled from medians (its n is the sum; the estimate is left empty)."""
+    answers = {centre: pd.DataFrame(answer["rows"]) for centre, answer in
+               _ask(sites, {"kind": "descriptive"}).items()}
+    every = pd.concat([rows.assign(group=centre) for centre, rows in answers.items()], ignore_index=True)
+    keys = ["output", "section", "variable", "level", "statistic"]
+    pooled = every.groupby(keys, sort=False, dropna=False)["n"].sum().reset_index()
+    # a level some centres lack (nobody "Not available" there) still has every centre's patients as denominator
+    variable = ["output", "section", "variable"]
+    denominators = every.groupby([*variable, "group"], sort=False)["total"].first().groupby(variable).sum()
+    pooled["total"] = [int(denominators[tuple(key)]) for key in pooled[variable].itertuples(index=False)]
+    rates = [exact_rate(int(n), int(t)) if s == descriptive.COUNT else None
+             for n, t, s in zip(pooled["n"], pooled["total"], pooled["statistic"], strict=True)]
+    pooled["estimate"] = [r.percent if r else None for r in rates]
+    pooled["lower"] = [100 * r.lower if r else None for r in rates]
+    pooled["upper"] = [100 * r.upper if r else None for r in rates]
+    both = pd.concat([pooled.assign(group=descriptive.POOLED), every], ignore_index=True)
+    return {name: both[both["output"] == name][list(descriptive.COLUMNS)].reset_index(drop=True)
+            for name in DESCRIPTIVE}
 
 
 class StoredAnswers:

@@ -1,7 +1,8 @@
 """The hub's report over centres that sent packages of either kind: validated rows, or aggregates only.
 
 When every centre sent rows, the hub has the pooled cohort and writes the full report (`analysis.analyse`). When
-some sent aggregates, it writes what their counts allow, exactly: Table 3 (Kaplan-Meier per centre and pooled),
+some sent aggregates, it writes what their counts allow, exactly: Tables 1-2 and the outcomes (counts summed,
+medians per centre), Table 3 (Kaplan-Meier per centre and pooled),
 log-rank tests by each factor and between centres, Figure 1 from the same estimates; the centre-stratified Cox
 model needs live rounds with every centre (`federated.FederatedCox`), so a note says which centres' aggregates
 cannot answer it. Small cells are suppressed as the plan says, by the same registry entries as the full report.
@@ -16,13 +17,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics.analysis import AnalysisResult, analyse, suppressed, write_tables
+from analytics import display
+from analytics.analysis import AnalysisResult, analyse, protected, write_tables
 from analytics.cohort import CohortData
 from analytics.descriptive import POOLED
-from analytics.federated import Transport, expanded, logrank_of, pooled_kaplan_meier, survival_counts
+from analytics.federated import (
+    Transport,
+    descriptive_tables,
+    expanded,
+    logrank_of,
+    pooled_kaplan_meier,
+    survival_counts,
+)
 from analytics.figures import figure1, save
 from analytics.kaplan_meier import KaplanMeier
-from analytics.outputs import PROGNOSTIC, TABLE3
+from analytics.outputs import PROGNOSTIC, TABLE1, TABLE2, TABLE3, TOXICITY
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
 from analytics.survival_tables import logrank_row, table3_rows
@@ -51,9 +60,9 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
     groups += [(centre, {centre: site}) for centre, site in sites.items()]
     fits = [(group, endpoint, pooled_kaplan_meier(members, endpoint.name, plan, group))
             for group, members in groups for endpoint in plan.endpoints]
-    tables = {"table3": table3_rows(fits, plan), "logrank": _logrank_tests(groups, plan)}
+    tables = protected({**descriptive_tables(sites), "table3": table3_rows(fits, plan),
+                        "logrank": _logrank_tests(groups, plan)}, plan)
     aggregates_only = sorted(c.centre_id for c in contributions if c.rows is None)
-    tables = {name: suppressed(name, table, plan) for name, table in tables.items()}
     result = AnalysisResult(folder, tables)
     write_tables(tables, folder / "tables")
     curves: dict[str, list[tuple[str, KaplanMeier]]] = {}
@@ -64,7 +73,12 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
                                   plan.min_cell if plan.suppress_small_cells else 0), folder / "figures", "figure1")
     note = (f"The centre-stratified Cox model is not in this report: centres {', '.join(aggregates_only)} sent "
             "aggregates only, and the model needs live rounds with every centre (analytics.federated.FederatedCox).")
-    sections = [Section(TABLE3.title, TABLE3.note + " From the centres' event and censoring counts.",
+    shown = {name: display.descriptive(tables[name]) for name in ("table1", "table2", "outcomes")}
+    sections = [Section(TABLE1.title, TABLE1.note + " Pooled counts are the centres' summed; a median cannot be "
+                        "pooled from medians (its n is).", [("Table 1", shown["table1"])]),
+                Section(TABLE2.title, TABLE2.note, [("Table 2", shown["table2"])]),
+                Section(TOXICITY.title, TOXICITY.note, [("Toxicity and treatment", shown["outcomes"])]),
+                Section(TABLE3.title, TABLE3.note + " From the centres' event and censoring counts.",
                         [("Table 3", tables["table3"])]),
                 Section(PROGNOSTIC.title, "Log-rank tests from the centres' counts. " + note,
                         [("Log-rank tests", tables["logrank"])]),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import AnalysisPlan, read_snapshot
+from analytics import AnalysisPlan, descriptive, read_snapshot
 from analytics.hub import Contribution, hub_report
 from analytics.survival_tables import logrank_tests, table3
 from ilp.errors import PackageRefused
@@ -74,6 +74,17 @@ def test_the_hub_pools_rows_and_aggregates_into_the_pooled_figures(demo_run: Dem
     assert (pooled["levels"] == tests["levels"]).all()
     report = result.report.read_text(encoding="utf-8")
     assert "centres borealis, cascade sent aggregates only" in report and "Table 3" in report
+    keys = ["group", "section", "variable", "level", "statistic"]
+    for name, build in (("table1", descriptive.table1), ("table2", descriptive.table2),
+                        ("outcomes", descriptive.outcomes)):
+        rows = build(data).merge(result.tables[name], on=keys, how="outer", suffixes=("", "_hub"), indicator=True)
+        assert (rows["_merge"] == "both").all(), name
+        np.testing.assert_array_equal(rows["n"], rows["n_hub"])
+        np.testing.assert_array_equal(rows["total"], rows["total_hub"])
+        exact = (rows["statistic"] == descriptive.COUNT) | (rows["group"] != "pooled")  # a median cannot be pooled
+        np.testing.assert_allclose(rows.loc[exact, ["estimate", "lower", "upper"]].to_numpy(float),
+                                   rows.loc[exact, ["estimate_hub", "lower_hub", "upper_hub"]].to_numpy(float),
+                                   atol=1e-9)
 
 
 def test_the_hub_report_is_protected_by_default(packages: dict[str, Path], tmp_path: Path) -> None:
