@@ -93,7 +93,8 @@ def suppressed(name: str, table: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFra
     output = next(o for o in OUTPUTS if o.name == name)
     if not (plan.suppress_small_cells and output.counts):
         return table
-    return suppress(table, output.counts, output.derived, plan.min_cell, output.links)
+    result = suppress(table, output.counts, output.derived, plan.min_cell, output.links)
+    return result.assign(**{c: None for c in output.withheld if c in result.columns})
 
 
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:

@@ -65,6 +65,7 @@ class Output:
     derived: tuple[str, ...] = ()
     links: Links = no_links
     family: str = ""
+    withheld: tuple[str, ...] = ()  # columns not published at all under suppression (counts tied to other tables)
 
 
 _MODEL_ESTIMATES = ("coef", "se", "hazard_ratio", "hr_lower", "hr_upper", "z", "p", "ph_test_p")
@@ -82,11 +83,13 @@ OUTPUTS = (
            lambda table, plan: display.survival_summary(table, plan.horizons_years), ("n", "events", "at_risk_*"),
            ("median_years", "median_lower_years", "median_upper_years", "survival_*"),
            across_centres(("endpoint",), ("n", "events", "at_risk_*"))),
-    # a row's `levels` text carries each group's n and events, which add up across centres: a row blanked for a
-    # small group is protected by blanking another centre's row of the same comparison
+    # a row's `levels` text carries each group's n and events, which add up across centres and equal Table 1's
+    # counts: under suppression a row with a small group is blanked with another centre's row of the same
+    # comparison, and no group count is published at all (only the test)
     Output("logrank", survival_tables.logrank_tests, PROGNOSTIC, "Log-rank tests",
            lambda table, _: display.logrank(table), ("smallest_group", "fewest_events"), ("levels",),
-           across_centres(("endpoint", "factor"), ("smallest_group", "fewest_events"))),
+           across_centres(("endpoint", "factor"), ("smallest_group", "fewest_events")),
+           withheld=("levels", "smallest_group", "fewest_events")),
     Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table),
            ("n", "events"), _MODEL_ESTIMATES, model_links),
     Output("competing_risks", survival_tables.competing_risks, COMPETING, "Cumulative incidence",

@@ -114,7 +114,8 @@ def _methods(plan: AnalysisPlan) -> str:
         "Small cells": (f"counts from 1 to {plan.min_cell - 1} are suppressed, with what derives from them; so is "
                         "every count that would give one back by subtraction from a total, a pooled count or another "
                         "table (complementary suppression), and a row says which ('disclosure'). Medians are shown "
-                        "without their range (its ends are single patients' values); curves of fewer than "
+                        "without their range (its ends are single patients' values), log-rank tests without their "
+                        "groups' counts (they repeat Table 1's); curves of fewer than "
                         f"{plan.min_cell} patients are not drawn, and small numbers at risk show as '<{plan.min_cell}'"
                         if plan.suppress_small_cells else
                         f"not suppressed (threshold {plan.min_cell}): suppression was turned off, so these outputs "

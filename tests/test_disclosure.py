@@ -88,7 +88,8 @@ def _attack(published: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame]
     for name, table in published.items():
         for column in _counts(truth[name], name):
             for i in table.index:
-                value, real = table.at[i, column], truth[name].at[i, column]
+                value = table.at[i, column] if column in table.columns else None  # withheld: not published
+                real = truth[name].at[i, column]
                 if pd.notna(value):
                     known[(name, i, column)] = float(value)
                 elif pd.notna(real):
@@ -160,6 +161,7 @@ def test_the_report_says_what_was_suppressed_and_why(reports: dict[str, dict[str
     assert reasons == {"suppressed: count below 5", "suppressed: would give back a suppressed count"}
     medians = table1[table1["statistic"] == "median [min-max]"]
     assert medians["lower"].isna().all() and medians["estimate"].notna().any(), "ranges are withheld"
+    assert reports["protected"]["logrank"][["levels", "smallest_group", "fewest_events"]].isna().all().all()
     table3 = reports["protected"]["table3"]
     at_risk = table3[[c for c in table3.columns if c.startswith("at_risk_")]]
     assert not ((at_risk > 0) & (at_risk < MIN_CELL)).any().any()
