@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from analytics.analysis import AnalysisResult, analyse, protected, write_tables
 from analytics.cohort import CohortData
 from analytics.descriptive import POOLED
 from analytics.federated import (
+    FederatedCox,
     Transport,
     descriptive_tables,
     expanded,
@@ -34,7 +36,7 @@ from analytics.kaplan_meier import KaplanMeier
 from analytics.outputs import PROGNOSTIC, TABLE1, TABLE2, TABLE3, TOXICITY
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
-from analytics.survival_tables import logrank_row, table3_rows
+from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, logrank_row, model_rows, table3_rows
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class Contribution:
     site: Transport
     rows: CohortData | None
     described: str  # for the report: the package's kind, snapshot and software
+    live: Transport | None = None  # the centre answering rounds (`ilp serve`), for what its package cannot carry
+
+    @property
+    def rounds(self) -> Transport | None:
+        """Who answers the Cox model's iterations for this centre: its rows here, or the centre itself, live."""
+        return self.site if self.rows is not None else self.live
 
 
 def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPlan,
@@ -60,9 +68,12 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
     groups += [(centre, {centre: site}) for centre, site in sites.items()]
     fits = [(group, endpoint, pooled_kaplan_meier(members, endpoint.name, plan, group))
             for group, members in groups for endpoint in plan.endpoints]
-    tables = protected({**descriptive_tables(sites), "table3": table3_rows(fits, plan),
-                        "logrank": _logrank_tests(groups, plan)}, plan)
-    aggregates_only = sorted(c.centre_id for c in contributions if c.rows is None)
+    tables = {**descriptive_tables(sites), "table3": table3_rows(fits, plan), "logrank": _logrank_tests(groups, plan)}
+    rounds = {c.centre_id: c.rounds for c in contributions if c.rounds is not None}
+    aggregates_only = sorted(c.centre_id for c in contributions if c.rounds is None)
+    if not aggregates_only:
+        tables["cox"] = _stratified_cox(rounds, plan)
+    tables = protected(tables, plan)
     result = AnalysisResult(folder, tables)
     write_tables(tables, folder / "tables")
     curves: dict[str, list[tuple[str, KaplanMeier]]] = {}
@@ -72,7 +83,8 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
     result.figures = save(figure1(curves, plan, "Pooled consortium",
                                   plan.min_cell if plan.suppress_small_cells else 0), folder / "figures", "figure1")
     note = (f"The centre-stratified Cox model is not in this report: centres {', '.join(aggregates_only)} sent "
-            "aggregates only, and the model needs live rounds with every centre (analytics.federated.FederatedCox).")
+            "aggregates only, and the model needs live rounds with every centre (`ilp serve`, `ilp pool --live`)."
+            if aggregates_only else "The centre-stratified Cox model comes from rounds with the centres (`ilp serve`).")
     shown = {name: display.descriptive(tables[name]) for name in ("table1", "table2", "outcomes")}
     sections = [Section(TABLE1.title, TABLE1.note + " Pooled counts are the centres' summed; a median cannot be "
                         "pooled from medians (its n is).", [("Table 1", shown["table1"])]),
@@ -81,7 +93,8 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
                 Section(TABLE3.title, TABLE3.note + " From the centres' event and censoring counts.",
                         [("Table 3", tables["table3"])]),
                 Section(PROGNOSTIC.title, "Log-rank tests from the centres' counts. " + note,
-                        [("Log-rank tests", tables["logrank"])]),
+                        [("Log-rank tests", tables["logrank"])]
+                        + ([("Cox models", display.cox(tables["cox"]))] if "cox" in tables else [])),
                 Section("Figure 1. Survival curves", "Pooled and per centre, from the centres' counts.",
                         figures=[("Figure 1", result.figures[0])])]
     provenance = {"snapshot": "centre packages: " + "; ".join(f"{c.centre_id} ({c.described})" for c in contributions),
@@ -106,4 +119,13 @@ def _logrank_tests(groups: list[tuple[str, Mapping[str, Transport]]], plan: Anal
                 test = logrank_of(counts, by) if labels.nunique() >= 2 else None
                 rows.append({"group": group, "endpoint": endpoint.name, "factor": label,
                              **logrank_row(test, labels)})
+    return pd.DataFrame(rows)
+
+
+def _stratified_cox(rounds: Mapping[str, Transport], plan: AnalysisPlan) -> pd.DataFrame:
+    """Per endpoint, the study's factors in one model stratified by centre, fitted in rounds with the centres."""
+    rows = []
+    for endpoint in plan.endpoints:
+        rows += model_rows({"endpoint": endpoint.name, "model": "stratified by centre"}, partial(
+            FederatedCox(plan.alpha).fit, rounds, endpoint.name, COX_COVARIATES, CATEGORICAL))
     return pd.DataFrame(rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -115,13 +115,21 @@ def cox_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
         pooled = endpoint_data(data.cohort, endpoint)
         for name, cohort, extra, strata in models:
             frame = pooled if cohort is None else endpoint_data(cohort, endpoint)
-            rows += _model_rows({"endpoint": endpoint.name, "model": name}, partial(
+            rows += model_rows({"endpoint": endpoint.name, "model": name}, partial(
                 CoxModel(plan.alpha).fit, frame, "time", "event", [*COX_COVARIATES, *extra], strata,
                 categorical=CATEGORICAL))
     return pd.DataFrame(rows)
 
 
-def _model_rows(base: dict[str, Any], fit: Callable[[], CoxModel | FineGray]) -> list[dict[str, Any]]:
+class FittedModel(Protocol):
+    """What a table of model terms needs of a fitted model (Cox, Fine-Gray, federated Cox)."""
+
+    summary_: pd.DataFrame
+    n_: int
+    events_: int
+
+
+def model_rows(base: dict[str, Any], fit: Callable[[], FittedModel]) -> list[dict[str, Any]]:
     """A fitted model's terms as rows, or one row saying why the model could not be estimated."""
     try:
         model = fit()
@@ -190,7 +198,7 @@ def fine_gray_models(data: CohortData, plan: AnalysisPlan) -> pd.DataFrame:
     extra = ("centre_id",) if len(data.centres) > 1 else ()
     for endpoint in competing_endpoints(plan):
         frame = competing_data(data.cohort, endpoint)[["time", "cause", *COX_COVARIATES, *extra]].dropna()
-        rows += _model_rows({"endpoint": endpoint.name, "model": f"Fine-Gray: {COMPETING_ENDPOINTS[endpoint.name]}"},
+        rows += model_rows({"endpoint": endpoint.name, "model": f"Fine-Gray: {COMPETING_ENDPOINTS[endpoint.name]}"},
                             partial(_fine_gray, frame, [*COX_COVARIATES, *extra], plan))
     return pd.DataFrame(rows)
 

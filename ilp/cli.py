@@ -447,11 +447,41 @@ def package_command(
     typer.echo(f"signed package: {package}")
 
 
+@app.command("serve")
+def serve_command(
+    centre: Annotated[str, typer.Option("--centre", help="The centre answering.")],
+    exchange: Annotated[Path, typer.Option("--exchange", help="The folder shared with the hub for this centre.")],
+    root: Annotated[Path, typer.Option("--root", help="Root of the centre's zones.")] = ZONES,
+    grid_months: Annotated[float | None, typer.Option(
+        "--grid-months", min=0.01, help="Round times up to this grid before counting.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(
+        "--idle-timeout", min=1, help="Stop after this many seconds without a request.")] = None,
+) -> None:
+    """The centre's side of federated rounds: answer the hub's requests (the Cox model's iterations, survival
+    counts) from the published, validated cohort with aggregates only, until the hub says stop.
+
+    Example: ilp serve --root /data/ilp --centre aurora --exchange /mnt/consortium/aurora
+    """
+    from analytics import AnalysisPlan, read_snapshot
+    from analytics.federated import Site
+    from ilp.exchange import serve
+    from ilp.publication import published_snapshot
+
+    data = read_snapshot(published_snapshot(root)).for_centre(centre)
+    if data.cohort.empty:
+        raise ConfigError(f"centre {centre} is not in the published cohort under {root}: run `ilp run` for it first")
+    answered = serve(Site(data, AnalysisPlan(), grid_months), exchange, idle_timeout)
+    logging.getLogger("ilp.exchange").info("answered %d requests", answered)
+
+
 @app.command("pool")
 def pool_command(
     packages: Annotated[list[Path], typer.Argument(help="Centre package folders.")],
     trust: Annotated[Path, typer.Option("--trust", help="Folder of the centres' public keys (<centre>.pub).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the consortium's report.")],
+    live: Annotated[Path | None, typer.Option(
+        "--live", help="Folder of per-centre exchange folders (`ilp serve`): the Cox model for aggregates centres.")]
+        = None,
     suppress_small_cells: Annotated[bool, typer.Option(
         "--suppress-small-cells/--no-suppress-small-cells",
         help="Blank counts below --min-cell and the counts that would give them back.")] = True,
@@ -464,19 +494,26 @@ def pool_command(
     """
     from analytics import AnalysisPlan
     from analytics.hub import Contribution, hub_report
+    from ilp.exchange import STOP, FolderTransport
     from ilp.packages import open_package
 
     plan = AnalysisPlan(suppress_small_cells=suppress_small_cells, min_cell=min_cell)
     contributions = []
     for folder in packages:
         manifest, site, rows = open_package(folder, trust, plan)
+        rounds = FolderTransport(live / manifest.centre_id) if live and rows is None else None
         contributions.append(Contribution(manifest.centre_id, site, rows, f"{manifest.kind} from {manifest.snapshot}, "
-                                          f"ilp-cohort {manifest.software}"))
+                                          f"ilp-cohort {manifest.software}", rounds))
         typer.echo(f"verified {manifest.centre_id}: {manifest.kind}, {len(manifest.files)} files, signed")
     centres = [c.centre_id for c in contributions]
     if len(set(centres)) < len(centres):
         raise ConfigError(f"more than one package per centre: {', '.join(sorted(centres))}; give the newest only")
-    result = hub_report(contributions, out, plan)
+    try:
+        result = hub_report(contributions, out, plan)
+    finally:
+        for contribution in contributions:
+            if contribution.live is not None:
+                contribution.live(STOP)  # the centre's `ilp serve` may end
     typer.echo(f"report: {result.report}")
 
 

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,9 @@ import pytest
 
 from analytics import AnalysisPlan, descriptive, read_snapshot
 from analytics.hub import Contribution, hub_report
-from analytics.survival_tables import logrank_tests, table3
+from analytics.survival_tables import cox_models, logrank_tests, table3
 from ilp.errors import PackageRefused
+from ilp.exchange import STOP, FolderTransport
 from ilp.packages import export_package, generate_keys, open_package, verify_package
 from ilp.publication import published_snapshot
 
@@ -94,6 +96,35 @@ def test_the_hub_report_is_protected_by_default(packages: dict[str, Path], tmp_p
     counts = counts.apply(pd.to_numeric, errors="coerce")
     assert not ((counts > 0) & (counts < 5)).any().any() and table3["disclosure"].notna().any()
     assert "counts from 1 to 4 are suppressed" in result.report.read_text(encoding="utf-8")
+
+
+def test_centres_serving_rounds_give_the_hub_the_stratified_cox_model(demo_run: DemoRun, packages: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    """borealis and cascade sent aggregates, and answer the Cox model's rounds over a shared folder."""
+    root = demo_run[0] / "zones"
+    serving = {centre: subprocess.Popen([sys.executable, "-m", "ilp", "serve", "--root", str(root), "--centre",
+                                         centre, "--exchange", str(tmp_path / "exchange" / centre),
+                                         "--idle-timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+               for centre in ("borealis", "cascade")}
+    exchange = tmp_path / "exchange"
+    contributions = [replace(c, live=None if c.rows is not None else FolderTransport(exchange / c.centre_id, 120))
+                     for c in _contributions(packages, ["aurora", "borealis", "cascade"])]
+    result = hub_report(contributions, tmp_path / "hub", PLAN)
+    for contribution in contributions:
+        if contribution.live is not None:
+            assert contribution.live(STOP) == {"stopped": True}
+    for centre, process in serving.items():
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 0 and "answered request" in errors, (centre, errors[-500:])
+    pooled = cox_models(read_snapshot(published_snapshot(root)), PLAN)
+    expected = pooled[pooled["model"] == "stratified by centre"].reset_index(drop=True)
+    got = result.tables["cox"]
+    assert len(got) == len(expected) and got["note"].eq("").all()  # the same terms, in the same order
+    np.testing.assert_allclose(got["coef"], expected["coef"], atol=1e-5)
+    np.testing.assert_allclose(got["se"], expected["se"], atol=1e-5)
+    assert (got["n"].to_numpy() == expected["n"].to_numpy()).all()
+    assert "Cox models" in result.report.read_text(encoding="utf-8")
 
 
 def test_rows_from_every_centre_give_the_full_report(packages: dict[str, Path], tmp_path: Path) -> None:
