@@ -52,8 +52,8 @@ def _panel(ax: Axes, curves: Sequence[tuple[str, KaplanMeier]], title: str, hide
     horizon = max(km.follow_up_beyond for _, km in curves) / MONTHS_PER_YEAR
     ticks = np.arange(0, np.floor(horizon) + 1, 2 if horizon > 6 else 1)
     for label, km in curves:
-        if 0 < km.n_ < hide_below:  # its steps would be its few patients' own times
-            ax.plot([], [], label=f"{label} (n<{hide_below}: not drawn)")
+        if 0 < km.n_ < hide_below or 0 < km.events_ < hide_below:  # its steps would be a few patients' own times
+            ax.plot([], [], label=f"{label} (n or events <{hide_below}: not drawn)")
             continue
         table = km.table_
         years = np.concatenate([[0.0], table["time"].to_numpy() / MONTHS_PER_YEAR])
@@ -101,13 +101,16 @@ def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
 def cumulative_incidence_figure(curves: dict[str, list[tuple[str, CumulativeIncidence]]], labels: dict[str, str],
                                 title: str, hide_below: int = 0) -> Figure:
     """A panel per endpoint: the cumulative incidence of its event and of death without it, each with its band;
-    event counts below `hide_below` show as '<n'."""
+    event counts below `hide_below` show as '<n', and a curve of fewer events is not drawn."""
     names = list(curves)
     figure, axes = plt.subplots(1, max(len(names), 1), figsize=(13, 5.2), squeeze=False)
     for index, name in enumerate(names):
         ax = axes[0][index]
         horizon = 0.0
         for label, cif in curves[name]:
+            if 0 < cif.events_ < hide_below:  # its steps would be a few patients' own times
+                ax.plot([], [], label=f"{label} (events <{hide_below}: not drawn)")
+                continue
             table = cif.table_
             horizon = max(horizon, float(table["time"].max()) / MONTHS_PER_YEAR if not table.empty else 0.0)
             years = np.concatenate([[0.0], table["time"].to_numpy() / MONTHS_PER_YEAR])

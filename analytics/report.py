@@ -116,7 +116,8 @@ def _methods(plan: AnalysisPlan) -> str:
                         "table (complementary suppression), and a row says which ('disclosure'). Medians are shown "
                         "without their range (its ends are single patients' values), log-rank tests without their "
                         "groups' counts (they repeat Table 1's); curves of fewer than "
-                        f"{plan.min_cell} patients are not drawn, and small numbers at risk show as '<{plan.min_cell}'"
+                        f"{plan.min_cell} patients or events are not drawn, and small numbers at risk show as "
+                        f"'<{plan.min_cell}'"
                         if plan.suppress_small_cells else
                         f"not suppressed (threshold {plan.min_cell}): suppression was turned off, so these outputs "
                         "must not leave the centre"),
