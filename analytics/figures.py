@@ -30,7 +30,8 @@ POOLED_STYLE = {"color": "black", "linewidth": 2.0}
 
 def figure1(curves: dict[str, list[tuple[str, KaplanMeier]]], plan: AnalysisPlan, title: str,
             hide_below: int = 0) -> Figure:
-    """`curves[endpoint]` lists (label, fitted estimator) pairs; counts at risk below `hide_below` show as '<n'."""
+    """`curves[endpoint]` lists (label, fitted estimator) pairs. With `hide_below` (suppression) counts below it show
+    as '<n', only the pooled curve's counts are printed, and a curve of fewer patients or events is not drawn."""
     names = [n for n in plan.figure_endpoints if n in curves]
     columns = 2
     rows = int(np.ceil(len(names) / columns))
@@ -59,8 +60,9 @@ def _panel(ax: Axes, curves: Sequence[tuple[str, KaplanMeier]], title: str, hide
         years = np.concatenate([[0.0], table["time"].to_numpy() / MONTHS_PER_YEAR])
         survival = np.concatenate([[1.0], table["survival"].to_numpy()])
         style = POOLED_STYLE if label == "pooled" else {"linewidth": 1.4}
-        counts = f"n={_count(km.n_, hide_below)}, events={_count(km.events_, hide_below)}"
-        line = ax.step(years, survival, where="post", label=f"{label} ({counts})", **style)[0]
+        counts = f" (n={_count(km.n_, hide_below)}, events={_count(km.events_, hide_below)})" if _counted(
+            label, hide_below) else ""
+        line = ax.step(years, survival, where="post", label=f"{label}{counts}", **style)[0]
         lower = np.concatenate([[1.0], table["lower"].to_numpy()])
         upper = np.concatenate([[1.0], table["upper"].to_numpy()])
         ax.fill_between(years, lower, upper, step="post", alpha=0.12, color=line.get_color())
@@ -81,11 +83,19 @@ def _at_risk_rows(ax: Axes, curves: Sequence[tuple[str, KaplanMeier]], ticks: np
         y = -0.27 - 0.07 * row
         ax.text(-0.05, y, label, transform=ax.transAxes, ha="right", fontsize=8)
         for at_tick, estimate in zip(ticks, km.at(ticks * MONTHS_PER_YEAR), strict=True):
-            ax.text(at_tick, y, _count(estimate.at_risk, hide_below), transform=transform, ha="center", fontsize=8)
+            shown = _count(estimate.at_risk, hide_below) if _counted(label, hide_below) else "-"
+            ax.text(at_tick, y, shown, transform=transform, ha="center", fontsize=8)
 
 
 def _count(count: int, hide_below: int) -> str:
     return f"<{hide_below}" if 0 < count < hide_below else str(count)
+
+
+def _counted(label: str, hide_below: int) -> bool:
+    """Whether a curve's counts are printed: always without suppression; under it, the pooled curve's only. A
+    centre's counts are protected in the tables together with the other centres' (complementary suppression),
+    and a figure printing them would give those back."""
+    return not hide_below or label == "pooled"
 
 
 def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
@@ -101,7 +111,7 @@ def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
 def cumulative_incidence_figure(curves: dict[str, list[tuple[str, CumulativeIncidence]]], labels: dict[str, str],
                                 title: str, hide_below: int = 0) -> Figure:
     """A panel per endpoint: the cumulative incidence of its event and of death without it, each with its band;
-    event counts below `hide_below` show as '<n', and a curve of fewer events is not drawn."""
+    with `hide_below` (suppression), no event count is printed and a curve of fewer events is not drawn."""
     names = list(curves)
     figure, axes = plt.subplots(1, max(len(names), 1), figsize=(13, 5.2), squeeze=False)
     for index, name in enumerate(names):
@@ -114,8 +124,9 @@ def cumulative_incidence_figure(curves: dict[str, list[tuple[str, CumulativeInci
             table = cif.table_
             horizon = max(horizon, float(table["time"].max()) / MONTHS_PER_YEAR if not table.empty else 0.0)
             years = np.concatenate([[0.0], table["time"].to_numpy() / MONTHS_PER_YEAR])
+            counts = "" if hide_below else f" (events={cif.events_})"  # under suppression: the table's, protected
             line = ax.step(years, np.concatenate([[0.0], table["incidence"].to_numpy()]), where="post",
-                           label=f"{label} (events={_count(cif.events_, hide_below)})", linewidth=1.6)[0]
+                           label=f"{label}{counts}", linewidth=1.6)[0]
             ax.fill_between(years, np.concatenate([[0.0], table["lower"].fillna(0).to_numpy()]),
                             np.concatenate([[0.0], table["upper"].fillna(0).to_numpy()]), step="post", alpha=0.12,
                             color=line.get_color())
