@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+
 from connectors.landing import LISTED, REJECTED, TOMBSTONES, LandingRun, StreamProgress, iter_lines
 from connectors.ndjson import classify
 from connectors.paging import Pager
@@ -47,21 +49,19 @@ def rejected_ids(run: LandingRun, resource_type: str) -> set[str]:
             and r.get("id")}
 
 
-def history(pager: Pager, run: LandingRun, resource_type: str, since: str, state: StreamProgress) -> int:
+def history(pager: Pager, run: LandingRun, resource_type: str, since: str) -> int:
     """Tombstones from the type's `_history` since `since`; how many. Resumes at its checkpointed page."""
-    cursor = StreamProgress(pages=state.state.get("history_pages", 0), next_url=state.state.get("history_next"))
-    base = pager.client.base_url
-    found = 0
-    first = f"{base}/{resource_type}/_history?{urlencode({'_since': since, '_count': 500})}"
-    for _, bundle, next_url in pager.pages(first, cursor, f"{resource_type} history"):
-        deleted = [{"resourceType": resource_type, "id": e["request"]["url"].rsplit("/", 1)[-1],
-                    "deleted_at": (e.get("response") or {}).get("lastModified")}
-                   for e in bundle.get("entry") or [] if (e.get("request") or {}).get("method") == "DELETE"]
-        found += run.stream(TOMBSTONES).append(deleted)
-        cursor.pages += 1
-        state.state.update(history_pages=cursor.pages, history_next=next_url)
-        run.checkpoint()
-    return found
+    cursor = run.progress.setdefault(f"history-{resource_type}", StreamProgress())
+    first = f"{pager.client.base_url}/{resource_type}/_history?{urlencode({'_since': since, '_count': 500})}"
+
+    def land(_: httpx.Response, bundle: dict[str, Any]) -> None:
+        cursor.count += run.stream(TOMBSTONES).append([
+            {"resourceType": resource_type, "id": e["request"]["url"].rsplit("/", 1)[-1],
+             "deleted_at": (e.get("response") or {}).get("lastModified")}
+            for e in bundle.get("entry") or [] if (e.get("request") or {}).get("method") == "DELETE"])
+
+    pager.walk_all([first], cursor, f"{resource_type} history", land)
+    return cursor.count
 
 
 def reconciliation_due(run: LandingRun, resource_type: str, every_days: float) -> str | None:

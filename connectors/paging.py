@@ -76,6 +76,16 @@ class Pager:
                 f"follow it with our credentials. If {other} is this same server under another name, list it "
                 f"in the source's configuration: same_server_hosts = [\"{other}\"]")
 
+    def walk_all(self, queries: list[str], cursor: StreamProgress, what: str, on_page: Page) -> bool:
+        """`walk` each query in turn, from the cursor's checkpointed query on; True when every one held still."""
+        stable = bool(cursor.state.get("stable", True))
+        for number in range(cursor.state.get("query", 0), len(queries)):
+            stable = self.walk(queries[number], cursor, what, on_page) and stable
+            cursor.state.update(query=number + 1, total=None, rescans=0, stable=stable)
+            cursor.next_url = None
+            self.checkpoint()
+        return stable
+
     def walk(self, first_url: str, cursor: StreamProgress, what: str, on_page: Page) -> bool:
         """Hand every page of one search to `on_page`, checkpointing after each; True when the search held still.
 
@@ -108,3 +118,9 @@ class Pager:
             log.warning("%s: searching again from the first page", problem)
             cursor.state.update(rescans=cursor.state.get("rescans", 0) + 1, total=None)
             self.checkpoint()
+
+
+def restart(cursor: StreamProgress) -> None:
+    """Make `walk_all` begin again at the first page of the first query (what lands again counts as duplicates)."""
+    cursor.state.update(query=0, total=None, rescans=0, stable=True)
+    cursor.next_url = None

@@ -11,7 +11,6 @@ first page was served. Types are pulled concurrently, a bounded number at a time
 
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -27,7 +26,7 @@ from connectors.capabilities import TypePlan, export_levels, plan_types
 from connectors.http import FhirClient
 from connectors.landing import COHORT, REJECTED, TOMBSTONES, LandingRun, StreamProgress, iter_lines
 from connectors.ndjson import classify
-from connectors.paging import Pager
+from connectors.paging import Pager, restart
 from connectors.progress import PullProgress
 from connectors.settings import RestSettings
 from ilp.errors import AuthenticationFailed, SourceProtocolError
@@ -172,10 +171,7 @@ class RestSource(Source):
 
     def _previous_patients(self, run: LandingRun) -> set[str]:
         runs = run.zone.runs()
-        path = runs[-1] / f"{COHORT}.ndjson" if runs else None
-        if path is None or not path.exists():
-            return set()
-        return {json.loads(line)["patient"] for line in path.read_text(encoding="utf-8").splitlines()}
+        return {str(line["patient"]) for line in iter_lines(runs[-1] / f"{COHORT}.ndjson")} if runs else set()
 
     def _queries(self, run: LandingRun, resource_type: str, since: str | None, plan: TypePlan,
                  **extra: Any) -> list[str]:
@@ -193,11 +189,10 @@ class RestSource(Source):
         since = run.since.get(resource_type)
         while not state.done:
             try:
-                stable = self._search(run, resource_type, progress, plan, since)
+                self._search(run, resource_type, progress, plan, since)
             except (SourceProtocolError, AuthenticationFailed) as error:
                 plan = self._fall_back(resource_type, plan, since, error, state)
                 continue
-            state.state["listing_stable"] = stable
             state.done = True
             state.next_url = None
             run.checkpoint()
@@ -210,33 +205,33 @@ class RestSource(Source):
                    state: StreamProgress) -> TypePlan:
         """The plan without what the server refused, searching the type again from its first query; or the error
         with what to do about it."""
-        if plan.last_updated and since and deletions.refused(error) and getattr(error, "status", None) == 400:
+        status = error.status if isinstance(error, SourceProtocolError | AuthenticationFailed) else None
+        if plan.last_updated and since and status == 400:
             note = (f"{resource_type}: the server refused _lastUpdated ({error}); reading the type whole and keeping "
                     "what changed")
             plan = replace(plan, last_updated=False)
-        elif plan.system_search and not self._scoped(resource_type, plan) and resource_type != "Patient" \
-                and resource_type not in TERMINOLOGY_TYPES and deletions.refused(error):
+        elif deletions.refused(error) and not self._scoped(resource_type, plan) \
+                and self._scoped(resource_type, replace(plan, system_search=False)):  # searched across patients
             raise SourceProtocolError(
                 f"{self.client.base_url} refused a search of every {resource_type} ({error}). If it searches "
                 f"clinical types only within a patient compartment, set server_features = {{ system_search = "
-                f"false }} in the source's configuration", getattr(error, "status", None)) from None
+                f"false }} in the source's configuration", status) from None
         else:
             raise error
         log.warning("%s", note)
         state.state.setdefault("warnings", []).append(note)
-        state.state.update(plan=plan.describe(), query=0, total=None, rescans=0)
-        state.next_url = None
+        state.state["plan"] = plan.describe()
+        restart(state)
         return plan
 
     def _search(self, run: LandingRun, resource_type: str, progress: PullProgress, plan: TypePlan,
-                since: str | None) -> bool:
-        """Land every query of the type from its checkpointed one on; False if a search never held still."""
+                since: str | None) -> None:
+        """Land every query of the type from its checkpointed one on (the cursor notes if one never held still)."""
         state = run.progress[resource_type]
         listing = since is not None and not plan.last_updated  # read whole, only changes land: note every id
         keep_since = None if plan.last_updated or since is None else _instant(since)
         queries = self._queries(run, resource_type, since if plan.last_updated else None, plan)
         stream = run.stream(resource_type)
-        stable = bool(state.state.get("listing_stable", True))
 
         def land(response: httpx.Response, bundle: dict[str, Any]) -> None:
             resources, rejected = self._split(bundle, resource_type, str(response.url))
@@ -249,12 +244,7 @@ class RestSource(Source):
                 run.stream(REJECTED).append(rejected)
             progress.advance(resource_type, added, bundle.get("total") if len(queries) == 1 else None)
 
-        for number in range(state.state.get("query", 0), len(queries)):
-            stable = self._pager(run).walk(queries[number], state, f"{resource_type} search", land) and stable
-            state.state.update(query=number + 1, total=None, rescans=0, listing_stable=stable)
-            state.next_url = None
-            run.checkpoint()
-        return stable
+        self._pager(run).walk_all(queries, state, f"{resource_type} search", land)
 
     def _deletions(self, run: LandingRun, resource_type: str, plan: TypePlan, since: str | None,
                    state: StreamProgress) -> dict[str, Any]:
@@ -263,7 +253,7 @@ class RestSource(Source):
         listed_by_search = since is None or not plan.last_updated
         if plan.history and since and not listed_by_search:
             try:
-                return {"method": "history", "deleted": deletions.history(pager, run, resource_type, since, state)}
+                return {"method": "history", "deleted": deletions.history(pager, run, resource_type, since)}
             except (SourceProtocolError, AuthenticationFailed) as error:
                 if not deletions.refused(error):
                     raise
@@ -275,13 +265,13 @@ class RestSource(Source):
             due = deletions.reconciliation_due(run, resource_type, self.settings.reconcile_every_days)
             if due:
                 return {"method": "not checked this run", "next_id_reconciliation": due}
+        if since is None and not run.zone.runs():
+            state.state["reconciled_at"] = state.watermark
+            return {"method": "first pull: nothing landed before"}
         if listed_by_search:
-            listed_at, stable = state.watermark, bool(state.state.get("listing_stable", True))
+            listed_at, stable = state.watermark, bool(state.state.get("stable", True))
         else:
             listed_at, stable = self._list_ids(run, resource_type, plan)
-        if since is None and not run.zone.runs():
-            state.state["reconciled_at"] = listed_at
-            return {"method": "first pull: nothing landed before"}
         if not stable or listed_at is None:
             return {"method": "not checked this run: the id listing did not hold still"}
         found = deletions.reconcile(pager, run, resource_type, listed_at, whole=since is None)
@@ -301,22 +291,16 @@ class RestSource(Source):
             # `_elements` is optional in FHIR: a server that refuses it lists whole resources (their ids are kept)
             extra = {"_elements": "id"} if cursor.state.get("elements", True) else {}
             queries = self._queries(run, resource_type, None, plan, page_size=LISTING_PAGE, **extra)
-            stable = bool(cursor.state.get("stable", True))
             try:
-                for number in range(cursor.state.get("query", 0), len(queries)):
-                    stable = self._pager(run).walk(
-                        queries[number], cursor, f"{resource_type} id listing",
-                        lambda _, bundle: deletions.list_ids(run, resource_type, bundle)) and stable
-                    cursor.state.update(query=number + 1, total=None, rescans=0, stable=stable)
-                    cursor.next_url = None
-                    run.checkpoint()
+                stable = self._pager(run).walk_all(queries, cursor, f"{resource_type} id listing",
+                                                   lambda _, bundle: deletions.list_ids(run, resource_type, bundle))
                 return cursor.watermark, stable
             except SourceProtocolError as error:
                 if not (extra and error.status == 400):
                     raise
                 log.warning("%s: the server refused _elements=id (%s); listing whole resources", resource_type, error)
-                cursor.state.update(elements=False, query=0, total=None, rescans=0)
-                cursor.next_url = None
+                cursor.state["elements"] = False
+                restart(cursor)
 
     def _split(self, bundle: dict[str, Any], resource_type: str, page_url: str
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
