@@ -21,8 +21,7 @@ import pandas as pd
 from analytics import descriptive, survival_tables
 from analytics.cohort import CohortData
 from analytics.competing_risks import CumulativeIncidence
-from analytics.descriptive import MEDIAN
-from analytics.disclosure import suppress, withhold_ranges
+from analytics.disclosure import suppress
 from analytics.figures import cumulative_incidence_figure, figure1, save
 from analytics.kaplan_meier import KaplanMeier
 from analytics.outputs import FIGURE1, FIGURE2, HEADINGS, OUTPUTS
@@ -81,20 +80,19 @@ def protected(tables: dict[str, pd.DataFrame], plan: AnalysisPlan) -> dict[str, 
     done: dict[str, pd.DataFrame] = {}
     for family in dict.fromkeys(o.family for o in OUTPUTS if o.family and o.name in tables):
         names = [o.name for o in OUTPUTS if o.family == family and o.name in tables]
-        joined = pd.concat([tables[n].assign(output=n) for n in names], ignore_index=True)
-        joined = withhold_ranges(suppressed(names[0], joined, plan), MEDIAN)
+        joined = suppressed(names[0], pd.concat([tables[n].assign(output=n) for n in names], ignore_index=True), plan)
         done |= {n: joined[joined["output"] == n].drop(columns="output").reset_index(drop=True) for n in names}
     return {name: done[name] if name in done else suppressed(name, table, plan) for name, table in tables.items()}
 
 
 def suppressed(name: str, table: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
     """A registered output's table with its small cells, and the counts that would give them back, suppressed,
-    where the plan asks."""
+    and what it never publishes under suppression withheld, where the plan asks (outputs of a family: the
+    first's rules, which its members share)."""
     output = next(o for o in OUTPUTS if o.name == name)
     if not (plan.suppress_small_cells and output.counts):
         return table
-    result = suppress(table, output.counts, output.derived, plan.min_cell, output.links)
-    return result.assign(**{c: None for c in output.withheld if c in result.columns})
+    return output.withhold(suppress(table, output.counts, output.derived, plan.min_cell, output.links))
 
 
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
@@ -148,9 +146,7 @@ def _incidence_figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> di
 
 def _report(tables: dict[str, pd.DataFrame], figures: dict[str, list[Path]], incidence: dict[str, list[Path]],
             data: CohortData, plan: AnalysisPlan, title: str, path: Path, unpublished: Sequence[str]) -> None:
-    sections = [Section(heading.title, heading.note, [(o.caption, o.show(tables[o.name], plan))
-                                                      for o in OUTPUTS if o.heading == heading])
-                for heading in HEADINGS]
+    sections = table_sections(tables, plan)
     sections.append(Section(FIGURE1.title, FIGURE1.note,
                             figures=[(f"Figure 1 ({group})", paths[0]) for group, paths in figures.items()]))
     sections.append(Section(FIGURE2.title, FIGURE2.note,
@@ -158,6 +154,20 @@ def _report(tables: dict[str, pd.DataFrame], figures: dict[str, list[Path]], inc
     provenance = {"snapshot": data.source, "manifests": data.manifests, "version": version("ilp-cohort")}
     render(path, f"{title} (NOT PUBLISHED: preview)" if unpublished else title, sections, provenance, plan,
            unpublished)
+
+
+def table_sections(tables: dict[str, pd.DataFrame], plan: AnalysisPlan, notes: dict[str, str] | None = None
+                   ) -> list[Section]:
+    """The report's sections of tables, in the registry's order, each output as its `show` presents it; a heading
+    without any of `tables` is left out; `notes` add to a heading's note (by its title)."""
+    sections = []
+    for heading in HEADINGS:
+        shown = [(o.caption, o.show(tables[o.name], plan)) for o in OUTPUTS
+                 if o.heading == heading and o.name in tables]
+        if shown:
+            note = f"{heading.note} {(notes or {}).get(heading.title, '')}".strip()
+            sections.append(Section(heading.title, note, shown))
+    return sections
 
 
 def _summary(data: CohortData, tables: dict[str, pd.DataFrame], plan: AnalysisPlan) -> dict[str, object]:

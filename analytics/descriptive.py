@@ -90,7 +90,7 @@ def table2(data: CohortData) -> pd.DataFrame:
     """Response to ILP (the study's Table 2): RECIST, objective response, pathological response, follow-up."""
     def rows(c: pd.DataFrame) -> list[dict[str, Any]]:
         responders = int(c["objective_response"].eq(True).sum())
-        orr = _rate_row("Response", "Objective response rate (CR + PR)", "CR or PR", responders, len(c))
+        orr = rate_row("Response", "Objective response rate (CR + PR)", "CR or PR", responders, len(c))
         return [*_categories(c, RESPONSE_CATEGORIES[:1]), orr, *_categories(c, RESPONSE_CATEGORIES[1:]),
                 *_medians(c, (("Follow-up", "Follow-up (months)", "follow_up_months"),))]
     return _by_group(data, rows)
@@ -101,7 +101,7 @@ def outcomes(data: CohortData) -> pd.DataFrame:
     def rows(c: pd.DataFrame, toxicities: pd.DataFrame) -> list[dict[str, Any]]:
         ctcae = toxicities[toxicities["scale"] == "ctcae"]
         per_term = ctcae.groupby("ctcae_term")["patient_id"].nunique()
-        terms = [_rate_row("Toxicity", "CTCAE adverse event (patients)", term.replace("_", " ").capitalize(),
+        terms = [rate_row("Toxicity", "CTCAE adverse event (patients)", term.replace("_", " ").capitalize(),
                            int(per_term.get(term, 0)), len(c)) for term in v.CTCAE_TERM]
         return [*_categories(c, OUTCOME_CATEGORIES), *terms]
     frames = [_frame(group, rows(g.cohort, g.toxicities)) for group, g in groups(data)]
@@ -149,14 +149,14 @@ def _categories(cohort: pd.DataFrame, specs: Sequence[tuple[str, str, str, Level
         frame = _denominator(cohort, column)
         values = frame[column]
         for stored, label in levels:
-            rows.append(_rate_row(section, variable, label, int((values == stored).sum()), len(frame)))
+            rows.append(rate_row(section, variable, label, int((values == stored).sum()), len(frame)))
         missing = int(values.isna().sum())
         if missing and len(levels) > 1:
-            rows.append(_rate_row(section, variable, "Not available", missing, len(frame)))
+            rows.append(rate_row(section, variable, "Not available", missing, len(frame)))
     return rows
 
 
-def _rate_row(section: str, variable: str, level: str, count: int, total: int) -> dict[str, Any]:
+def rate_row(section: str, variable: str, level: str, count: int, total: int) -> dict[str, Any]:
     rate = exact_rate(count, total)
     return {"section": section, "variable": variable, "level": level, "statistic": COUNT, "n": count,
             "total": total, "estimate": rate.percent, "lower": 100 * rate.lower, "upper": 100 * rate.upper}

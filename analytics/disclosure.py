@@ -116,13 +116,27 @@ def across_centres(keys: Sequence[str], columns: Sequence[str]) -> Links:
     return links
 
 
-def withhold_ranges(table: pd.DataFrame, median: str) -> pd.DataFrame:
+Withhold = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def withhold_nothing(table: pd.DataFrame) -> pd.DataFrame:
+    return table
+
+
+def withhold_ranges(median: str) -> Withhold:
     """Medians without their range: the minimum and the maximum are single patients' values."""
-    result = table.copy()
-    rows = result["statistic"] == median
-    result[["lower", "upper"]] = result[["lower", "upper"]].astype(object)
-    result.loc[rows, ["lower", "upper"]] = None
-    return result
+    def withhold(table: pd.DataFrame) -> pd.DataFrame:
+        result = table.copy()
+        rows = result["statistic"] == median
+        result[["lower", "upper"]] = result[["lower", "upper"]].astype(object)
+        result.loc[rows, ["lower", "upper"]] = None
+        return result
+    return withhold
+
+
+def withhold_columns(columns: Sequence[str]) -> Withhold:
+    """Columns not published at all (counts tied to another table's)."""
+    return lambda table: table.assign(**{c: None for c in columns if c in table.columns})
 
 
 def descriptive_links(table: pd.DataFrame) -> Linked:

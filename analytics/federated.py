@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lifelines.exceptions import ConvergenceError
 
 from analytics import descriptive
 from analytics.cohort import CohortData
@@ -34,7 +35,6 @@ from analytics.cox import coefficient_table
 from analytics.kaplan_meier import KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan, Factor
-from analytics.proportions import exact_rate
 from analytics.risksets import PartialLikelihood, Ties, newton, partial_likelihood
 from analytics.survival_tables import endpoint_data
 
@@ -175,11 +175,9 @@ def descriptive_tables(sites: Mapping[str, Transport]) -> dict[str, pd.DataFrame
     variable = ["output", "section", "variable"]
     denominators = every.groupby([*variable, "group"], sort=False)["total"].first().groupby(variable).sum()
     pooled["total"] = [int(denominators[tuple(key)]) for key in pooled[variable].itertuples(index=False)]
-    rates = [exact_rate(int(n), int(t)) if s == descriptive.COUNT else None
-             for n, t, s in zip(pooled["n"], pooled["total"], pooled["statistic"], strict=True)]
-    pooled["estimate"] = [r.percent if r else None for r in rates]
-    pooled["lower"] = [100 * r.lower if r else None for r in rates]
-    pooled["upper"] = [100 * r.upper if r else None for r in rates]
+    pooled = pd.DataFrame([{"output": r["output"], **descriptive.rate_row(
+        r["section"], r["variable"], r["level"], int(r["n"]), int(r["total"]))} if r["statistic"] == descriptive.COUNT
+        else {**r, "estimate": None, "lower": None, "upper": None} for r in pooled.to_dict("records")])
     both = pd.concat([pooled.assign(group=descriptive.POOLED), every], ignore_index=True)
     return {name: both[both["output"] == name][list(descriptive.COLUMNS)].reset_index(drop=True)
             for name in DESCRIPTIVE}
@@ -230,7 +228,11 @@ def expanded(counts: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray,
 def pooled_kaplan_meier(sites: Mapping[str, Transport], endpoint: str, plan: AnalysisPlan,
                         label: str = "pooled") -> KaplanMeier | None:
     """The pooled Kaplan-Meier estimate from the centres' counts (None when no centre has a patient)."""
-    counts = survival_counts(sites, endpoint)
+    return kaplan_meier_of(survival_counts(sites, endpoint), plan, label)
+
+
+def kaplan_meier_of(counts: pd.DataFrame, plan: AnalysisPlan, label: str) -> KaplanMeier | None:
+    """The Kaplan-Meier estimate of the patients survival counts stand for (None when they stand for nobody)."""
     if counts.empty:
         return None
     times, events, _ = expanded(counts, "group")
@@ -251,7 +253,7 @@ def logrank_of(counts: pd.DataFrame, by: str) -> LogRankTest:
 class FederatedCox:
     """A Cox model stratified by centre, fitted at the hub from the centres' score and information; `fit` returns
     self. After `fit`: `summary_` (term, coef, se, hazard ratio with CI, z, p), `loglik_`, `n_`, `events_`,
-    `rounds_` (requests sent to each centre), `converged_`."""
+    `rounds_` (requests sent to each centre); a model that does not converge raises ConvergenceError."""
 
     def __init__(self, alpha: float = 0.05) -> None:
         self.alpha = alpha
@@ -274,7 +276,8 @@ class FederatedCox:
                                      np.sum([a["information"] for a in answers.values()], axis=0))
 
         coef, likelihood = newton(evaluate, len(terms))
-        self.converged_ = likelihood.converged
+        if not likelihood.converged:  # as CoxModel: a coefficient running off to infinity is no estimate
+            raise ConvergenceError("the model did not converge (a covariate may separate events perfectly)")
         self.loglik_ = likelihood.loglik
         self.n_ = sum(int(a["n"]) for a in answers.values())
         self.events_ = sum(int(a["events"]) for a in answers.values())

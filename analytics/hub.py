@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics import display
-from analytics.analysis import AnalysisResult, analyse, protected, write_tables
+from analytics.analysis import AnalysisResult, analyse, protected, table_sections, write_tables
 from analytics.cohort import CohortData
 from analytics.descriptive import POOLED
 from analytics.federated import (
@@ -27,13 +26,13 @@ from analytics.federated import (
     Transport,
     descriptive_tables,
     expanded,
+    kaplan_meier_of,
     logrank_of,
-    pooled_kaplan_meier,
     survival_counts,
 )
 from analytics.figures import figure1, save
 from analytics.kaplan_meier import KaplanMeier
-from analytics.outputs import PROGNOSTIC, TABLE1, TABLE2, TABLE3, TOXICITY
+from analytics.outputs import PROGNOSTIC, TABLE1, TABLE3
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
 from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, logrank_row, model_rows, table3_rows
@@ -64,11 +63,14 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
                             "; ".join(c.described for c in contributions))
         return analyse(pooled, folder, plan, title)
     sites = {c.centre_id: c.site for c in contributions}
-    groups: list[tuple[str, Mapping[str, Transport]]] = [(POOLED, sites)]
-    groups += [(centre, {centre: site}) for centre, site in sites.items()]
-    fits = [(group, endpoint, pooled_kaplan_meier(members, endpoint.name, plan, group))
-            for group, members in groups for endpoint in plan.endpoints]
-    tables = {**descriptive_tables(sites), "table3": table3_rows(fits, plan), "logrank": _logrank_tests(groups, plan)}
+    groups = [POOLED, *sites]
+    # each centre is asked once per endpoint and factor; a centre's figures are its part of the pooled counts
+    counts = {(e.name, column): survival_counts(sites, e.name, column)
+              for e in plan.endpoints for column in [None, *(f.column for f in plan.factors)]}
+    fits = [(group, endpoint, kaplan_meier_of(_part(counts[(endpoint.name, None)], group), plan, group))
+            for group in groups for endpoint in plan.endpoints]
+    tables = {**descriptive_tables(sites), "table3": table3_rows(fits, plan),
+              "logrank": _logrank_tests(counts, groups, plan)}
     rounds = {c.centre_id: c.rounds for c in contributions if c.rounds is not None}
     aggregates_only = sorted(c.centre_id for c in contributions if c.rounds is None)
     if not aggregates_only:
@@ -82,21 +84,15 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
             curves.setdefault(endpoint.name, []).append((group, km))
     result.figures = save(figure1(curves, plan, "Pooled consortium",
                                   plan.min_cell if plan.suppress_small_cells else 0), folder / "figures", "figure1")
-    note = (f"The centre-stratified Cox model is not in this report: centres {', '.join(aggregates_only)} sent "
-            "aggregates only, and the model needs live rounds with every centre (`ilp serve`, `ilp pool --live`)."
-            if aggregates_only else "The centre-stratified Cox model comes from rounds with the centres (`ilp serve`).")
-    shown = {name: display.descriptive(tables[name]) for name in ("table1", "table2", "outcomes")}
-    sections = [Section(TABLE1.title, TABLE1.note + " Pooled counts are the centres' summed; a median cannot be "
-                        "pooled from medians (its n is).", [("Table 1", shown["table1"])]),
-                Section(TABLE2.title, TABLE2.note, [("Table 2", shown["table2"])]),
-                Section(TOXICITY.title, TOXICITY.note, [("Toxicity and treatment", shown["outcomes"])]),
-                Section(TABLE3.title, TABLE3.note + " From the centres' event and censoring counts.",
-                        [("Table 3", tables["table3"])]),
-                Section(PROGNOSTIC.title, "Log-rank tests from the centres' counts. " + note,
-                        [("Log-rank tests", tables["logrank"])]
-                        + ([("Cox models", display.cox(tables["cox"]))] if "cox" in tables else [])),
-                Section("Figure 1. Survival curves", "Pooled and per centre, from the centres' counts.",
-                        figures=[("Figure 1", result.figures[0])])]
+    cox = (f"The centre-stratified Cox model is not in this report: centres {', '.join(aggregates_only)} sent "
+           "aggregates only, and the model needs live rounds with every centre (`ilp serve`, `ilp pool --live`)."
+           if aggregates_only else "The centre-stratified Cox model comes from rounds with the centres (`ilp serve`).")
+    sections = table_sections(tables, plan, {
+        TABLE1.title: "Pooled counts are the centres' summed; a median cannot be pooled from medians (its n is).",
+        TABLE3.title: "From the centres' event and censoring counts.",
+        PROGNOSTIC.title: f"Log-rank tests from the centres' counts. {cox}"})
+    sections.append(Section("Figure 1. Survival curves", "Pooled and per centre, from the centres' counts.",
+                            figures=[("Figure 1", result.figures[0])]))
     provenance = {"snapshot": "centre packages: " + "; ".join(f"{c.centre_id} ({c.described})" for c in contributions),
                   "version": version("ilp-cohort"), "manifests": [m for c in contributions if c.rows
                                                                   for m in c.rows.manifests]}
@@ -104,19 +100,25 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
     return result
 
 
-def _logrank_tests(groups: list[tuple[str, Mapping[str, Transport]]], plan: AnalysisPlan) -> pd.DataFrame:
+def _part(counts: pd.DataFrame, group: str) -> pd.DataFrame:
+    """A group's share of the centres' counts: all of them pooled, or one centre's."""
+    return counts if group == POOLED else counts[counts["centre"] == group]
+
+
+def _logrank_tests(counts: Mapping[tuple[str, str | None], pd.DataFrame], groups: list[str],
+                   plan: AnalysisPlan) -> pd.DataFrame:
     """The log-rank table of the full report, from counts: each factor per group, and between centres pooled."""
     rows = []
-    for group, members in groups:
+    for group in groups:
         for endpoint in plan.endpoints:
             comparisons: list[tuple[str, str | None]] = [(f.label, f.column) for f in plan.factors]
-            if group == POOLED and len(members) > 1:
+            if group == POOLED and len(groups) > 2:
                 comparisons.append(("Centre", None))
             for label, column in comparisons:
-                counts = survival_counts(members, endpoint.name, column)
+                part = _part(counts[(endpoint.name, column)], group)
                 by = "group" if column else "centre"
-                labels = pd.Series(expanded(counts, by)[2], dtype=object)
-                test = logrank_of(counts, by) if labels.nunique() >= 2 else None
+                labels = pd.Series(expanded(part, by)[2], dtype=object)
+                test = logrank_of(part, by) if labels.nunique() >= 2 else None
                 rows.append({"group": group, "endpoint": endpoint.name, "factor": label,
                              **logrank_row(test, labels)})
     return pd.DataFrame(rows)

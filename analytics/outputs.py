@@ -12,7 +12,17 @@ import pandas as pd
 
 from analytics import descriptive, display, survival_tables
 from analytics.cohort import CohortData
-from analytics.disclosure import Links, across_centres, descriptive_links, model_links, no_links
+from analytics.disclosure import (
+    Links,
+    Withhold,
+    across_centres,
+    descriptive_links,
+    model_links,
+    no_links,
+    withhold_columns,
+    withhold_nothing,
+    withhold_ranges,
+)
 from analytics.plan import AnalysisPlan
 
 _ESTIMATES = ("estimate", "lower", "upper")
@@ -53,8 +63,8 @@ class Output:
 
     `counts` are the columns whose small values are suppressed (when the plan asks), and `derived` the columns
     computed from them, blanked with them (`name*`: every column whose name starts so); `links` say which counts
-    a reader can combine (`disclosure`), and outputs of one `family` are protected together (their counts are
-    tied across tables)."""
+    a reader can combine (`disclosure`), outputs of one `family` are protected together (their counts are tied
+    across tables), and `withhold` removes what such an output never publishes under suppression."""
 
     name: str
     build: Callable[[CohortData, AnalysisPlan], pd.DataFrame]
@@ -65,11 +75,12 @@ class Output:
     derived: tuple[str, ...] = ()
     links: Links = no_links
     family: str = ""
-    withheld: tuple[str, ...] = ()  # columns not published at all under suppression (counts tied to other tables)
+    withhold: Withhold = withhold_nothing  # what is not published at all under suppression
 
 
 _MODEL_ESTIMATES = ("coef", "se", "hazard_ratio", "hr_lower", "hr_upper", "z", "p", "ph_test_p")
-_DESCRIPTIVE = {"counts": ("n", "total"), "derived": _ESTIMATES, "links": descriptive_links, "family": "descriptive"}
+_DESCRIPTIVE = {"counts": ("n", "total"), "derived": _ESTIMATES, "links": descriptive_links, "family": "descriptive",
+                "withhold": withhold_ranges(descriptive.MEDIAN)}
 OUTPUTS = (
     Output("table1", lambda data, _: descriptive.table1(data), TABLE1, "Table 1",
            lambda table, _: display.descriptive(table), **_DESCRIPTIVE),  # type: ignore[arg-type]
@@ -89,7 +100,7 @@ OUTPUTS = (
     Output("logrank", survival_tables.logrank_tests, PROGNOSTIC, "Log-rank tests",
            lambda table, _: display.logrank(table), ("smallest_group", "fewest_events"), ("levels",),
            across_centres(("endpoint", "factor"), ("smallest_group", "fewest_events")),
-           withheld=("levels", "smallest_group", "fewest_events")),
+           withhold=withhold_columns(("levels", "smallest_group", "fewest_events"))),
     Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table),
            ("n", "events"), _MODEL_ESTIMATES, model_links),
     Output("competing_risks", survival_tables.competing_risks, COMPETING, "Cumulative incidence",

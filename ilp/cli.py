@@ -272,6 +272,15 @@ def validate_command(
     typer.echo(f"Data Docs: {report.data_docs}")
 
 
+SuppressOption = Annotated[bool, typer.Option(
+    "--suppress-small-cells/--no-suppress-small-cells",
+    help="Blank counts below --min-cell and the counts that would give them back (off: outputs that stay inside "
+         "the centre only).")]
+MinCellOption = Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")]
+GridOption = Annotated[float | None, typer.Option(
+    "--grid-months", min=0.01, help="Round times up to this grid before counting (aggregates).")]
+
+
 @app.command("analyse")
 def analyse_command(
     root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = ZONES,
@@ -280,11 +289,8 @@ def analyse_command(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder for tables, figures and the report (default: <root>/reports/<snapshot name>).")] = None,
     ci: Annotated[str, typer.Option("--ci", help="Survival CI method: log (R's default), log-log or plain.")] = "log",
-    suppress_small_cells: Annotated[bool, typer.Option(
-        "--suppress-small-cells/--no-suppress-small-cells",
-        help="Blank counts below --min-cell and the counts that would give them back (off: outputs that stay "
-             "inside the centre only).")] = True,
-    min_cell: Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")] = 5,
+    suppress_small_cells: SuppressOption = True,
+    min_cell: MinCellOption = 5,
 ) -> None:
     """Survival, toxicity and response outputs (Tables 1-3, Figure 1, HTML report), pooled and per centre.
 
@@ -426,8 +432,7 @@ def package_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the package into.")],
     root: Annotated[Path, typer.Option("--root", help="Root of the centre's zones.")] = ZONES,
     kind: Annotated[str, typer.Option("--kind", help="rows (the validated cohort) or aggregates.")] = "aggregates",
-    grid_months: Annotated[float | None, typer.Option(
-        "--grid-months", min=0.01, help="Aggregates: round times up to this grid before counting.")] = None,
+    grid_months: GridOption = None,
 ) -> None:
     """A signed package of the centre's published, validated cohort for the consortium's hub.
 
@@ -452,8 +457,7 @@ def serve_command(
     centre: Annotated[str, typer.Option("--centre", help="The centre answering.")],
     exchange: Annotated[Path, typer.Option("--exchange", help="The folder shared with the hub for this centre.")],
     root: Annotated[Path, typer.Option("--root", help="Root of the centre's zones.")] = ZONES,
-    grid_months: Annotated[float | None, typer.Option(
-        "--grid-months", min=0.01, help="Round times up to this grid before counting.")] = None,
+    grid_months: GridOption = None,
     idle_timeout: Annotated[float | None, typer.Option(
         "--idle-timeout", min=1, help="Stop after this many seconds without a request.")] = None,
 ) -> None:
@@ -465,12 +469,11 @@ def serve_command(
     from analytics import AnalysisPlan, read_snapshot
     from analytics.federated import Site
     from ilp.exchange import serve
-    from ilp.publication import published_snapshot
+    from ilp.packages import published_centre
 
-    data = read_snapshot(published_snapshot(root)).for_centre(centre)
-    if data.cohort.empty:
-        raise ConfigError(f"centre {centre} is not in the published cohort under {root}: run `ilp run` for it first")
-    answered = serve(Site(data, AnalysisPlan(), grid_months), exchange, idle_timeout)
+    snapshot, _ = published_centre(root, centre)
+    answered = serve(Site(read_snapshot(snapshot).for_centre(centre), AnalysisPlan(), grid_months), exchange,
+                     idle_timeout)
     logging.getLogger("ilp.exchange").info("answered %d requests", answered)
 
 
@@ -482,10 +485,8 @@ def pool_command(
     live: Annotated[Path | None, typer.Option(
         "--live", help="Folder of per-centre exchange folders (`ilp serve`): the Cox model for aggregates centres.")]
         = None,
-    suppress_small_cells: Annotated[bool, typer.Option(
-        "--suppress-small-cells/--no-suppress-small-cells",
-        help="Blank counts below --min-cell and the counts that would give them back.")] = True,
-    min_cell: Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")] = 5,
+    suppress_small_cells: SuppressOption = True,
+    min_cell: MinCellOption = 5,
 ) -> None:
     """The hub: verify every centre's signed package (exit 8 if one is unsigned or tampered with) and pool them,
     rows or aggregates, into one report.

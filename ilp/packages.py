@@ -31,7 +31,7 @@ from ilp.fileio import sha256_file
 from ilp.manifests import PackageManifest, PublicationRecord, ValidationSummary
 from ilp.publication import published_snapshot
 from ilp.staging import staging_folder
-from ilp.zones import VALIDATION_SUMMARY, Zones
+from ilp.zones import VALIDATION_SUMMARY, Snapshot, Zones
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -77,17 +77,23 @@ def _public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def published_centre(root: Path, centre_id: str) -> tuple[Snapshot, PublicationRecord]:
+    """The published snapshot that holds the centre, and the record that published it: only a validated cohort
+    leaves a centre (in a package, or in answers to the hub)."""
+    snapshot = published_snapshot(root)
+    pointer = PublicationRecord.read(Zones(root).publication)
+    if centre_id not in pointer.centres:
+        raise ConfigError(f"centre {centre_id} is not in the published cohort ({', '.join(pointer.centres)}): "
+                          "run `ilp run` for it first; only a validated cohort leaves a centre")
+    return snapshot, pointer
+
+
 def export_package(root: Path, centre_id: str, kind: PackageKind, private_key_pem: bytes, out: Path,
                    plan: AnalysisPlan | None = None, grid_months: float | None = None) -> Path:
     """Write the centre's signed package of its published, validated cohort to `out/<centre>-<snapshot>-<kind>/`."""
     key = _private_key(private_key_pem, "the signing key")
-    zones = Zones(root)
-    snapshot = published_snapshot(root)
-    pointer = PublicationRecord.read(zones.publication)
-    if centre_id not in pointer.centres:
-        raise ConfigError(f"centre {centre_id} is not in the published cohort ({', '.join(pointer.centres)}): "
-                          "run `ilp run` for it first; only a validated cohort leaves a centre")
-    summary = ValidationSummary.read(zones.root / pointer.validation / VALIDATION_SUMMARY)
+    snapshot, pointer = published_centre(root, centre_id)
+    summary = ValidationSummary.read(Zones(root).root / pointer.validation / VALIDATION_SUMMARY)
     target = out / f"{centre_id}-{snapshot.run_id}-{kind}"
     with staging_folder(out, target.name) as staging:
         data = staging / "package" / "data"
