@@ -20,6 +20,7 @@ POOLED = "pooled"
 COLUMNS = ("group", "section", "variable", "level", "statistic", "n", "total", "estimate", "lower", "upper")
 COUNT = "n (%), 95% CI Clopper-Pearson"
 MEDIAN = "median [min-max]"
+NOT_RECORDED = "Not recorded"
 Levels = Sequence[tuple[object, str]]
 
 
@@ -151,8 +152,8 @@ def _categories(cohort: pd.DataFrame, specs: Sequence[tuple[str, str, str, Level
         for stored, label in levels:
             rows.append(rate_row(section, variable, label, int((values == stored).sum()), len(frame)))
         missing = int(values.isna().sum())
-        if missing and len(levels) > 1:
-            rows.append(rate_row(section, variable, "Not available", missing, len(frame)))
+        if missing:  # unknown is not no: a yes/no variable without data is its own row, never counted as No
+            rows.append(rate_row(section, variable, NOT_RECORDED, missing, len(frame)))
     return rows
 
 

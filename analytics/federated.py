@@ -171,7 +171,7 @@ def descriptive_tables(sites: Mapping[str, Transport]) -> dict[str, pd.DataFrame
     every = pd.concat([rows.assign(group=centre) for centre, rows in answers.items()], ignore_index=True)
     keys = ["output", "section", "variable", "level", "statistic"]
     pooled = every.groupby(keys, sort=False, dropna=False)["n"].sum().reset_index()
-    # a level some centres lack (nobody "Not available" there) still has every centre's patients as denominator
+    # a level some centres lack (nobody "Not recorded" there) still has every centre's patients as denominator
     variable = ["output", "section", "variable"]
     denominators = every.groupby([*variable, "group"], sort=False)["total"].first().groupby(variable).sum()
     pooled["total"] = [int(denominators[tuple(key)]) for key in pooled[variable].itertuples(index=False)]

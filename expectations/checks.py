@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ilp.completeness import filled, gap_column, gaps, measured_columns
 from ilp.manifests import SnapshotManifest
 from ilp.model import BY_NAME, TABLES
 from ilp.zones import Snapshot
@@ -60,6 +61,17 @@ def reconciliation(spark: SparkSession, tables: dict[str, DataFrame], manifests:
         if centre not in centres:
             rows.append(("rows", centre, name, count, -1))  # rows of a centre without a manifest
     return spark.createDataFrame(rows, "check string, centre_id string, item string, observed long, expected long")
+
+
+def completeness(spark: SparkSession, tables: dict[str, DataFrame], centres: list[str]) -> DataFrame:
+    """One row per canonical column (`table`, `column`), and per centre whether it leaves the column entirely
+    empty while another centre fills it (`gap_column(centre)`)."""
+    found = gaps(filled(tables))
+    columns = [(t.name, c) for t in TABLES for c in measured_columns(t.name)]
+    rows = [(table, column, *[f"{table}.{column}" in found.get(centre, []) for centre in centres])
+            for table, column in columns]
+    schema = ", ".join(["`table` string", "`column` string", *[f"`{gap_column(c)}` boolean" for c in centres]])
+    return spark.createDataFrame(rows, schema)
 
 
 def pooled(tables: dict[str, DataFrame]) -> DataFrame:

@@ -25,6 +25,7 @@ from expectations.rules import (
     TIME_ORDER,
     WARNING,
 )
+from ilp.completeness import gap_column
 from ilp.model import BY_NAME, TABLES, Table
 
 SPARK_TYPES = {"string": "StringType", "int": "IntegerType", "double": "DoubleType", "boolean": "BooleanType",
@@ -103,9 +104,18 @@ def pooled_suite() -> gx.ExpectationSuite:
         description="one pseudonym per centre: a duplicate is a patient treated at two centres")])
 
 
-def all_suites() -> dict[str, gx.ExpectationSuite]:
+def completeness_suite(centres: list[str]) -> gx.ExpectationSuite:
+    """One expectation per centre: no canonical column it leaves entirely empty where another centre fills it."""
+    return gx.ExpectationSuite(name="completeness", expectations=[gxe.ExpectColumnValuesToBeInSet(
+        column=gap_column(centre), value_set=[False], severity=WARNING,
+        description=f"{centre} fills every column another centre fills: an empty one is usually kept where the "
+                    "views do not look (override the view column; see `ilp profile`)") for centre in centres])
+
+
+def all_suites(centres: list[str]) -> dict[str, gx.ExpectationSuite]:
     suites = {t.name: table_suite(t) for t in TABLES}
-    suites.update(links=links_suite(), reconciliation=reconciliation_suite(), pooled=pooled_suite())
+    suites.update(links=links_suite(), reconciliation=reconciliation_suite(), pooled=pooled_suite(),
+                  completeness=completeness_suite(centres))
     return suites
 
 
@@ -114,4 +124,4 @@ def index_columns(suite: str) -> list[str]:
     if suite in BY_NAME:
         return list(BY_NAME[suite].key)
     return {"links": ["table", "centre_id", "row_key"], "reconciliation": ["check", "centre_id", "item"],
-            "pooled": ["centre_id", "patient_id"]}[suite]
+            "pooled": ["centre_id", "patient_id"], "completeness": ["table", "column"]}[suite]

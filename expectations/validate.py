@@ -77,13 +77,16 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path | Snapshot
     context = _context(folder / "data_docs")
     source = context.data_sources.add_spark("cohort")
     tables = checks.read_tables(spark, snapshot)
+    manifests = snapshot.manifests()
+    centres = sorted(m.centre_id for m in manifests)
     frames: dict[str, DataFrame] = {**tables, "links": checks.links(tables),
-                                    "reconciliation": checks.reconciliation(spark, tables, snapshot.manifests()),
-                                    "pooled": checks.pooled(tables)}
+                                    "reconciliation": checks.reconciliation(spark, tables, manifests),
+                                    "pooled": checks.pooled(tables),
+                                    "completeness": checks.completeness(spark, tables, centres)}
     report = ValidationReport(snapshot, folder)
     (folder / "results").mkdir(parents=True, exist_ok=True)
     run_name = snapshot.run_id  # Data Docs put it in paths: keep URL-safe
-    suites = all_suites()
+    suites = all_suites(centres)
     batches = {name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("snapshot")
                for name in suites}
     definitions = {name: _definition(context, batches[name], suite) for name, suite in suites.items()}

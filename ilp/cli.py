@@ -237,7 +237,8 @@ def transform_command(
         reports = transform(get_spark(_spark_overrides(spark_conf)), root, settings, secret, new_run_id(),
                             TransformOptions(identifier_system, shift_dates))
     for report in reports.values():
-        typer.echo(report.line())
+        for line in report.lines():
+            typer.echo(line)
 
 
 @app.command("validate")
@@ -352,6 +353,38 @@ def run_command(
         return
     log.info(f"done in {outcome.seconds:.0f} s: published {outcome.snapshot}; Data Docs {outcome.data_docs}; "
              f"report {outcome.report}")
+
+
+@app.command("profile")
+def profile_command(
+    config: ConfigOption,
+    centre: Annotated[list[str] | None, typer.Option("--centre", help="Only this centre (repeatable).")] = None,
+    pull: Annotated[bool, typer.Option("--pull", help="Pull the centre from its source first.")] = False,
+) -> None:
+    """What the views make of a centre's landed data, before any transform is trusted (docs/onboarding.md).
+
+    Per centre: coverage of every canonical column and the ones it leaves empty where others fill them,
+    extensions no view reads, codes that mean nothing, resources no table used and why, each with the
+    override or ConceptMap entry that would fix it. The other centres with landed data are transformed beside it
+    for comparison. Nothing is published; the report is written under `profiles/` in the zones.
+
+    Example: ilp profile --config consortium.toml --centre dorado --pull
+    """
+    from ilp.config import load_config
+    from ilp.run import profile_consortium
+    from ilp.zones import Zones
+
+    loaded = load_config(config)
+    for centre_id, profile in profile_consortium(loaded, centre, pull).items():
+        typer.echo(f"{centre_id}: {len(profile.gaps)} columns empty where other centres fill them, "
+                   f"{len(profile.extensions)} extensions no view reads, {len(profile.unmapped)} codes that mean "
+                   f"nothing, {sum(profile.unused.values())} resources no table used")
+        for gap in profile.gaps:
+            typer.echo(f"    empty: {gap.column} (fed by {', '.join(f for f, _ in gap.feeders) or '-'})")
+        for extension in profile.extensions:
+            typer.echo(f"    extension no view reads: {extension.resource_type} {extension.url} "
+                       f"({extension.resources} resources): {extension.path()}")
+        typer.echo(f"    report: {Zones(loaded.root).profile(centre_id, profile.run_id) / 'profile.md'}")
 
 
 @app.command("status")

@@ -18,6 +18,8 @@ from connectors.settings import SOURCE_KINDS, SourceSettings
 from ilp.errors import ConfigError
 from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from ilp.secrets import SecretRef
+from transforms.views.catalogue import check_overrides
+from transforms.views.fhirpath import ViewError
 
 CentreId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
@@ -34,11 +36,22 @@ class CentreConfig(_Strict):
     # Also pull the ConceptMaps the source publishes (searched on its server, or ConceptMap files in its folder)
     # and read the centre's codes through them: the newest version of each, as landed with the data.
     conceptmaps_from_source: bool = False
+    # Where this centre keeps an element elsewhere than the project's views say: view -> column -> FHIRPath.
+    views: dict[str, dict[str, str]] = {}
 
     @property
     def pulled_types(self) -> tuple[str, ...]:
         """What the connector pulls: the resource types, and the ConceptMaps when they come from the source."""
         return self.resource_types + (TERMINOLOGY_TYPES if self.conceptmaps_from_source else ())
+
+    @field_validator("views")
+    @classmethod
+    def _views(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        try:
+            check_overrides(value, "views")
+        except ViewError as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("resource_types")
     @classmethod

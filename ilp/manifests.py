@@ -109,9 +109,13 @@ class SnapshotManifest(Record):
     reconciliation: dict[str, Reconciled]
     unmapped_codes: int
     endpoints: list[str]
+    unknown_extensions: int = 0  # extension URLs in the centre's data that no view reads
     conceptmaps: list[str] = []
     conceptmaps_rejected: list[str] = []
     timings: dict[str, float] = {}
+    # table -> column -> rows with a value (and `rows`); warnings: columns empty here that other centres fill.
+    completeness: dict[str, dict[str, int]] = {}
+    warnings: list[str] = []
     finished_at: str
 
     @property

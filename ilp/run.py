@@ -29,6 +29,7 @@ from ilp.spark import get_spark
 from ilp.zones import Snapshot, Zones
 from transforms.changes import pending_changes, record_unchanged
 from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
+from transforms.profile import CentreProfile, profile_centres
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +109,41 @@ def _with_preview(blocked: ValidationBlocked, config: ConsortiumConfig, snapshot
                              blocked.failures, blocked.summary)
 
 
+def centre_settings(centres: list[CentreConfig]) -> list[CentreSettings]:
+    """What the transform needs of each centre's configuration."""
+    return [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else (),
+                           c.conceptmaps_from_source, c.views) for c in centres]
+
+
+def transform_options(config: ConsortiumConfig) -> TransformOptions:
+    return TransformOptions(config.identifier_system, config.shift_dates)
+
+
+def profile_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None, pull: bool = False,
+                       progress: connectors.PullProgress | None = None) -> dict[str, CentreProfile]:
+    """`ilp profile`: what the views make of the centres' landed data (pulled first with `pull`), each report
+    written under `profiles/`. The other centres that have landed data are transformed beside them (not
+    reported): a column is only known to be missing at one centre because another fills it."""
+    selected = [config.centre(c) for c in centre_ids] if centre_ids else list(config.centres)
+    zones = Zones(config.root)
+    beside = [c for c in config.centres if c not in selected and zones.landing_runs(c.id)]
+    with centre_locks(config.root, [c.id for c in selected + beside]):
+        if pull:
+            for centre in selected:
+                with connectors.open_source(centre.source, centre.pulled_types) as source:
+                    connectors.ingest(source, connectors.LandingZone(config.root, centre.id), progress=progress)
+        return profile_centres(get_spark(config.spark), config.root, centre_settings(selected + beside),
+                               config.secret.resolve(), transform_options(config), [c.id for c in selected])
+
+
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
                echo: Callable[[str], None]) -> Snapshot:
     spark = get_spark(config.spark)
-    settings = [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else (),
-                               c.conceptmaps_from_source) for c in centres]
-    reports = transform(spark, config.root, settings, config.secret.resolve(), run_id,
-                        TransformOptions(config.identifier_system, config.shift_dates))
+    reports = transform(spark, config.root, centre_settings(centres), config.secret.resolve(), run_id,
+                        transform_options(config))
     for report in reports.values():
-        echo(report.line())
+        for line in report.lines():
+            echo(line)
     return Zones(config.root).snapshot(run_id)
 
 

@@ -178,6 +178,14 @@ class Zones:
         """The folder of a centre's unmapped-codes report (`unmapped_codes.csv`) for one transform run."""
         return self.root / "quarantine" / "unmapped_codes" / f"centre={centre_id}" / f"run={transform_run}"
 
+    def unknown_extensions(self, centre_id: str, transform_run: str) -> Path:
+        """The folder of a centre's list of extension URLs no view reads (`unknown_extensions.csv`)."""
+        return self.root / "quarantine" / "unknown_extensions" / f"centre={centre_id}" / f"run={transform_run}"
+
+    def profile(self, centre_id: str, profile_run: str) -> Path:
+        """The folder of a centre's `ilp profile` report (profile.md, profile.json)."""
+        return self.root / "profiles" / f"centre={centre_id}" / f"run={profile_run}"
+
     # expectations and analytics
     def validation(self, snapshot: Snapshot) -> Path:
         return self.root / "validation" / snapshot.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from pyspark.sql import functions as F
 
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
+from ilp.config import CentreConfig
 from ilp.model import BY_NAME, TABLES
 from ilp.secrets import Secret
+from ilp.synth import DEMO_SEED, generate
 from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from ilp.synth.profiles import DORADO
 from ilp.terminology import ConceptMapIndex
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState, merge
@@ -23,6 +27,7 @@ from transforms.landed import completed_runs
 from transforms.pseudonym import pseudonym
 from transforms.tables import build_tables
 from transforms.view import ResourceView
+from transforms.views.catalogue import Catalogue
 
 SECRET = Secret("test-consortium-secret-0123456789")
 TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
@@ -32,20 +37,40 @@ Consortium = tuple[Path, dict[str, Any]]
 TOLERANCE = {"bmi": 0.051}
 
 
-CENTRES = ("aurora", "borealis", "cascade")
+# The demo's three centres, and dorado: coded where the project's views do not look, recovered by the view
+# overrides its configuration gives (and its ConceptMap), nothing else.
+CENTRES = ("aurora", "borealis", "cascade", "dorado")
 
 
 @pytest.fixture(scope="module")
-def view(spark: SparkSession, demo_consortium: Consortium, tmp_path_factory: pytest.TempPathFactory) -> ResourceView:
+def folders(demo_consortium: Consortium, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each centre's synthetic folder."""
+    other = tmp_path_factory.mktemp("dorado")
+    generate([DORADO], DEMO_SEED, other)
+    return {**{c: demo_consortium[0] / c for c in CENTRES[:3]}, "dorado": other / "dorado"}
+
+
+def centre_config(folder: Path) -> CentreConfig:
+    """The centre's configuration as a data manager would write it: its view overrides, if it has any."""
+    fragment = (folder / "views.toml").read_text(encoding="utf-8") if (folder / "views.toml").exists() else ""
+    views = tomllib.loads(fragment).get("centres", {}).get("views", {})
+    return CentreConfig.model_validate({"id": folder.name, "source": {"kind": "files", "folder": str(folder / "fhir")},
+                                        "conceptmaps": str(folder / "conceptmaps"), "views": views})
+
+
+@pytest.fixture(scope="module")
+def view(spark: SparkSession, folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> ResourceView:
     """Every centre in one view, as the pipeline transforms them: each centre's rows must come out as its own."""
     root = tmp_path_factory.mktemp("zones")
+    configs = {c: centre_config(folders[c]) for c in CENTRES}
     for centre in CENTRES:
-        with FilesSource(FilesSettings(folder=demo_consortium[0] / centre / "fhir")) as source:
+        with FilesSource(FilesSettings(folder=folders[centre] / "fhir")) as source:
             ingest(source, LandingZone(root, centre), progress=LogProgress())
-    lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((demo_consortium[0] / c / "conceptmaps").glob("*.json")))
+    lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((folders[c] / "conceptmaps").glob("*.json")))
                          for c in CENTRES})
     merge(spark, root, {c: completed_runs(root, c) for c in CENTRES}, TYPES, lookup, "t1")
-    return ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, NATIONAL_ID_SYSTEM)
+    return ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, NATIONAL_ID_SYSTEM,
+                             Catalogue({c: configs[c].views for c in CENTRES}))
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +109,6 @@ def assert_same_table(actual: DataFrame, expected: list[dict[str, Any]], table: 
 
 @pytest.mark.parametrize("centre", CENTRES)
 @pytest.mark.parametrize("table", [t.name for t in TABLES])
-def test_table_round_trip(tables: dict[str, DataFrame], demo_consortium: Consortium, centre: str, table: str) -> None:
+def test_table_round_trip(tables: dict[str, DataFrame], folders: dict[str, Path], centre: str, table: str) -> None:
     built = tables[table].where(F.col("centre_id") == centre)
-    assert_same_table(built, truth(demo_consortium[0] / centre, table, centre), table)
+    assert_same_table(built, truth(folders[centre], table, centre), table)

@@ -34,6 +34,14 @@ def _literal_map(table: Mapping[str, str]) -> Column:
     return F.create_map(*[F.lit(x) for pair in table.items() for x in pair])
 
 
+def _meaning(maps: tuple[Column, Column], coding: Column) -> Column:
+    """A coding's value in a (canonical, centre-local) pair of lookup maps, or null."""
+    canonical, local = maps
+    key = F.concat_ws("|", F.coalesce(coding["system"], F.lit("")), F.coalesce(coding["code"], F.lit("")))
+    return F.coalesce(F.try_element_at(canonical, key),
+                      F.try_element_at(local, F.concat_ws("|", F.col("centre_id"), key)))
+
+
 class CodeLookup:
     """Canonical values of codings at every centre: the ValueSets, plus whatever each centre's ConceptMaps
     translate (a standard code always keeps its standard meaning)."""
@@ -91,11 +99,14 @@ class CodeLookup:
 
     def values(self, valueset_name: str, codings: Column) -> Column:
         """The canonical values of every one of `codings` that means something in the ValueSet, in order."""
-        canonical, local = self._lookup_maps(valueset_name)
+        maps = self._lookup_maps(valueset_name)
+        return F.filter(F.transform(F.coalesce(codings, F.array()), lambda c: _meaning(maps, c)),
+                        lambda v: v.isNotNull())
 
-        def meaning(coding: Column) -> Column:
-            key = F.concat_ws("|", F.coalesce(coding["system"], F.lit("")), F.coalesce(coding["code"], F.lit("")))
-            return F.coalesce(F.try_element_at(canonical, key),
-                              F.try_element_at(local, F.concat_ws("|", F.col("centre_id"), key)))
-
-        return F.filter(F.transform(F.coalesce(codings, F.array()), meaning), lambda v: v.isNotNull())
+    def meaningful(self, coding: Column) -> Column:
+        """Whether a coding means something in any canonical ValueSet or in the row's centre's ConceptMaps."""
+        if "*" not in self._maps:
+            names = sorted(valuesets())
+            self._maps["*"] = (_literal_map({k: n for n in names for k in self.canonical_table(n)}),
+                               _literal_map({k: n for n in names for k in self.local_table(n)}))
+        return _meaning(self._maps["*"], coding).isNotNull()

@@ -27,6 +27,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ilp.completeness import filled, gap_warning, gaps
 from ilp.errors import IlpError
 from ilp.manifests import Reconciled, SnapshotManifest
 from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
@@ -43,11 +44,16 @@ from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
 from transforms.tables.links import linked
 from transforms.terminology import centre_conceptmaps
+from transforms.traces import unknown_extensions, unmapped_element_codes
 from transforms.view import ResourceView
+from transforms.views.catalogue import Catalogue, CentreOverrides
 
 UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
 IMPOSSIBLE = "internally impossible: "
 UNUSED = "no canonical table uses this resource"
+# The unmapped-codes report: `element` is the resource's own code (`code`, `medicationCodeableConcept`) or the
+# view column a code was read from (`observation.disease_status`).
+UNMAPPED_COLUMNS = ("resource_type", "element", "system", "code", "display", "resources", "resources_left_unmapped")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class CentreSettings:
     centre_id: str
     conceptmaps: tuple[Path, ...] = ()  # ConceptMap JSON files
     conceptmaps_from_source: bool = False  # also the ConceptMaps landed from the centre's source
+    views: CentreOverrides = field(default_factory=dict)  # view -> column -> FHIRPath, where the centre differs
 
 
 @dataclass(frozen=True)
@@ -73,12 +80,16 @@ class TransformReport:
     rows: dict[str, int] = field(default_factory=dict)
     reconciliation: dict[str, Reconciled] = field(default_factory=dict)
     unmapped_codes: int = 0
+    unknown_extensions: int = 0
+    warnings: list[str] = field(default_factory=list)
 
-    def line(self) -> str:
-        """What the transform made of the centre, in one line for the log."""
+    def lines(self) -> list[str]:
+        """What the transform made of the centre, for the log: one line, then a line per warning."""
         quarantined = sum(c.quarantined for c in self.reconciliation.values())
-        return (f"{self.centre_id}: transformed {self.rows.get('cohort', 0)} patients, {quarantined} resources "
-                f"quarantined, {self.unmapped_codes} unmapped codes -> {self.snapshot.folder}")
+        return [f"{self.centre_id}: transformed {self.rows.get('cohort', 0)} patients, {quarantined} resources "
+                f"quarantined, {self.unmapped_codes} unmapped codes, {self.unknown_extensions} extensions no view "
+                f"reads -> {self.snapshot.folder}",
+                *[f"warning: {w}" for w in self.warnings]]
 
 
 def new_run_id() -> str:
@@ -103,7 +114,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
         with steps.step("merge"):
             merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
         view = ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret,
-                                 options.national_id_system)
+                                 options.national_id_system, Catalogue({c.centre_id: c.views for c in centres}))
         snapshot = zones.snapshot(run_id)
         written: dict[str, DataFrame] = {}
         for name, build in BASE_TABLES.items():
@@ -120,17 +131,25 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             for row in _row_counts(written).collect():
                 reports[row["centre_id"]].rows[row["table"]] = row["rows"]
             reconciliation, unmapped = _reconcile(zones, view, written, run_id)
+            extensions = unknown_extensions(view).collect()
+            counts = filled(written)
+            missing_columns = gaps(counts)
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]
         report.rows = {name: report.rows.get(name, 0) for name in written}
         report.reconciliation = reconciliation.get(centre, {})
         report.unmapped_codes = unmapped.get(centre, 0)
+        report.unknown_extensions = _write_extensions(zones, centre, run_id,
+                                                      [r for r in extensions if r["centre_id"] == centre])
+        report.warnings = [gap_warning(centre, c, counts) for c in missing_columns.get(centre, [])]
         SnapshotManifest(
             run_id=run_id, centre_id=centre, merged_landing_runs=report.merged_runs,
             merge_counts=CurrentState(root, centre).counts(), rows=report.rows,
             reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
+            unknown_extensions=report.unknown_extensions,
             endpoints=[e.name for e in options.endpoints], conceptmaps=maps[centre].sources,
             conceptmaps_rejected=maps[centre].rejected,
+            completeness={t: dict(c) for t, c in counts.get(centre, {}).items()}, warnings=report.warnings,
             timings={f"{step}_seconds": round(seconds, 3) for step, seconds in steps.timings.items()},
             finished_at=datetime.now(UTC).isoformat()).write(snapshot.manifest_path(centre))
     view.release()
@@ -176,10 +195,15 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
                   .when(unmapped, UNMAPPED))
     resources = view.resources.join(used, ["centre_id", "ref"], "left").withColumn("own_reason", own_reason)
     resources = resources.join(_parts_of_quarantined(view, resources), ["centre_id", "ref"], "left")
+    unused = view.unused_reasons()
+    if unused is not None:
+        resources = resources.join(unused, ["centre_id", "ref"], "left")
+    else:
+        resources = resources.withColumn("unused_reason", F.lit(None).cast("string"))
     reason = F.coalesce("own_reason", F.when(F.col("used"), None).when(
         F.col("quarantined_whole").isNotNull(),
         F.concat(F.lit("part of "), F.col("quarantined_whole"), F.lit(", which is quarantined")))
-        .otherwise(UNUSED))
+        .when(F.col("unused_reason").isNotNull(), F.col("unused_reason")).otherwise(UNUSED))
     code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
     labelled = resources.withColumn("reason", reason).select(
         "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
@@ -194,10 +218,14 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
             entry.used += row["count"]
         else:
             entry.quarantined += row["count"]
-    codes = (labelled.where("unmapped").select("centre_id", "resource_type", F.explode_outer("codings").alias("c"))
-             .groupBy("centre_id", "resource_type", F.col("c.system").alias("system"),
-                      F.col("c.code").alias("code"), F.col("c.display").alias("display"))
-             .count().collect())  # one row per distinct unmapped code: small
+    element = F.create_map(*[F.lit(x) for t, (_, e) in KIND_VALUESETS.items() for x in (t, e)])
+    kind_codes = (labelled.where("unmapped").select("centre_id", "resource_type", "id",
+                                                    F.explode_outer("codings").alias("c"))
+                  .groupBy("centre_id", "resource_type", F.try_element_at(element, F.col("resource_type"))
+                           .alias("element"), F.col("c.system").alias("system"), F.col("c.code").alias("code"))
+                  .agg(F.max("c.display").alias("display"), F.countDistinct("id").alias("resources"))
+                  .withColumn("resources_left_unmapped", F.col("resources")))
+    codes = kind_codes.unionByName(unmapped_element_codes(view)).collect()  # one row per unmapped code: small
     labelled.unpersist()
     return counts, {c: _write_unmapped(zones, c, run_id, [r for r in codes if r["centre_id"] == c])
                     for c in view.centres}
@@ -208,9 +236,11 @@ def _parts_of_quarantined(view: ResourceView, resources: DataFrame) -> DataFrame
     a reason of its own, and which one. The drugs of an impossible ILP are unused because of it: say so."""
     wholes = resources.where(F.col("own_reason").isNotNull()).select(
         F.col("local_id").alias("target_id"), F.col("ref").alias("quarantined_whole"))
-    pointing = view.resources.where(F.col("resource_type").isin("Observation", "MedicationAdministration"))
-    links = reduce(DataFrame.unionByName, [linked(pointing.select("centre_id", "ref", F.col(f"r.{e}").alias(e)), e)
-                                           for e in ("partOf", "focus")])
+    observations = view.facts("Observation")
+    links = reduce(DataFrame.unionByName, [
+        linked(observations.select("centre_id", "ref", "part_of"), "part_of"),
+        linked(observations.select("centre_id", "ref", "focus"), "focus"),
+        linked(view.facts("MedicationAdministration").select("centre_id", "ref", "part_of"), "part_of")])
     return (links.join(wholes, "target_id").groupBy("centre_id", "ref")
             .agg(F.min("quarantined_whole").alias("quarantined_whole")))
 
@@ -228,15 +258,29 @@ def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, run_id
         "reason", "json"), root, "harmonise", view.centres, run_id)
 
 
+def _write_extensions(zones: Zones, centre_id: str, run_id: str, rows: list[Any]) -> int:
+    """The centre's list of extension URLs no view reads (CSV, commonest first); returns how many it lists."""
+    folder = zones.unknown_extensions(centre_id, run_id)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with (folder / "unknown_extensions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["resource_type", "url", "resources"])
+        writer.writerows([r["resource_type"], r["url"], r["resources"]]
+                         for r in sorted(rows, key=lambda r: (-r["resources"], r["resource_type"], r["url"])))
+    return len(rows)
+
+
 def _write_unmapped(zones: Zones, centre_id: str, run_id: str, rows: list[Any]) -> int:
     """The centre's unmapped-codes report (CSV, costliest code first); returns how many codes it lists."""
     folder = zones.unmapped_codes(centre_id, run_id)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    ordered = sorted(rows, key=lambda r: (-r["count"], r["resource_type"], r["system"] or "", r["code"] or ""))
+    ordered = sorted(rows, key=lambda r: (-r["resources_left_unmapped"], -r["resources"], r["resource_type"],
+                                          r["element"], r["system"] or "", r["code"] or ""))
     with (folder / "unmapped_codes.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["resource_type", "system", "code", "display", "resources"])
-        writer.writerows([r["resource_type"], r["system"], r["code"], r["display"], r["count"]] for r in ordered)
+        writer.writerow(UNMAPPED_COLUMNS)
+        writer.writerows([r[c] for c in UNMAPPED_COLUMNS] for r in ordered)
     return len(ordered)
 

@@ -22,7 +22,8 @@ REFERENCE = _struct(reference=S)
 QUANTITY = _struct(value=S, unit=S, system=S, code=S)
 PERIOD = _struct(start=S, end=S)
 EXTENSION = _struct(url=S, valueCoding=CODING, valueCodeableConcept=CONCEPT, valueBoolean=S, valueReference=REFERENCE,
-                    valueString=S, valueDateTime=S, valueQuantity=QUANTITY)
+                    valueString=S, valueDateTime=S, valueQuantity=QUANTITY, valueCode=S, valueInteger=S,
+                    valueDecimal=S, valueDate=S)
 CONCEPT_WITH_EXTENSIONS = _struct(coding=ArrayType(CODING), text=S, extension=ArrayType(EXTENSION))
 COMPONENT = _struct(code=CONCEPT, valueQuantity=QUANTITY, valueCodeableConcept=CONCEPT, valueString=S)
 
@@ -36,7 +37,7 @@ RESOURCE = _struct(
     performedDateTime=S, performedPeriod=PERIOD, reasonCode=ArrayType(CONCEPT), reasonReference=ArrayType(REFERENCE),
     complication=ArrayType(CONCEPT), effectiveDateTime=S, effectivePeriod=PERIOD, valueQuantity=QUANTITY,
     valueCodeableConcept=CONCEPT, valueDateTime=S, valueString=S, component=ArrayType(COMPONENT),
-    partOf=ArrayType(REFERENCE), focus=ArrayType(REFERENCE),
+    partOf=ArrayType(REFERENCE), focus=ArrayType(REFERENCE), method=CONCEPT, interpretation=ArrayType(CONCEPT),
     # MedicationAdministration
     medicationCodeableConcept=CONCEPT, dosage=_struct(dose=QUANTITY),
 )

@@ -20,6 +20,10 @@ from transforms.codes import CodeLookup
 from transforms.columns import reference_id
 from transforms.current import CurrentState, read_states
 from transforms.pseudonym import pseudonym_column
+from transforms.views.catalogue import Catalogue
+
+# What every fact row carries besides its view's columns.
+FACT_KEYS = ("centre_id", "resource_type", "kind", "id", "ref", "subject_id", "local_id")
 
 
 def local_id(resource_id: Column) -> Column:
@@ -40,12 +44,15 @@ class ResourceView:
     lookup: CodeLookup
     secret: Secret
     national_id_system: str | None
+    catalogue: Catalogue = field(default_factory=Catalogue)
     # Pseudonyms are computed once (and cached: small).
     _patient_ids: DataFrame | None = field(default=None, repr=False)
+    # (centre_id, ref, reason): resources a table read but could not use, and what would make them usable.
+    _unused: list[DataFrame] = field(default_factory=list, repr=False)
 
     @classmethod
     def load(cls, spark: SparkSession, states: list[CurrentState], lookup: CodeLookup, secret: Secret,
-             national_id_system: str | None) -> ResourceView:
+             national_id_system: str | None, catalogue: Catalogue | None = None) -> ResourceView:
         """The states are stored by type and kind: a table reads just the partitions it uses."""
         rows = read_states(spark, states).select(
             "centre_id", "resource_type", "kind", "id", "run_id", "impossible", "r")
@@ -54,15 +61,34 @@ class ResourceView:
                            .otherwise(local_reference(subject)).alias("subject_id"),
                            local_id(F.col("id")).alias("local_id"),
                            F.concat_ws("/", "resource_type", "id").alias("ref"))
-        return cls(tuple(s.centre_id for s in states), rows, lookup, secret, national_id_system)
+        return cls(tuple(s.centre_id for s in states), rows, lookup, secret, national_id_system,
+                   catalogue or Catalogue())
 
     def of(self, resource_type: str, kind: str | None = None) -> DataFrame:
         """The type's resources (of one kind) that tables may read: internally impossible ones are left out."""
         rows = self.resources.where((F.col("resource_type") == resource_type) & F.col("impossible").isNull())
         return rows.where(F.col("kind") == kind) if kind else rows
 
-    def of_types(self, *resource_types: str) -> DataFrame:
-        return reduce(DataFrame.unionByName, [self.of(t) for t in resource_types])
+    def facts(self, resource_type: str, *kinds: str) -> DataFrame:
+        """The columns of the type's view (with each centre's overrides) for its resources of `kinds` (all when
+        none are given), after FACT_KEYS."""
+        rows = self.of(resource_type)
+        if kinds:
+            rows = rows.where(F.col("kind").isin(*kinds))
+        return self.catalogue.select(rows, resource_type, FACT_KEYS)
+
+    def note_unused(self, rows: DataFrame) -> None:
+        """Record resources (centre_id, ref, reason) a table read but could not use (an ambiguous link, a value
+        that is not what the table needs): if nothing else uses them, their quarantine gives this reason, which
+        says what is missing and how to supply it, instead of a generic one."""
+        self._unused.append(rows.select("centre_id", "ref", "reason"))
+
+    def unused_reasons(self) -> DataFrame | None:
+        """(centre_id, ref, unused_reason) of the resources noted."""
+        if not self._unused:
+            return None
+        return reduce(DataFrame.unionByName, self._unused).groupBy("centre_id", "ref").agg(
+            F.min("reason").alias("unused_reason"))
 
     def release(self) -> None:
         if self._patient_ids is not None:

@@ -78,6 +78,9 @@ TUMOURS = Table(
         _c("size_cm", "double", "Largest radiological diameter at diagnosis", unit="cm", minimum=0.1, maximum=60),
         _c("unresectability_reason", "string", "Why the tumour was borderline or unresectable upfront",
            allowed=v.UNRESECTABILITY_REASON),
+        Column("facts_linked_by_subject", "array<string>",
+               "Observations about the tumour without a focus, linked because the patient has this one primary "
+               "tumour (ResourceType/id)"),
         *_provenance(),
     ),
 )

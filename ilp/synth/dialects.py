@@ -5,11 +5,16 @@
 - `DivergentRenderer`: standard codes, but sizes in mm, TNF in ug, melphalan as total mg plus the limb volume,
   partial dates, absolute references, the perfusion time as an Observation, BMI as weight and height,
   comorbidities and local relapse as Conditions.
+- `OwnExtensionsRenderer`: keeps elements where the project's views do not look: ILP level and limb sparing in
+  its own extensions (CodeableConcept values), tumour size as a value in mm without focus, and the kind of
+  progression in `Observation.method` with a local code. Only its configuration's view overrides and its
+  ConceptMap recover them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from datetime import date
 from typing import Any
@@ -130,8 +135,67 @@ class DivergentRenderer(StandardRenderer):
                          onsetDateTime=self.written(case, "local_relapse", day))
 
 
+class OwnExtensionsRenderer(StandardRenderer):
+    dialect = "own-extensions"
+    YES_NO = "http://snomed.info/sct"
+    YES, NO = "373066001", "373067005"
+
+    def __init__(self, profile: CentreProfile, seed: int) -> None:
+        super().__init__(profile, seed)
+        site = f"https://{profile.centre_id}.example.org/fhir"
+        self.level_url = f"{site}/StructureDefinition/perfusion-level"
+        self.sparing_url = f"{site}/StructureDefinition/limb-preserved"
+        self.progression = Coding(f"{site}/CodeSystem/progression", "LOC", "Local progression")
+
+    def ilp_level(self, p: Perfusion) -> dict[str, Any]:
+        return {"url": self.level_url, "valueCodeableConcept": self.concept("ilp-level", p.level)}
+
+    def limb_sparing(self, spared: bool) -> dict[str, Any]:
+        code, display = (self.YES, "Yes") if spared else (self.NO, "No")
+        return {"url": self.sparing_url, "valueCodeableConcept": {"coding": [
+            {"system": self.YES_NO, "code": code, "display": display}]}}
+
+    def size_observation(self, case: PatientCase, subject: dict[str, str], when: str,
+                         focus: list[dict[str, str]]) -> Resource:
+        return self.observation(case, "size", subject, self.concept("observation", "tumour_size"), when,
+                                valueQuantity=self.quantity(round(case.size_cm * 10), "mm"))
+
+    def tumour_facts(self, case: PatientCase, out: Rendered, subject: dict[str, str], condition: str) -> None:
+        super().tumour_facts(case, out, subject, condition)
+        out.written["tumour"] = {"facts_linked_by_subject": [f"Observation/{self.id(case, 'size')}"]}
+
+    def local_relapse(self, case: PatientCase, subject: dict[str, str], condition: str, day: date) -> Resource:
+        return self.observation(case, "local-relapse", subject, self.concept("observation", "disease_status"),
+                                self.written(case, "local_relapse", day),
+                                focus=[self.reference("Condition", condition)],
+                                valueCodeableConcept=self.concept("disease-status", "worsened"),
+                                method={"coding": [self.progression.as_fhir()]})
+
+    def conceptmap(self) -> dict[str, Any]:
+        local_recurrence = valuesets()["disease-status"].primary("local_recurrence")
+        return build_conceptmap(f"{self.profile.centre_id}-progression", f"{self.profile.name}: kinds of progression",
+                                [(self.progression, local_recurrence)])
+
+    def views(self) -> dict[str, dict[str, str]]:
+        # Empty (unknown) where the extension is absent, not false.
+        answer = f"coding.where(system = '{self.YES_NO}').code.first() = '{self.YES}'"
+        return {"procedure": {
+                    "ilp_level": f"extension('{self.level_url}').value.ofType(CodeableConcept)",
+                    "limb_sparing": f"extension('{self.sparing_url}').value.ofType(CodeableConcept).{answer}"},
+                "observation": {"disease_status": "value.ofType(CodeableConcept).coding | method.coding"}}
+
+
+def views_toml(views: dict[str, dict[str, str]]) -> str:
+    """View overrides as the `[centres.views.<view>]` tables of a centre in the configuration."""
+    lines = []
+    for view, columns in views.items():
+        lines.append(f"[centres.views.{view}]")
+        lines += [f"{column} = {json.dumps(path)}" for column, path in columns.items()]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, type[StandardRenderer]] = {
-    r.dialect: r for r in (StandardRenderer, LocalCodesRenderer, DivergentRenderer)}
+    r.dialect: r for r in (StandardRenderer, LocalCodesRenderer, DivergentRenderer, OwnExtensionsRenderer)}
 
 
 def renderer_for(profile: CentreProfile, seed: int) -> StandardRenderer:

@@ -51,6 +51,14 @@ class StandardRenderer:
         self.seed = seed
         self.meta = {"versionId": "1", "lastUpdated": f"{profile.cutoff.isoformat()}T12:00:00Z"}
 
+    def conceptmap(self) -> dict[str, Any] | None:
+        """The ConceptMap the centre's local codes need, if it has any."""
+        return None
+
+    def views(self) -> dict[str, dict[str, str]]:
+        """The view overrides (view -> column -> FHIRPath) the centre's configuration needs, if any."""
+        return {}
+
     # ---- how this centre writes codes, references, quantities and dates -----------------------------------
     def codings(self, standard: Coding) -> list[dict[str, str]]:
         return [standard.as_fhir()]
@@ -167,15 +175,19 @@ class StandardRenderer:
     def tumour_size(self, case: PatientCase) -> dict[str, Any]:
         return self.quantity(case.size_cm, "cm")
 
-    def tumour_facts(self, case: PatientCase, out: Rendered, subject: dict[str, str], condition: str) -> None:
-        focus = [self.reference("Condition", condition)]
-        when = self.written(case, "diagnosis", case.diagnosis)
-        out.add(self.observation(
+    def size_observation(self, case: PatientCase, subject: dict[str, str], when: str,
+                         focus: list[dict[str, str]]) -> Resource:
+        return self.observation(
             case, "size", subject, self.concept("observation", "tumour_size"), when, focus=focus,
             method={"coding": [{"system": "http://snomed.info/sct", "code": "113091000",
                                 "display": "Magnetic resonance imaging"}]},
             component=[{"code": self.concept("observation", "tumour_longest_dimension"),
-                        "valueQuantity": self.tumour_size(case)}]), "tumour")
+                        "valueQuantity": self.tumour_size(case)}])
+
+    def tumour_facts(self, case: PatientCase, out: Rendered, subject: dict[str, str], condition: str) -> None:
+        focus = [self.reference("Condition", condition)]
+        when = self.written(case, "diagnosis", case.diagnosis)
+        out.add(self.size_observation(case, subject, when, focus), "tumour")
         if case.grade:
             out.add(self.observation(case, "grade", subject, self.concept("observation", "histologic_grade"), when,
                                      focus=focus, valueCodeableConcept=self.concept("fnclcc-grade", case.grade,
@@ -204,6 +216,14 @@ class StandardRenderer:
                 self.comorbidity(case, out, subject, name, when)
 
     # ---- the perfusion -------------------------------------------------------------------------------------
+    def ilp_level(self, p: Perfusion) -> dict[str, Any]:
+        """The extension saying at which level the limb was perfused."""
+        return {"url": ILP_LEVEL_URL, "valueCoding": self.concept("ilp-level", p.level)["coding"][0]}
+
+    def limb_sparing(self, spared: bool) -> dict[str, Any]:
+        """The extension saying whether a resection spared the limb."""
+        return {"url": LIMB_SPARING_URL, "valueBoolean": spared}
+
     def timing(self, case: PatientCase, p: Perfusion) -> dict[str, Any]:
         return {"performedPeriod": {"start": self.instant(p.day, p.start_hour),
                                     "end": self.instant(p.day, p.start_hour, p.duration_min)}}
@@ -222,9 +242,7 @@ class StandardRenderer:
         row = f"perfusion-{p.number}"
         slot = f"ilp-{p.number}"
         rid = self.id(case, slot)
-        level = self.concept("ilp-level", p.level)["coding"][0]
-        procedure = self.base("Procedure", rid, subject, status="completed",
-                              extension=[{"url": ILP_LEVEL_URL, "valueCoding": level}],
+        procedure = self.base("Procedure", rid, subject, status="completed", extension=[self.ilp_level(p)],
                               code=self.concept("procedure", "ilp"), bodySite=self.body_site(case)[:1],
                               reasonReference=[self.reference("Condition", condition)], **self.timing(case, p))
         out.add(procedure, row)
@@ -272,7 +290,7 @@ class StandardRenderer:
         reason = [self.reference("Condition", condition)]
         if case.resection:
             out.add(self.procedure(case, "resection", subject, self.concept("procedure", "resection"),
-                                   extension=[{"url": LIMB_SPARING_URL, "valueBoolean": True}],
+                                   extension=[self.limb_sparing(True)],
                                    performedDateTime=case.resection.isoformat(),
                                    bodySite=self.body_site(case)[:1], reasonReference=reason), "resection")
             specimen = [self.reference("Procedure", self.id(case, "resection"))]

@@ -72,7 +72,7 @@ class TruthBuilder:
             histology_family=v.HISTOLOGY_FAMILY[c.histology],
             morphology_code=valueset("histology").primary(c.histology).code,
             fnclcc_grade=int(c.grade) if c.grade else None, size_cm=c.size_cm,
-            unresectability_reason=c.unresectability)
+            unresectability_reason=c.unresectability, facts_linked_by_subject=[])
 
     def perfusion(self, number: int) -> Row:
         p = self.case.perfusions[number - 1]

@@ -1,7 +1,8 @@
 """Write a synthetic consortium to disk, streaming: patients are simulated, rendered and written one at a time.
 
 Per centre: `fhir/<ResourceType>.ndjson` (as a Bulk Data export would give it), `bundles/bundle-NNNNN.json`
-(transaction Bundles to load a FHIR server), `conceptmaps/*.json` where the dialect needs one, and
+(transaction Bundles to load a FHIR server), `conceptmaps/*.json` and `views.toml` (the configuration's view
+overrides) where the dialect needs them, and
 `truth/<table>.parquet` (the canonical tables the pipeline must recover). `consortium.json` at the top says what
 was generated, from which seed, with counts and a sha256 per file. Same seed and sizes: same bytes.
 """
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 from ilp.fileio import sha256_file
 from ilp.model import BY_NAME, RESOURCE_TYPES, TABLES
 from ilp.synth.case import simulate
-from ilp.synth.dialects import LocalCodesRenderer, renderer_for
+from ilp.synth.dialects import renderer_for, views_toml
 from ilp.synth.fhir import Resource
 from ilp.synth.profiles import CentreProfile
 from ilp.synth.truth import Row, TruthBuilder
@@ -95,11 +96,12 @@ def generate_centre(profile: CentreProfile, seed: int, out: Path, bundle_patient
                 _write_bundle(out / "bundles" / f"bundle-{bundles:05d}.json", bundle)
                 bundle = []
     truth_writer.close()
-    if isinstance(renderer, LocalCodesRenderer):
+    if (cmap := renderer.conceptmap()) is not None:
         (out / "conceptmaps").mkdir()
-        cmap = renderer.conceptmap()
         (out / "conceptmaps" / f"ConceptMap-{cmap['id']}.json").write_text(
             json.dumps(cmap, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if views := renderer.views():
+        (out / "views.toml").write_text(views_toml(views), encoding="utf-8")
     return {"patients": profile.patients, "resources": resources, "bundles": bundles,
             "truth_rows": truth_writer.counts}
 

@@ -10,21 +10,18 @@ from ilp.model import EVENTS, TREATMENTS
 from transforms.columns import date_imputed, fhir_date
 from transforms.view import ResourceView
 
-LIMB_SPARING_URL = "http://ilp-cohort.org/fhir/StructureDefinition/limb-sparing"
 KINDS = ("resection", "amputation", "radiotherapy", "systemic_therapy")
 
 
 def build_treatments(view: ResourceView, run_id: str) -> DataFrame:
     lookup = view.lookup
-    start = F.coalesce(F.col("r.performedPeriod.start"), F.col("r.performedDateTime"))
-    sparing = F.get(F.filter(F.coalesce(F.col("r.extension"), F.array()),
-                             lambda e: e["url"] == LIMB_SPARING_URL), 0)["valueBoolean"]
-    rows = view.of("Procedure").where(F.col("kind").isin(*KINDS)).select(
+    start = F.col("performed_start")
+    rows = view.facts("Procedure", *KINDS).select(
         "ref", "subject_id", "kind", fhir_date(start).alias("start_date"),
         date_imputed(start).alias("start_date_imputed"),
-        fhir_date(F.col("r.performedPeriod.end")).alias("end_date"), sparing.try_cast("boolean").alias("limb_sparing"),
-        F.when(F.col("kind") == "amputation", lookup.first("amputation-reason", F.flatten(F.transform(
-            F.coalesce(F.col("r.reasonCode"), F.array()), lambda c: c["coding"])))).alias("amputation_reason"))
+        fhir_date(F.col("performed_end")).alias("end_date"), "limb_sparing",
+        F.when(F.col("kind") == "amputation", lookup.first("amputation-reason", F.col("reason_codings")))
+        .alias("amputation_reason"))
     resected = rows.where("kind = 'resection'").groupBy("subject_id").agg(F.min("start_date").alias("resected_on"))
     setting = F.when(F.col("kind") == "radiotherapy", F.when(
         F.col("resected_on").isNotNull() & (F.col("resected_on") <= F.col("start_date")), "postoperative")
@@ -39,23 +36,30 @@ def build_treatments(view: ResourceView, run_id: str) -> DataFrame:
 
 def build_events(view: ResourceView, run_id: str) -> DataFrame:
     lookup = view.lookup
-    observed = F.coalesce(F.col("r.effectiveDateTime"), F.col("r.onsetDateTime"))
-    status = lookup.values("disease-status", F.col("r.valueCodeableConcept.coding"))
-    local = (view.of("Observation", "disease_status").where(F.array_contains(status, "local_recurrence"))
-             .unionByName(view.of("Condition", "local_relapse"))
-             .select("ref", "subject_id", F.lit("local_relapse").alias("kind"), observed.alias("when"),
-                     F.lit(None).cast("string").alias("metastasis_site")))
-    metastasis = view.of("Condition", "distant_metastasis").select(
-        "ref", "subject_id", F.lit("distant_metastasis").alias("kind"), F.col("r.onsetDateTime").alias("when"),
-        lookup.first("metastasis-site", F.flatten(F.transform(F.col("r.bodySite"), lambda s: s["coding"])))
-        .alias("metastasis_site"))
-    death = view.of("Patient").where(F.col("r.deceasedDateTime").isNotNull()).select(
+    status = lookup.values("disease-status", F.col("disease_status"))
+    no_site = F.lit(None).cast("string").alias("metastasis_site")
+    statuses = view.facts("Observation", "disease_status").select(
+        "centre_id", "ref", "subject_id", "effective", status.alias("status"))
+    relapse = F.array_contains("status", "local_recurrence")
+    view.note_unused(statuses.where(~relapse).select("centre_id", "ref", F.concat(
+        F.lit("disease status "), F.coalesce(F.nullif(F.array_join("status", ", "), F.lit("")), F.lit("uncoded")),
+        F.lit(" is not a local recurrence in what the observation view's disease_status column reads (the cohort "
+              "records local relapses): if the centre codes the kind of progression elsewhere (method, a "
+              "component), override that column")).alias("reason")))
+    relapse_observations = statuses.where(relapse).select("ref", "subject_id", F.col("effective").alias("when"))
+    relapse_conditions = view.facts("Condition", "local_relapse").select("ref", "subject_id",
+                                                                        F.col("onset").alias("when"))
+    local = relapse_observations.unionByName(relapse_conditions).select(
+        "ref", "subject_id", F.lit("local_relapse").alias("kind"), "when", no_site)
+    metastasis = view.facts("Condition", "distant_metastasis").select(
+        "ref", "subject_id", F.lit("distant_metastasis").alias("kind"), F.col("onset").alias("when"),
+        lookup.first("metastasis-site", F.col("body_site")).alias("metastasis_site"))
+    death = view.facts("Patient").where(F.col("deceased_date").isNotNull()).select(
         F.concat("ref", F.lit("#death")).alias("ref"), "subject_id", F.lit("death").alias("kind"),
-        F.col("r.deceasedDateTime").alias("when"), F.lit(None).cast("string").alias("metastasis_site"))
-    contact = view.of("Observation", "last_contact").select(
-        "ref", "subject_id", F.lit("last_contact").alias("kind"),
-        F.coalesce(F.col("r.valueDateTime"), F.col("r.effectiveDateTime")).alias("when"),
-        F.lit(None).cast("string").alias("metastasis_site"))
+        F.col("deceased_date").alias("when"), no_site)
+    contact = view.facts("Observation", "last_contact").select(
+        "ref", "subject_id", F.lit("last_contact").alias("kind"), F.coalesce("value_date", "effective").alias("when"),
+        no_site)
     events = local.unionByName(metastasis).unionByName(death).unionByName(contact)
     return events.join(view.patient_ids(), "subject_id").select(
         "centre_id", view.key(F.col("ref")).alias("event_id"), "patient_id", "kind",

@@ -3,31 +3,27 @@ the ILP procedures everything else is linked to."""
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.columns import fhir_date
-from transforms.view import ResourceView, local_reference
-
-
-def performed_start(r: str = "r") -> Column:
-    return F.coalesce(F.col(f"{r}.performedPeriod.start"), F.col(f"{r}.performedDateTime"))
+from transforms.view import ResourceView, local_id
 
 
 def linked(rows: DataFrame, element: str) -> DataFrame:
-    """One row per (resource, centre-qualified target id) for a list of references (`partOf`, `focus`).
+    """One row per (resource, centre-qualified target id) for a view's list of ids (`part_of`, `focus`); a
+    resource without one keeps a row with a null target.
 
     `rows` carry the list as a top-level column named `element`, selected with just the other columns the
-    caller uses: exploding a frame that still holds the parsed resource would read every element of it (Spark
-    does not prune nested columns through the explode)."""
+    caller uses."""
     return (rows.select("*", F.explode_outer(F.col(element)).alias("link")).drop(element)
-            .withColumn("target_id", local_reference(F.col("link.reference"))).drop("link"))
+            .withColumn("target_id", local_id(F.col("link"))).drop("link"))
 
 
 def ilp_procedures(view: ResourceView) -> DataFrame:
     """ILP procedures: target_id, subject_id, perfusion reference and date, and its number for the patient."""
-    procedures = view.of("Procedure", "ilp").select(
+    procedures = view.facts("Procedure", "ilp").select(
         F.col("local_id").alias("target_id"), "subject_id", F.col("ref").alias("perfusion_ref"),
-        fhir_date(performed_start()).alias("perfusion_date"))
+        fhir_date(F.col("performed_start")).alias("perfusion_date"))
     order = Window.partitionBy("subject_id").orderBy("perfusion_date", "target_id")
     return procedures.withColumn("perfusion_number", F.row_number().over(order))

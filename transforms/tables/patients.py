@@ -22,10 +22,10 @@ def completed_years(born: Column, on: Column) -> Column:
 
 def build_patients(view: ResourceView, diagnoses: DataFrame, run_id: str) -> DataFrame:
     """`diagnoses`: subject_id, diagnosis_date (from the tumours) for the age at diagnosis."""
-    observations = view.of("Observation").where(F.col("kind").isin(*FACTS)).select(
-        "subject_id", "kind", "ref", F.col("r.valueQuantity").alias("quantity"),
-        view.lookup.value("smoking", F.col("r.valueCodeableConcept")).alias("smoking_value"),
-        view.lookup.value("condition", F.col("r.valueCodeableConcept")).alias("condition_value"))
+    observations = view.facts("Observation", *FACTS).select(
+        "subject_id", "kind", "ref", F.col("value_quantity").alias("quantity"),
+        view.lookup.first("smoking", F.col("value_codings")).alias("smoking_value"),
+        view.lookup.first("condition", F.col("value_codings")).alias("condition_value"))
     quantity = F.col("quantity")
     facts = observations.groupBy("subject_id").agg(
         F.max(F.when(F.col("kind") == "bmi", in_unit(quantity, "kg/m2"))).alias("bmi_direct"),
@@ -36,8 +36,8 @@ def build_patients(view: ResourceView, diagnoses: DataFrame, run_id: str) -> Dat
         F.collect_set("ref").alias("obs_refs"))
     conditions = view.of("Condition").where(F.col("kind").isin("hypertension", "dyslipidaemia")).groupBy(
         "subject_id").agg(F.collect_set("kind").alias("recorded"), F.collect_set("ref").alias("condition_refs"))
-    patients = view.of("Patient").select("subject_id", "ref", F.col("r.gender").alias("gender"),
-                                         fhir_date(F.col("r.birthDate")).alias("birth_date"))
+    patients = view.facts("Patient").select("subject_id", "ref", "gender", fhir_date(F.col("birth_date"))
+                                            .alias("birth_date"))
     comorbid = F.array_union(F.coalesce("observed", F.array()), F.coalesce("recorded", F.array()))
     bmi = F.coalesce("bmi_direct", F.round(F.col("weight") / F.pow(F.col("height") / 100, 2), 1))
     joined = (patients.join(view.patient_ids(), "subject_id").join(facts, "subject_id", "left")

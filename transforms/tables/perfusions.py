@@ -6,34 +6,33 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ilp.model import PERFUSIONS
-from transforms.columns import date_imputed, in_unit, reference_id
-from transforms.tables.links import ilp_procedures, linked, performed_start
+from transforms.columns import date_imputed, in_unit
+from transforms.schema import QUANTITY
+from transforms.tables.links import ilp_procedures, linked
 from transforms.view import ResourceView
 
-ILP_LEVEL_URL = "http://ilp-cohort.org/fhir/StructureDefinition/ilp-level"
 # What a perfusion row is built from (toxicities and responses linked to the ILP are rows of their own tables).
 PARTS = ("tnf", "melphalan", "limb_volume", "perfusate_temperature", "perfusion_duration", "leakage")
 
 
 def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
     lookup = view.lookup
-    procedures = view.of("Procedure", "ilp")
-    level_codings = F.transform(F.filter(F.coalesce(F.col("r.extension"), F.array()),
-                                         lambda e: e["url"] == ILP_LEVEL_URL), lambda e: e["valueCoding"])
-    period = F.col("r.performedPeriod")
-    minutes = (F.unix_timestamp(F.try_to_timestamp(period["end"])) -
-               F.unix_timestamp(F.try_to_timestamp(period["start"]))) / 60
+    procedures = view.facts("Procedure", "ilp")
+    minutes = (F.unix_timestamp(F.try_to_timestamp(F.col("performed_end"))) -
+               F.unix_timestamp(F.try_to_timestamp(F.col("performed_start")))) / 60
     base = procedures.select(
-        F.col("local_id").alias("target_id"), "ref", F.col("r.performedPeriod.start").alias("start"),
-        date_imputed(performed_start()).alias("perfusion_date_imputed"),
-        lookup.first("site", F.flatten(F.transform(F.col("r.bodySite"), lambda s: s["coding"]))).alias("site"),
-        lookup.first("ilp-level", level_codings).alias("ilp_level"),
-        minutes.alias("period_minutes"),
-        F.concat(F.lit("Condition/"), reference_id(F.get(F.col("r.reasonReference"), 0)["reference"]))
-        .alias("tumour_ref"))
-    parts = linked(view.of_types("Observation", "MedicationAdministration").where(F.col("kind").isin(*PARTS)).select(
-        "centre_id", "kind", "ref", F.col("r.dosage.dose").alias("dose"), F.col("r.valueQuantity").alias("quantity"),
-        F.col("r.partOf").alias("partOf")), "partOf")
+        F.col("local_id").alias("target_id"), "ref",
+        date_imputed(F.col("performed_start")).alias("perfusion_date_imputed"),
+        lookup.first("site", F.col("body_site")).alias("site"),
+        lookup.first("ilp-level", F.col("ilp_level")).alias("ilp_level"),
+        F.when(F.col("performed_end").isNotNull(), minutes).alias("period_minutes"),
+        F.concat(F.lit("Condition/"), F.col("tumour")).alias("tumour_ref"))
+    drugs = view.facts("MedicationAdministration", *PARTS).select(
+        "centre_id", "kind", "ref", "dose", F.lit(None).cast(QUANTITY).alias("quantity"), "part_of")
+    measurements = view.facts("Observation", *PARTS).select(
+        "centre_id", "kind", "ref", F.lit(None).cast(QUANTITY).alias("dose"), F.col("value_quantity").alias("quantity"),
+        "part_of")
+    parts = linked(drugs.unionByName(measurements), "part_of")
     dose = F.col("dose")
     unit = F.coalesce(dose["code"], dose["unit"])
     quantity = F.col("quantity")

@@ -19,9 +19,18 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, BooleanType, DataType, DoubleType, LongType, StringType, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
 
-from transforms.views.expressions import LITERAL_TYPES, Scope, Value, compile_path, truth
+from transforms.views.expressions import LITERAL_TYPES, Scope, Value, compile_path, member, truth
 from transforms.views.fhirpath import ViewError
 
 # The types a column can declare that are read as one Spark type (others keep the element's own type).
@@ -214,32 +223,49 @@ class Compiler:
 
     def _column(self, column: Mapping[str, Any], scope: Scope) -> Column:
         name = column["name"]
-        expression = self._value(column["path"], column, scope)
+        expression, kind = self._value(column["path"], column, scope)
         for centre, path in sorted(self.overrides.get(name, {}).items(), reverse=True):
-            override = self._value(path, column, scope, f"the override for centre {centre}")
+            what = f"the override for centre {centre}"
+            override, overridden = self._value(path, column, scope, what)
+            if overridden.simpleString() != kind.simpleString():
+                raise ViewError(f"{self.view.label}: column {name} ({what}): {path!r} yields "
+                                f"{overridden.simpleString()}, where the column holds {kind.simpleString()}")
             expression = F.when(self.centre == F.lit(centre), override).otherwise(expression)
         return expression.alias(name)
 
-    def _value(self, path: str, column: Mapping[str, Any], scope: Scope, what: str = "") -> Column:
-        name = column["name"]
-        label = f"column {name}" + (f" ({what})" if what else "")
+    def _value(self, path: str, column: Mapping[str, Any], scope: Scope, what: str = "") -> tuple[Column, DataType]:
+        """The column's expression for `path`, conformed to its declared type, and the Spark type it has."""
+        label = f"column {column['name']}" + (f" ({what})" if what else "")
         value = self._path(path, scope, label)
         if value.variants:
             raise ViewError(f"{self.view.label}: {label}: {path!r} is a choice element: pick its type with ofType()")
-        declared = COLUMN_TYPES.get(column.get("type") or "")
-        if column.get("collection"):
-            items = value.items()
-            return items.cast(ArrayType(declared)) if declared is not None and _atomic(value.type) else items
-        if value.many:  # one value expected: more is an error when it happens (the spec's rule)
+        if column.get("type") == "Coding":
+            value = codings(value)
+        if not column.get("collection") and value.many:  # more than one value is an error when it happens
             items = value.items()
             message = (f"{self.view.label}: {label}: {path!r} yielded more than one value: add first() or "
                        "declare the column `collection: true`")
             value = Value(F.when(F.size(items) > 1, F.raise_error(F.lit(message)).cast(value.type))
                           .otherwise(F.get(items, 0)), value.type)
+        declared = COLUMN_TYPES.get(column.get("type") or "")
         if declared is not None and _atomic(value.type) and value.type != declared:
-            return value.column.try_cast(declared) if isinstance(declared, BooleanType | LongType | DoubleType) \
-                else value.column.cast(declared)
-        return value.column
+            # Servers send numbers and booleans as text: a value that is not one is null, not an error.
+            value = value.map(lambda item: item.try_cast(declared), declared)
+        if column.get("collection"):
+            return value.items(), ArrayType(value.type)
+        return value.column, value.type
+
+
+def codings(value: Value) -> Value:
+    """A `Coding` column's value as Codings, whatever the path yields: a CodeableConcept's codings, or a bare code
+    (a `code` extension value) as a Coding without system. ConceptMaps then apply to it alike."""
+    if isinstance(value.type, StructType) and "coding" in value.type.fieldNames():
+        return member(value, "coding", strict=True)
+    if isinstance(value.type, StringType):
+        coding = StructType([StructField(n, StringType()) for n in ("system", "code", "display")])
+        return value.map(lambda code: F.struct(F.lit(None).cast("string").alias("system"), code.alias("code"),
+                                               F.lit(None).cast("string").alias("display")), coding)
+    return value
 
 
 def _atomic(kind: DataType) -> bool:

@@ -1,0 +1,76 @@
+"""How complete each canonical column is at each centre, and the gaps: a column one centre fills and another
+leaves entirely empty.
+
+Such a gap is rarely clinical truth (every centre measures tumour size); it is nearly always an element the
+centre keeps where the views do not look, or a code its ConceptMaps do not translate. The transform writes the
+counts and gaps to each centre's manifest, the audit judges them with a great_expectations expectation per
+centre, and the report prints them: a value lost in silence becomes a named warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType
+
+from ilp.model import BY_NAME
+
+# Provenance, not data: how complete they are says nothing about what a centre records.
+STRUCTURAL = {"centre_id", "run_id", "source_resource_ids", "facts_linked_by_subject"}
+
+# centre -> table -> column -> rows with a value
+Filled = dict[str, dict[str, dict[str, int]]]
+
+
+def _has_value(frame: DataFrame, column: str) -> Column:
+    if isinstance(frame.schema[column].dataType, ArrayType):
+        return F.size(F.coalesce(F.col(column), F.array())) > 0
+    return F.col(column).isNotNull()
+
+
+def measured_columns(table: str) -> list[str]:
+    model = BY_NAME[table]
+    return [c.name for c in model if c.name not in STRUCTURAL and c.name not in model.key]
+
+
+def filled(tables: Mapping[str, DataFrame]) -> Filled:
+    """Rows with a value, per centre, table and column (one aggregation per table), with `rows` per table."""
+    counts: Filled = {}
+    for name, frame in tables.items():
+        columns = measured_columns(name)
+        aggregates = [F.count(F.when(_has_value(frame, c), 1)).alias(c) for c in columns]
+        for row in frame.groupBy("centre_id").agg(F.count("*").alias("__rows"), *aggregates).collect():
+            counts.setdefault(row["centre_id"], {})[name] = {"rows": row["__rows"], **{c: row[c] for c in columns}}
+    return counts
+
+
+def gaps(counts: Filled) -> dict[str, list[str]]:
+    """centre -> `table.column` it leaves entirely empty (in rows it has) while another centre fills it."""
+    found: dict[str, list[str]] = {centre: [] for centre in counts}
+    for centre, tables in counts.items():
+        for table, columns in tables.items():
+            if not columns.get("rows"):
+                continue
+            for column, n in columns.items():
+                if column == "rows" or n:
+                    continue
+                fillers = sorted(c for c, t in counts.items() if c != centre and t.get(table, {}).get(column))
+                if fillers:
+                    found[centre].append(f"{table}.{column}")
+    return found
+
+
+def gap_column(centre: str) -> str:
+    """The audit's column saying which canonical columns the centre leaves empty."""
+    return "empty_at_" + centre.replace("-", "_")
+
+
+def gap_warning(centre: str, column: str, counts: Filled) -> str:
+    table, name = column.split(".")
+    rows = counts[centre][table]["rows"]
+    others = ", ".join(f"{c} {t[table][name]}/{t[table]['rows']}" for c, t in sorted(counts.items())
+                       if c != centre and t.get(table, {}).get(name))
+    return (f"{centre}: {column} is empty in all {rows} rows, where other centres fill it ({others}): the centre "
+            "may keep it where the views do not look (override the view column; see `ilp profile`)")
