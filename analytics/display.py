@@ -1,7 +1,7 @@
 """Human-readable versions of the tidy result tables (the CSVs keep the numbers; these keep the study's look).
 
-Counts read '19 (46.3%)', medians '51 [21-76]', survival '63% (48-81)', medians not reached 'NR'. Groups
-(pooled, then centres) become columns, as a reader compares centres side by side.
+Counts read '19/41 (46.3%)' (a percentage says its denominator), medians '51 [21-76]', survival '63% (48-81)',
+medians not reached 'NR'. Groups (pooled, then centres) become columns, as a reader compares centres side by side.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def descriptive(table: pd.DataFrame) -> pd.DataFrame:
         if row.get("disclosure"):
             return SUPPRESSED
         if row["statistic"] == COUNT:
-            return f"{int(row['n'])} ({row['estimate']:.1f}%)" if row["total"] else "0"
+            # the denominator is said: a rate over the resected, or over those with the variable recorded
+            return f"{int(row['n'])}/{int(row['total'])} ({row['estimate']:.1f}%)" if row["total"] else "0"
         if row["statistic"] == MEDIAN:
             if pd.isna(row["estimate"]):
                 return "n/a"

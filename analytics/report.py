@@ -92,7 +92,18 @@ def _provenance(provenance: dict[str, Any]) -> str:
                                "Software": f"ilp-cohort {provenance['version']}, lifelines {version('lifelines')}, "
                                            f"scipy {version('scipy')}"})
     table = centres.to_html(index=False, border=0) if not centres.empty else "<p>No manifests found.</p>"
-    return f"<section><h2>Provenance</h2>{header}{table}</section>"
+    return f"<section><h2>Provenance</h2>{header}{table}{_gaps(manifests)}</section>"
+
+
+def _gaps(manifests: Sequence[SnapshotManifest]) -> str:
+    """The canonical columns a centre leaves entirely empty while another fills them: where the pooled tables'
+    "Not recorded" rows and a centre's missing values come from (no counts: they are the manifests')."""
+    items = [f"<li>{html.escape(m.centre_id)}: {html.escape(', '.join(m.gaps))}</li>" for m in manifests if m.gaps]
+    if not items:
+        return ""
+    return ("<h3>Columns a centre leaves empty while other centres fill them</h3><p class='note'>Usually an element "
+            "the centre keeps where the views do not look: see <code>ilp profile</code> and docs/onboarding.md. "
+            f"Its patients count as Not recorded for these variables.</p><ul>{''.join(items)}</ul>")
 
 
 def _methods(plan: AnalysisPlan) -> str:

@@ -18,7 +18,7 @@ from pyspark.sql.types import ArrayType
 from ilp.model import BY_NAME
 
 # Provenance, not data: how complete they are says nothing about what a centre records.
-STRUCTURAL = {"centre_id", "run_id", "source_resource_ids", "facts_linked_by_subject"}
+STRUCTURAL = {"centre_id", "run_id", "source_resource_ids", "facts_linked_by_subject", "parts_linked_by_date"}
 
 # centre -> table -> column -> rows with a value
 Filled = dict[str, dict[str, dict[str, int]]]

@@ -113,8 +113,10 @@ class SnapshotManifest(Record):
     conceptmaps: list[str] = []
     conceptmaps_rejected: list[str] = []
     timings: dict[str, float] = {}
-    # table -> column -> rows with a value (and `rows`); warnings: columns empty here that other centres fill.
+    # table -> column -> rows with a value (and `rows`); gaps: `table.column` empty here that other centres fill,
+    # each with its warning.
     completeness: dict[str, dict[str, int]] = {}
+    gaps: list[str] = []
     warnings: list[str] = []
     finished_at: str
 

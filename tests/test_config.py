@@ -10,13 +10,17 @@ import pytest
 from connectors import BulkSettings, FilesSettings, RestSettings
 from ilp.config import load_config
 from ilp.errors import ConfigError
+from ilp.synth.dialects import OwnExtensionsRenderer
+from ilp.synth.profiles import DORADO
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 TOP = 'name = "t"\nroot = "zones"\nsecret = { env = "ILP_SECRET" }\n'
 
 
 def _blocks() -> list[str]:
-    return re.findall(r"```toml\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    """The TOML examples of the configuration guide and the onboarding guide."""
+    return [block for doc in ("configuration.md", "onboarding.md")
+            for block in re.findall(r"```toml\n(.*?)```", (DOCS / doc).read_text(), flags=re.DOTALL)]
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -41,6 +45,15 @@ def test_the_documented_examples_cover_every_source_and_auth_kind(tmp_path: Path
                 auths.add(centre.source.auth.kind)
     assert sources == {"rest", "bulk", "files"}
     assert auths == {"none", "basic", "bearer", "client-credentials", "smart-backend"}
+
+
+def test_the_documented_view_overrides_are_the_ones_the_round_trip_proves(tmp_path: Path) -> None:
+    """Dorado's overrides in the guides are exactly those its synthetic data needs (tests/test_transforms_roundtrip
+    reads them back from the generator's views.toml and recovers the ground truth)."""
+    needed = OwnExtensionsRenderer(DORADO, 1).views()
+    documented = [centre.views for text in _blocks() if "[centres.views" in text
+                  for centre in load_config(_write(tmp_path, TOP + text)).centres if centre.views]
+    assert len(documented) == 2 and all(views == needed for views in documented)
 
 
 def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:

@@ -76,11 +76,13 @@ def test_a_wrong_override_in_the_configuration_names_file_view_and_column(tmp_pa
 def test_an_override_the_schema_cannot_read_or_of_another_type_is_refused_by_name(spark: SparkSession) -> None:
     resources = _resources(spark, [("dorado", _procedure({"url": LEVEL}))])
     unknown = Catalogue({"dorado": {"procedure": {"ilp_level": "usedCode.coding"}}})
-    with pytest.raises(ViewError, match=r"view procedure: column ilp_level \(the override for centre dorado\).*"
-                                        r"`usedCode` is not an element"):
+    with pytest.raises(ViewError, match=r"procedure.json: view procedure: column ilp_level \(the override in centre "
+                                        r"dorado's configuration, \[centres.views.procedure\] ilp_level\): "
+                                        r"'usedCode.coding': `usedCode` is not an element"):
         unknown.select(resources, "Procedure", ["centre_id"])
     mistyped = Catalogue({"dorado": {"procedure": {"limb_sparing": "extension('x').value.ofType(CodeableConcept)"}}})
-    with pytest.raises(ViewError, match=r"column limb_sparing \(the override for centre dorado\): .* yields "
+    with pytest.raises(ViewError, match=r"column limb_sparing \(the override in centre dorado's configuration, "
+                                        r"\[centres.views.procedure\] limb_sparing\): .* yields "
                                         r"struct<coding.*where the column holds boolean"):
         mistyped.select(resources, "Procedure", ["centre_id"])
 

@@ -149,7 +149,8 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             unknown_extensions=report.unknown_extensions,
             endpoints=[e.name for e in options.endpoints], conceptmaps=maps[centre].sources,
             conceptmaps_rejected=maps[centre].rejected,
-            completeness={t: dict(c) for t, c in counts.get(centre, {}).items()}, warnings=report.warnings,
+            completeness={t: dict(c) for t, c in counts.get(centre, {}).items()},
+            gaps=missing_columns.get(centre, []), warnings=report.warnings,
             timings={f"{step}_seconds": round(seconds, 3) for step, seconds in steps.timings.items()},
             finished_at=datetime.now(UTC).isoformat()).write(snapshot.manifest_path(centre))
     view.release()

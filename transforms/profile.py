@@ -142,7 +142,7 @@ def profile_centres(spark: SparkSession, root: Path, centres: list[CentreSetting
                 unmapped=_csv_rows(zones.unmapped_codes(centre, run_id) / "unmapped_codes.csv"),
                 unused=_unused(zones.quarantine("harmonise", centre, run_id)))
             profile.gaps = [Gap(c, w, _feeders(c, catalogue, centre))
-                            for c, w in zip(_gap_columns(manifest), manifest.warnings, strict=True)]
+                            for c, w in zip(manifest.gaps, manifest.warnings, strict=True)]
             folder = zones.profile(centre, run_id)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "profile.md").write_text(profile.markdown(), encoding="utf-8")
@@ -156,11 +156,6 @@ def profile_centres(spark: SparkSession, root: Path, centres: list[CentreSetting
                            zones.unknown_extensions(settings.centre_id, run_id)):
                 shutil.rmtree(folder, ignore_errors=True)
     return profiles
-
-
-def _gap_columns(manifest: SnapshotManifest) -> list[str]:
-    """The `table.column` of each gap warning, in order (each warning names its column second)."""
-    return [w.split(": ", 1)[1].split(" ", 1)[0] for w in manifest.warnings]
 
 
 def _csv_rows(path: Path) -> list[dict[str, Any]]:

@@ -110,6 +110,9 @@ PERFUSIONS = Table(
         _c("duration_min", "double", "Perfusion time", unit="min", minimum=0, maximum=240),
         _c("leakage_pct", "double", "Cumulative systemic leakage measured with radio-labelled albumin", unit="%",
            minimum=0, maximum=100),
+        Column("parts_linked_by_date", "array<string>",
+               "Drugs and measurements without partOf, linked because the patient had this one ILP that day "
+               "(ResourceType/id)"),
         *_provenance(),
     ),
 )

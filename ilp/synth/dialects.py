@@ -6,9 +6,9 @@
   partial dates, absolute references, the perfusion time as an Observation, BMI as weight and height,
   comorbidities and local relapse as Conditions.
 - `OwnExtensionsRenderer`: keeps elements where the project's views do not look: ILP level and limb sparing in
-  its own extensions (CodeableConcept values), tumour size as a value in mm without focus, and the kind of
-  progression in `Observation.method` with a local code. Only its configuration's view overrides and its
-  ConceptMap recover them.
+  its own extensions (CodeableConcept values), tumour size as a value in mm without focus, drugs without partOf
+  (given on the ILP's day), and the kind of progression in `Observation.method` with a local code. Only its
+  configuration's view overrides and its ConceptMap recover them (the sizes and drugs by the linking rules).
 """
 
 from __future__ import annotations
@@ -154,6 +154,13 @@ class OwnExtensionsRenderer(StandardRenderer):
         code, display = (self.YES, "Yes") if spared else (self.NO, "No")
         return {"url": self.sparing_url, "valueCodeableConcept": {"coding": [
             {"system": self.YES_NO, "code": code, "display": display}]}}
+
+    def drug_part_of(self, out: Rendered, row: str, drug_id: str, part_of: list[dict[str, str]]) -> dict[str, Any]:
+        """No partOf: the drug is the ILP's because it was given to the patient on the day of the ILP."""
+        drugs = out.written.setdefault(row, {}).setdefault("parts_linked_by_date", [])
+        drugs.append(f"MedicationAdministration/{drug_id}")
+        drugs.sort()
+        return {}
 
     def size_observation(self, case: PatientCase, subject: dict[str, str], when: str,
                          focus: list[dict[str, str]]) -> Resource:

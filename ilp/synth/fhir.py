@@ -224,6 +224,10 @@ class StandardRenderer:
         """The extension saying whether a resection spared the limb."""
         return {"url": LIMB_SPARING_URL, "valueBoolean": spared}
 
+    def drug_part_of(self, out: Rendered, row: str, drug_id: str, part_of: list[dict[str, str]]) -> dict[str, Any]:
+        """How a drug given during the ILP points at it."""
+        return {"partOf": part_of}
+
     def timing(self, case: PatientCase, p: Perfusion) -> dict[str, Any]:
         return {"performedPeriod": {"start": self.instant(p.day, p.start_hour),
                                     "end": self.instant(p.day, p.start_hour, p.duration_min)}}
@@ -250,9 +254,11 @@ class StandardRenderer:
         start = self.instant(p.day, p.start_hour)
         tnf, melphalan, basis = self.drug_doses(case, out, p, rid)
         for drug, dose, minutes, extension in (("tnf", tnf, 0, []), ("melphalan", melphalan, 10, basis)):
-            admin = self.base("MedicationAdministration", self.id(case, f"{slot}-{drug}"), subject,
+            drug_id = self.id(case, f"{slot}-{drug}")
+            admin = self.base("MedicationAdministration", drug_id, subject,
                               status="completed", medicationCodeableConcept=self.concept("medication", drug),
-                              effectiveDateTime=self.instant(p.day, p.start_hour, minutes), partOf=part_of,
+                              effectiveDateTime=self.instant(p.day, p.start_hour, minutes),
+                              **self.drug_part_of(out, row, drug_id, part_of),
                               reasonReference=[self.reference("Condition", condition)], dosage={"dose": dose})
             if extension:
                 admin["extension"] = extension

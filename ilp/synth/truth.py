@@ -81,7 +81,7 @@ class TruthBuilder:
             perfusion_date=p.day, perfusion_date_imputed=False, perfusion_number=number, site=self.case.site,
             ilp_level=p.level, tnf_dose_mg=p.tnf_mg, melphalan_dose_mg_per_l=p.melphalan_mg_per_l,
             melphalan_total_mg=None, limb_volume_l=None, max_temperature_c=p.temperature_c,
-            duration_min=p.duration_min, leakage_pct=p.leakage_pct)
+            duration_min=p.duration_min, leakage_pct=p.leakage_pct, parts_linked_by_date=[])
 
     def toxicity(self, n: int) -> Row:
         t = self.case.toxicities[n]

@@ -21,6 +21,11 @@ UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
 UNUSED = "no canonical table uses this resource"
 
 
+def _wrong_focus(target: str) -> str:
+    return (f"not linked to a tumour: its focus points at {target}, which is not a primary tumour Condition: set "
+            "focus to the tumour's Condition")
+
+
 @dataclass(frozen=True)
 class Expect:
     rejected: tuple[str, ...] = ()  # landing rejects' reasons, in order
@@ -275,11 +280,11 @@ CASES: tuple[Case, ...] = (
     # References.
     Case("reference-to-missing-patient", "an Observation about a patient and tumour that do not exist",
          _copy_of(_size, "orphan", subject={"reference": "Patient/missing"}, focus=[{"reference": "Condition/gone"}]),
-         lambda r: Expect(quarantined={"orphan": UNUSED})),
+         lambda r: Expect(quarantined={"orphan": _wrong_focus("gone")})),
     Case("unresolved-urn-uuid", "references by urn:uuid to nothing in the export",
          _copy_of(_size, "by-urn", subject={"reference": "urn:uuid:00000000-0000-0000-0000-000000000000"},
                   focus=[{"reference": "urn:uuid:00000000-0000-0000-0000-000000000001"}]),
-         lambda r: Expect(quarantined={"by-urn": UNUSED})),
+         lambda r: Expect(quarantined={"by-urn": _wrong_focus("00000000-0000-0000-0000-000000000001")})),
     # Odd structure.
     Case("extension-with-null-url", "an extension whose url is null",
          _broken(_ilp, lambda p: p.setdefault("extension", []).append({"url": None, "valueString": "x"}))),

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ilp.model import PERFUSIONS
-from transforms.columns import date_imputed, in_unit
+from transforms.columns import date_imputed, fhir_date, in_unit
 from transforms.schema import QUANTITY
 from transforms.tables.links import ilp_procedures, linked
 from transforms.view import ResourceView
@@ -27,12 +27,14 @@ def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
         lookup.first("ilp-level", F.col("ilp_level")).alias("ilp_level"),
         F.when(F.col("performed_end").isNotNull(), minutes).alias("period_minutes"),
         F.concat(F.lit("Condition/"), F.col("tumour")).alias("tumour_ref"))
+    ilps = ilp_procedures(view).select("target_id", "subject_id", "perfusion_date", "perfusion_number")
     drugs = view.facts("MedicationAdministration", *PARTS).select(
-        "centre_id", "kind", "ref", "dose", F.lit(None).cast(QUANTITY).alias("quantity"), "part_of")
-    measurements = view.facts("Observation", *PARTS).select(
-        "centre_id", "kind", "ref", F.lit(None).cast(QUANTITY).alias("dose"), F.col("value_quantity").alias("quantity"),
+        "centre_id", "kind", "ref", "subject_id", "effective", "dose", F.lit(None).cast(QUANTITY).alias("quantity"),
         "part_of")
-    parts = linked(drugs.unionByName(measurements), "part_of")
+    measurements = view.facts("Observation", *PARTS).select(
+        "centre_id", "kind", "ref", "subject_id", "effective", F.lit(None).cast(QUANTITY).alias("dose"),
+        F.col("value_quantity").alias("quantity"), "part_of")
+    parts = _link_to_ilps(view, drugs.unionByName(measurements), ilps)
     dose = F.col("dose")
     unit = F.coalesce(dose["code"], dose["unit"])
     quantity = F.col("quantity")
@@ -46,11 +48,10 @@ def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
         F.max(F.when(F.col("kind") == "perfusate_temperature", in_unit(quantity, "Cel"))).alias("max_temperature_c"),
         F.max(F.when(F.col("kind") == "perfusion_duration", in_unit(quantity, "min"))).alias("duration_observed"),
         F.max(F.when(F.col("kind") == "leakage", in_unit(quantity, "%"))).alias("leakage_pct"),
-        F.collect_set(F.when(F.col("kind").isin(*PARTS), F.col("ref"))).alias("part_refs"))
-    joined = (base.join(per_procedure, "target_id", "left")
-              .join(ilp_procedures(view).select("target_id", "subject_id", "perfusion_date", "perfusion_number"),
-                    "target_id")
-              .join(view.patient_ids(), "subject_id"))
+        F.collect_set(F.when(F.col("kind").isin(*PARTS), F.col("ref"))).alias("part_refs"),
+        F.array_sort(F.collect_set(F.when(F.col("linked_by") == "date", F.col("ref")))).alias("by_date"))
+    joined = base.join(per_procedure, "target_id", "left").join(ilps, "target_id").join(view.patient_ids(),
+                                                                                        "subject_id")
     return joined.select(
         "centre_id", view.key(F.col("ref")).alias("perfusion_id"), "patient_id",
         view.key(F.col("tumour_ref")).alias("tumour_id"), "perfusion_date", "perfusion_date_imputed",
@@ -58,6 +59,35 @@ def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
         F.coalesce("per_litre", F.col("melphalan_total_mg") / F.col("limb_volume_l")).alias("melphalan_dose_mg_per_l"),
         "melphalan_total_mg", "limb_volume_l", "max_temperature_c",
         F.coalesce("period_minutes", "duration_observed").cast("double").alias("duration_min"), "leakage_pct",
+        F.coalesce("by_date", F.array().cast("array<string>")).alias("parts_linked_by_date"),
         F.array_union(F.array("ref"), F.coalesce("part_refs", F.array())).alias("source_resource_ids"),
     ).select(*[c for c in PERFUSIONS.column_names if c not in ("centre_id", "run_id", "source_resource_ids")],
              *view.provenance(run_id))
+
+
+def _link_to_ilps(view: ResourceView, parts: DataFrame, ilps: DataFrame) -> DataFrame:
+    """Each drug or measurement with the ILP it belongs to (`target_id`) and how that was decided (`linked_by`):
+    its `partOf`, else the patient's only ILP on the day it was given or measured. Parts neither links are noted
+    with what is missing."""
+    known = ilps.select("target_id", F.lit(True).alias("is_ilp"))
+    same_day = ilps.groupBy("subject_id", "perfusion_date").agg(F.count("*").alias("ilps"), F.min("target_id")
+                                                                .alias("only"))
+    rows = (linked(parts, "part_of").withColumnRenamed("target_id", "pointed").join(
+        known.withColumnRenamed("target_id", "pointed"), "pointed", "left")
+        .withColumn("perfusion_date", fhir_date(F.col("effective")))
+        .join(same_day, ["subject_id", "perfusion_date"], "left"))
+    by_part_of = F.col("is_ilp").isNotNull()
+    by_date = F.col("pointed").isNull() & (F.col("ilps") == 1)
+    rows = rows.select("*", F.when(by_part_of, F.col("pointed")).when(by_date, F.col("only")).alias("target_id"),
+                       F.when(by_part_of, "partOf").when(by_date, "date").alias("linked_by"))
+    day = F.coalesce(F.col("perfusion_date").cast("string"), F.lit("an unknown day"))
+    wrong = F.concat(F.lit("not linked to an ILP: its partOf points at "),
+                     F.regexp_replace("pointed", r"^[^|]*\|", ""),
+                     F.lit(", which is not an ILP Procedure: set partOf to the ILP's Procedure"))
+    missing = F.concat(F.lit("not linked to an ILP: it has no partOf, and its patient has "),
+                       F.coalesce(F.col("ilps"), F.lit(0)).cast("string"), F.lit(" ILP Procedures on "), day,
+                       F.lit(" (linking by date needs exactly one): set partOf to the ILP's Procedure, or override "
+                             "the view's `part_of` column"))
+    view.note_unused(rows.where(F.col("target_id").isNull()).select(
+        "centre_id", "ref", F.when(F.col("pointed").isNotNull(), wrong).otherwise(missing).alias("reason")))
+    return rows.where(F.col("target_id").isNotNull())

@@ -194,7 +194,7 @@ class Compiler:
         try:
             return compile_path(path, scope)
         except ViewError as error:
-            raise ViewError(f"{self.view.label}: {what}: {error}") from None
+            raise ViewError(f"{self.view.label}: {what}: {path!r}: {error}") from None
 
     def _select(self, select: Mapping[str, Any], scope: Scope) -> Rows:
         path = select.get("forEach") or select.get("forEachOrNull")
@@ -225,7 +225,7 @@ class Compiler:
         name = column["name"]
         expression, kind = self._value(column["path"], column, scope)
         for centre, path in sorted(self.overrides.get(name, {}).items(), reverse=True):
-            what = f"the override for centre {centre}"
+            what = f"the override in centre {centre}'s configuration, [centres.views.{self.view.name}] {name}"
             override, overridden = self._value(path, column, scope, what)
             if overridden.simpleString() != kind.simpleString():
                 raise ViewError(f"{self.view.label}: column {name} ({what}): {path!r} yields "

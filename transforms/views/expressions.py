@@ -119,6 +119,12 @@ def _compile(node: Node, scope: Scope) -> Value:
             return member(_compile(base, scope), name, scope.strict)
         case Index(base=base, index=index):
             return _index(_compile(base, scope), _compile(index, scope))
+        case Call(base=Binary(op="|", left=left, right=right), name="first", args=()):
+            # `(a | b).first()` of single values is the first present: a coalesce, not an array built per row
+            a, b = _compile(left, scope), _compile(right, scope)
+            if not a.many and not b.many and not a.variants and not b.variants and a.type == b.type:
+                return Value(F.coalesce(a.column, b.column), a.type)
+            return _first(_binary("|", a, b), (), scope)
         case Call(base=base, name=name, args=args):
             focus = scope.focus if base is None else _compile(base, scope)
             return _call(focus, name, args, scope)
