@@ -18,7 +18,7 @@ from pyspark.sql.types import ArrayType
 from ilp.model import BY_NAME
 
 # Provenance, not data: how complete they are says nothing about what a centre records.
-STRUCTURAL = {"centre_id", "run_id", "source_resource_ids", "facts_linked_by_subject", "parts_linked_by_date"}
+STRUCTURAL = {"centre_id", "run_id", "source_resource_ids"}
 
 # centre -> table -> column -> rows with a value
 Filled = dict[str, dict[str, dict[str, int]]]
@@ -32,7 +32,7 @@ def _has_value(frame: DataFrame, column: str) -> Column:
 
 def measured_columns(table: str) -> list[str]:
     model = BY_NAME[table]
-    return [c.name for c in model if c.name not in STRUCTURAL and c.name not in model.key]
+    return [c.name for c in model if c.name not in STRUCTURAL and c.name not in model.key and not c.only_where_given]
 
 
 def filled(tables: Mapping[str, DataFrame]) -> Filled:

@@ -38,6 +38,9 @@ class Column:
     nullable: bool = True
     minimum: float | None = None
     maximum: float | None = None
+    # Kept only where the source gives it in this form (a centre recording it otherwise leaves it empty): its
+    # emptiness at one centre is not a gap (ilp.completeness).
+    only_where_given: bool = False
 
     def arrow_field(self) -> pa.Field:
         return pa.field(self.name, _ARROW_TYPES[self.type], nullable=self.nullable)

@@ -80,7 +80,7 @@ TUMOURS = Table(
            allowed=v.UNRESECTABILITY_REASON),
         Column("facts_linked_by_subject", "array<string>",
                "Observations about the tumour without a focus, linked because the patient has this one primary "
-               "tumour (ResourceType/id)"),
+               "tumour (ResourceType/id)", only_where_given=True),
         *_provenance(),
     ),
 )
@@ -102,9 +102,9 @@ PERFUSIONS = Table(
         _c("melphalan_dose_mg_per_l", "double", "Melphalan dose per litre of limb volume", unit="mg/L",
            minimum=0, maximum=30),
         _c("melphalan_total_mg", "double", "Total melphalan dose, where the source gave it", unit="mg",
-           minimum=0, maximum=500),
+           minimum=0, maximum=500, only_where_given=True),
         _c("limb_volume_l", "double", "Limb volume used to dose melphalan, where the source gave it", unit="L",
-           minimum=0.5, maximum=40),
+           minimum=0.5, maximum=40, only_where_given=True),
         _c("max_temperature_c", "double", "Maximum limb (perfusate) temperature", unit="Cel",
            minimum=30, maximum=45),
         _c("duration_min", "double", "Perfusion time", unit="min", minimum=0, maximum=240),
@@ -112,7 +112,7 @@ PERFUSIONS = Table(
            minimum=0, maximum=100),
         Column("parts_linked_by_date", "array<string>",
                "Drugs and measurements without partOf, linked because the patient had this one ILP that day "
-               "(ResourceType/id)"),
+               "(ResourceType/id)", only_where_given=True),
         *_provenance(),
     ),
 )
