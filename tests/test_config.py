@@ -13,14 +13,15 @@ from ilp.errors import ConfigError
 from ilp.synth.dialects import OwnExtensionsRenderer
 from ilp.synth.profiles import DORADO
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 TOP = 'name = "t"\nroot = "zones"\nsecret = { env = "ILP_SECRET" }\n'
 
 
 def _blocks() -> list[str]:
-    """The TOML examples of the configuration guide and the onboarding guide."""
-    return [block for doc in ("configuration.md", "onboarding.md")
-            for block in re.findall(r"```toml\n(.*?)```", (DOCS / doc).read_text(), flags=re.DOTALL)]
+    """The TOML examples of the README, the configuration guide and the onboarding guide."""
+    return [block for doc in (ROOT / "README.md", DOCS / "configuration.md", DOCS / "onboarding.md")
+            for block in re.findall(r"```toml\n(.*?)```", doc.read_text(), flags=re.DOTALL)]
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -53,7 +54,7 @@ def test_the_documented_view_overrides_are_the_ones_the_round_trip_proves(tmp_pa
     needed = OwnExtensionsRenderer(DORADO, 1).views()
     documented = [centre.views for text in _blocks() if "[centres.views" in text
                   for centre in load_config(_write(tmp_path, TOP + text)).centres if centre.views]
-    assert len(documented) == 2 and all(views == needed for views in documented)
+    assert len(documented) == 3 and all(views == needed for views in documented)
 
 
 def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:

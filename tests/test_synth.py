@@ -229,6 +229,19 @@ def test_cli_writes_one_centre_and_rejects_unknown_ones(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "nowhere" in result.output
 
 
+def test_cli_writes_the_onboarding_centre_only_when_named(tmp_path: Path) -> None:
+    """dorado (docs/onboarding.md) comes with the view overrides its configuration needs and its ConceptMap."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["synth", "--patients", "30", "--out", str(tmp_path / "demo")]).exit_code == 0
+    assert not (tmp_path / "demo" / "dorado").exists()
+    result = runner.invoke(app, ["synth", "--centre", "dorado", "--out", str(tmp_path / "one")])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "one" / "dorado"
+    assert "[centres.views.procedure]" in (folder / "views.toml").read_text()
+    assert [p.name for p in (folder / "conceptmaps").iterdir()] == ["ConceptMap-dorado-progression.json"]
+    assert pq.read_table(folder / "truth" / "cohort.parquet").num_rows == 60
+
+
 def test_partial_dates_are_imputed_by_the_model_rule(demo_consortium: Consortium) -> None:
     tumours = _truth(demo_consortium[0] / "cascade", BY_NAME["tumours"])
     imputed = [t for t in tumours if t["diagnosis_date_imputed"]]

@@ -103,10 +103,11 @@ class CodeLookup:
         return F.filter(F.transform(F.coalesce(codings, F.array()), lambda c: _meaning(maps, c)),
                         lambda v: v.isNotNull())
 
-    def meaningful(self, coding: Column) -> Column:
-        """Whether a coding means something in any canonical ValueSet or in the row's centre's ConceptMaps."""
-        if "*" not in self._maps:
-            names = sorted(valuesets())
-            self._maps["*"] = (_literal_map({k: n for n in names for k in self.canonical_table(n)}),
-                               _literal_map({k: n for n in names for k in self.local_table(n)}))
-        return _meaning(self._maps["*"], coding).isNotNull()
+    def meaningful_keys(self, centre_id: str) -> set[str]:
+        """`system|code` of every coding that means something at the centre: in a canonical ValueSet or through
+        one of its ConceptMaps."""
+        keys = set()
+        for name in valuesets():
+            keys |= set(self.canonical_table(name))
+            keys |= {k.removeprefix(f"{centre_id}|") for k in self.local_table(name) if k.startswith(f"{centre_id}|")}
+        return keys

@@ -44,7 +44,7 @@ from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
 from transforms.tables.links import linked
 from transforms.terminology import centre_conceptmaps
-from transforms.traces import unknown_extensions, unmapped_element_codes
+from transforms.traces import element_codings, extension_urls, unknown_extensions, unmapped_element_codes
 from transforms.view import ResourceView
 from transforms.views.catalogue import Catalogue, CentreOverrides
 
@@ -130,8 +130,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
         with steps.step("reconcile"):
             for row in _row_counts(written).collect():
                 reports[row["centre_id"]].rows[row["table"]] = row["rows"]
-            reconciliation, unmapped = _reconcile(zones, view, written, run_id)
-            extensions = unknown_extensions(view).collect()
+            reconciliation, unmapped, extensions = _reconcile(zones, view, written, run_id)
             counts = filled(written)
             missing_columns = gaps(counts)
     for settings in centres:
@@ -185,9 +184,9 @@ def _shift_dates(table: DataFrame, name: str, secret: Secret) -> DataFrame:
 
 
 def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
-               run_id: str) -> tuple[dict[str, dict[str, Reconciled]], dict[str, int]]:
-    """Quarantine every current resource no table used, with why; return per-centre, per-type counts and the
-    number of unmapped codes per centre (whose report is written here)."""
+               run_id: str) -> tuple[dict[str, dict[str, Reconciled]], dict[str, int], list[Any]]:
+    """Quarantine every current resource no table used, with why; return per-centre, per-type counts, the
+    number of unmapped codes per centre (whose report is written here) and the extension URLs no view reads."""
     used = (tables["cohort"].select("centre_id", F.explode("source_resource_ids").alias("ref")).distinct()
             .withColumn("used", F.lit(True)))
     unmapped = F.col("resource_type").isin(*KIND_VALUESETS) & F.col("kind").isNull()
@@ -197,8 +196,8 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     resources = view.resources.join(used, ["centre_id", "ref"], "left").withColumn("own_reason", own_reason)
     resources = resources.join(_parts_of_quarantined(view, resources), ["centre_id", "ref"], "left")
     unused = view.unused_reasons()
-    if unused is not None:
-        resources = resources.join(unused, ["centre_id", "ref"], "left")
+    if unused is not None:  # few: the resources a link could not place
+        resources = resources.join(F.broadcast(unused), ["centre_id", "ref"], "left")
     else:
         resources = resources.withColumn("unused_reason", F.lit(None).cast("string"))
     reason = F.coalesce("own_reason", F.when(F.col("used"), None).when(
@@ -226,10 +225,16 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
                            .alias("element"), F.col("c.system").alias("system"), F.col("c.code").alias("code"))
                   .agg(F.max("c.display").alias("display"), F.countDistinct("id").alias("resources"))
                   .withColumn("resources_left_unmapped", F.col("resources")))
-    codes = kind_codes.unionByName(unmapped_element_codes(view)).collect()  # one row per unmapped code: small
+    # What the views read in each resource, in a pass of its own (narrow columns only, before any join, so the
+    # parsed resources are never shuffled).
+    read = view.resources.select("centre_id", "resource_type", "id", element_codings(view, view.resources)
+                                 .alias("element_codings"), extension_urls().alias("extension_urls")).cache()
+    codes = kind_codes.unionByName(unmapped_element_codes(view, read)).collect()  # one row per unmapped code: small
+    extensions = unknown_extensions(view, read).collect()
+    read.unpersist()
     labelled.unpersist()
     return counts, {c: _write_unmapped(zones, c, run_id, [r for r in codes if r["centre_id"] == c])
-                    for c in view.centres}
+                    for c in view.centres}, extensions
 
 
 def _parts_of_quarantined(view: ResourceView, resources: DataFrame) -> DataFrame:

@@ -37,7 +37,7 @@ RESOURCE = _struct(
     performedDateTime=S, performedPeriod=PERIOD, reasonCode=ArrayType(CONCEPT), reasonReference=ArrayType(REFERENCE),
     complication=ArrayType(CONCEPT), effectiveDateTime=S, effectivePeriod=PERIOD, valueQuantity=QUANTITY,
     valueCodeableConcept=CONCEPT, valueDateTime=S, valueString=S, component=ArrayType(COMPONENT),
-    partOf=ArrayType(REFERENCE), focus=ArrayType(REFERENCE), method=CONCEPT, interpretation=ArrayType(CONCEPT),
+    partOf=ArrayType(REFERENCE), focus=ArrayType(REFERENCE), method=CONCEPT,
     # MedicationAdministration
     medicationCodeableConcept=CONCEPT, dosage=_struct(dose=QUANTITY),
 )

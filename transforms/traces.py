@@ -10,11 +10,12 @@ means nothing beside one that does (a display-only local code next to SNOMED) is
 Extensions are read only where a view names their URL; any other URL seen in a centre's data (on the resource
 or its bodySite) is listed with its type and count, since a centre's own extension is the likeliest home of a
 value the views miss.
+
+Both come from one pass over the resources (`element_codings`, `extension_urls`: narrow columns, before any
+join, so the parsed resources are never shuffled), then summed from its cached result.
 """
 
 from __future__ import annotations
-
-from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -26,53 +27,82 @@ CODED_TYPES = ("Condition", "Procedure", "Observation", "MedicationAdministratio
 
 
 def _component_codings(components: Column) -> Column:
-    return F.flatten(F.transform(components, lambda c: F.concat(
+    return F.flatten(F.transform(F.coalesce(components, F.array()), lambda c: F.concat(
         F.coalesce(c["code"]["coding"], F.array()), F.coalesce(c["valueCodeableConcept"]["coding"], F.array()))))
 
 
-def element_codings(view: ResourceView) -> DataFrame:
-    """(centre_id, resource_type, ref, element, codings, any_meaning) for each Coding column of each resource
-    whose kind is known (a resource of unknown kind is reported by its code already)."""
-    parts = []
+def _tagged(codings: Column, element: str) -> Column:
+    """(element, system, code, display) of each of `codings`."""
+    return F.transform(F.coalesce(codings, F.array()), lambda c: F.struct(
+        F.lit(element).alias("element"), c["system"].alias("system"), c["code"].alias("code"),
+        c["display"].alias("display")))
+
+
+def element_codings(view: ResourceView, resources: DataFrame) -> Column:
+    """Per resource of known kind: (element, system, code, display) of every coding a Coding column of its type's
+    view yields (what they mean is decided later, by a join: a literal map looked up per coding is a linear scan
+    of its keys, for every coding of every resource)."""
+    by_type = F.lit(None)
     for resource_type in CODED_TYPES:
         definition = view_for(resource_type)
-        coded = [n for n in definition.columns() if definition.column(n).get("type") == "Coding"]
+        columns = view.catalogue.columns(resources, resource_type)
+        coded = {n: columns[n] for n in definition.columns() if definition.column(n).get("type") == "Coding"}
         if resource_type == "Observation":
-            coded.append("components")
-        facts = view.facts(resource_type).where(F.col("kind").isNotNull())
-        for column in coded:
-            codings = _component_codings(F.col(column)) if column == "components" else F.col(column)
-            parts.append(facts.select("centre_id", "resource_type", "ref",
-                                      F.lit(f"{definition.name}.{column}").alias("element"),
-                                      codings.alias("codings")))
-    rows = reduce(DataFrame.unionByName, parts)
-    return rows.select("*", F.exists("codings", view.lookup.meaningful).alias("any_meaning"))
+            coded["components"] = _component_codings(columns["components"])
+        if coded:
+            parts = [_tagged(codings, f"{definition.name}.{name}") for name, codings in coded.items()]
+            by_type = F.when(F.col("resource_type") == resource_type, F.concat(*parts)).otherwise(by_type)
+    return F.when(F.col("kind").isNotNull(), by_type)
 
 
-def unmapped_element_codes(view: ResourceView) -> DataFrame:
-    """(centre_id, resource_type, element, system, code, display, resources, resources_left_unmapped): every
-    coding a view column yields that means nothing."""
-    rows = element_codings(view)
-    codings = rows.select("centre_id", "resource_type", "element", "ref", "any_meaning",
-                          F.explode("codings").alias("c")).where(~view.lookup.meaningful(F.col("c")))
-    return codings.groupBy("centre_id", "resource_type", "element", F.col("c.system").alias("system"),
-                           F.col("c.code").alias("code")).agg(
-        F.max(F.col("c.display")).alias("display"), F.countDistinct("ref").alias("resources"),
-        F.countDistinct(F.when(~F.col("any_meaning"), F.col("ref"))).alias("resources_left_unmapped"))
+def extension_urls() -> Column:
+    """The extension URLs on a resource and its bodySite, once each."""
+    return F.array_distinct(F.concat(
+        F.coalesce(F.col("r.extension.url"), F.array()),
+        F.flatten(F.transform(F.coalesce(F.col("r.bodySite"), F.array()),
+                              lambda s: F.coalesce(s["extension"]["url"], F.array())))))
 
 
-def unknown_extensions(view: ResourceView) -> DataFrame:
-    """(centre_id, resource_type, url, resources): extension URLs on resources or their bodySite that no view of
-    the centre reads."""
-    urls = F.concat(F.coalesce(F.col("r.extension.url"), F.array()),
-                    F.flatten(F.transform(F.coalesce(F.col("r.bodySite"), F.array()),
-                                          lambda s: F.coalesce(s["extension"]["url"], F.array()))))
-    seen = (view.resources.where(F.col("impossible").isNull())
-            .select("centre_id", "resource_type", "ref", F.explode(F.array_distinct(urls)).alias("url"))
+def unmapped_element_codes(view: ResourceView, read: DataFrame) -> DataFrame:
+    """(centre_id, resource_type, element, system, code, display, resources, resources_left_unmapped) from rows of
+    (`centre_id`, `resource_type`, `id`, `element_codings`, cached).
+
+    The distinct codes are few: they are matched first with what means something at each centre, and only the
+    resources holding a code that means nothing are looked at again, with broadcast joins (no shuffle of every
+    coding of every resource)."""
+    spark = read.sparkSession
+    key = F.concat_ws("|", F.coalesce(F.col("c.system"), F.lit("")), F.coalesce(F.col("c.code"), F.lit("")))
+    codings = read.select("centre_id", "resource_type", "id", F.explode("element_codings").alias("c")) \
+        .select("*", key.alias("key"), F.col("c.element").alias("element"))
+    known = spark.createDataFrame([(centre, k) for centre in view.centres for k in view.lookup.meaningful_keys(centre)],
+                                  "centre_id string, key string")
+    unmapped_keys = codings.select("centre_id", "key").distinct().join(F.broadcast(known), ["centre_id", "key"],
+                                                                        "left_anti").collect()
+    columns = ("centre_id string, resource_type string, element string, system string, code string, "
+               "display string, resources long, resources_left_unmapped long")
+    if not unmapped_keys:
+        return spark.createDataFrame([], columns)
+    hits = codings.join(F.broadcast(spark.createDataFrame(unmapped_keys, "centre_id string, key string")),
+                        ["centre_id", "key"])
+    holders = hits.select("centre_id", "resource_type", "id", "element").distinct()
+    meaning = (codings.join(F.broadcast(holders), ["centre_id", "resource_type", "id", "element"])
+               .join(F.broadcast(known.withColumn("means", F.lit(True))), ["centre_id", "key"], "left")
+               .groupBy("centre_id", "resource_type", "id", "element")
+               .agg(F.max(F.col("means").isNotNull()).alias("any_meaning")))
+    return hits.join(meaning, ["centre_id", "resource_type", "id", "element"]).groupBy(
+        "centre_id", "resource_type", "element", F.col("c.system").alias("system"), F.col("c.code").alias("code")).agg(
+        F.max("c.display").alias("display"), F.countDistinct("id").alias("resources"),
+        F.countDistinct(F.when(~F.col("any_meaning"), F.col("id"))).alias("resources_left_unmapped"))
+
+
+def unknown_extensions(view: ResourceView, labelled: DataFrame) -> DataFrame:
+    """(centre_id, resource_type, url, resources): extension URLs that no view of the centre reads, from rows of
+    (`centre_id`, `resource_type`, `extension_urls`)."""
+    seen = (labelled.select("centre_id", "resource_type", F.explode("extension_urls").alias("url"))
             .groupBy("centre_id", "resource_type", "url").agg(F.count("*").alias("resources")))
     read = [(centre, resource_type, url) for centre in view.centres
             for resource_type, urls_read in view.catalogue.extension_urls(centre).items() for url in urls_read]
     if not read:
         return seen
     known = seen.sparkSession.createDataFrame(read, "centre_id string, resource_type string, url string")
-    return seen.join(known, ["centre_id", "resource_type", "url"], "left_anti")
+    return seen.join(F.broadcast(known), ["centre_id", "resource_type", "url"], "left_anti")

@@ -49,6 +49,7 @@ class ResourceView:
     _patient_ids: DataFrame | None = field(default=None, repr=False)
     # (centre_id, ref, reason): resources a table read but could not use, and what would make them usable.
     _unused: list[DataFrame] = field(default_factory=list, repr=False)
+    _cached: list[DataFrame] = field(default_factory=list, repr=False)
 
     @classmethod
     def load(cls, spark: SparkSession, states: list[CurrentState], lookup: CodeLookup, secret: Secret,
@@ -93,6 +94,14 @@ class ResourceView:
     def release(self) -> None:
         if self._patient_ids is not None:
             self._patient_ids.unpersist()
+        for frame in self._cached:
+            frame.unpersist()
+
+    def cached(self, frame: DataFrame) -> DataFrame:
+        """`frame`, cached until `release`: for rows a table and the reconciliation both read (a link's
+        candidates: the table's write computes them, the quarantine's reasons reuse them)."""
+        self._cached.append(frame.cache())
+        return self._cached[-1]
 
     def patient_ids(self) -> DataFrame:
         """subject_id -> centre_id and pseudonymised patient_id (national identifier when present, else centre

@@ -122,6 +122,8 @@ DORADO = replace(CASCADE, centre_id="dorado", name="Dorado Sarcoma Unit", dialec
                  calibrated_to="Cascade's profile (Olofsson et al. 2012), coded in the centre's own extensions")
 
 DEMO_CONSORTIUM: tuple[CentreProfile, ...] = (AURORA, BOREALIS, CASCADE)
+# Centres `ilp synth --centre` also writes, outside the demo's three.
+OTHER_CENTRES: tuple[CentreProfile, ...] = (DORADO,)
 # Of seeds 1-399, the one whose 41 aurora patients come closest to the reference study (Table 3's 1/5/10-year
 # OS, RFS, LRFS and MFS; sex, limb, resection and ORR; median age and size): OS 95/65/56 vs 90/63/55,
 # RFS 73/54/49 vs 75/50/45, LRFS 85/74/74 vs 87/73/73, MFS 76/60/55 vs 80/58/52.

@@ -22,8 +22,8 @@ UNUSED = "no canonical table uses this resource"
 
 
 def _wrong_focus(target: str) -> str:
-    return (f"not linked to a tumour: its focus points at {target}, which is not a primary tumour Condition: set "
-            "focus to the tumour's Condition")
+    return (f"not linked to a tumour: its focus points at {target}, which is not a primary tumour Condition of its "
+            "patient: set focus to the tumour's Condition")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
         lookup.first("ilp-level", F.col("ilp_level")).alias("ilp_level"),
         F.when(F.col("performed_end").isNotNull(), minutes).alias("period_minutes"),
         F.concat(F.lit("Condition/"), F.col("tumour")).alias("tumour_ref"))
-    ilps = ilp_procedures(view).select("target_id", "subject_id", "perfusion_date", "perfusion_number")
+    ilps = view.cached(ilp_procedures(view).select("target_id", "subject_id", "perfusion_date", "perfusion_number"))
     drugs = view.facts("MedicationAdministration", *PARTS).select(
         "centre_id", "kind", "ref", "subject_id", "effective", "dose", F.lit(None).cast(QUANTITY).alias("quantity"),
         "part_of")
@@ -68,24 +68,26 @@ def build_perfusions(view: ResourceView, run_id: str) -> DataFrame:
 def _link_to_ilps(view: ResourceView, parts: DataFrame, ilps: DataFrame) -> DataFrame:
     """Each drug or measurement with the ILP it belongs to (`target_id`) and how that was decided (`linked_by`):
     its `partOf`, else the patient's only ILP on the day it was given or measured. Parts neither links are noted
-    with what is missing."""
-    known = ilps.select("target_id", F.lit(True).alias("is_ilp"))
-    same_day = ilps.groupBy("subject_id", "perfusion_date").agg(F.count("*").alias("ilps"), F.min("target_id")
-                                                                .alias("only"))
-    rows = (linked(parts, "part_of").withColumnRenamed("target_id", "pointed").join(
-        known.withColumnRenamed("target_id", "pointed"), "pointed", "left")
-        .withColumn("perfusion_date", fhir_date(F.col("effective")))
-        .join(same_day, ["subject_id", "perfusion_date"], "left"))
-    by_part_of = F.col("is_ilp").isNotNull()
-    by_date = F.col("pointed").isNull() & (F.col("ilps") == 1)
-    rows = rows.select("*", F.when(by_part_of, F.col("pointed")).when(by_date, F.col("only")).alias("target_id"),
-                       F.when(by_part_of, "partOf").when(by_date, "date").alias("linked_by"))
-    day = F.coalesce(F.col("perfusion_date").cast("string"), F.lit("an unknown day"))
+    with what is missing. One join, with each patient's ILPs as a list: the candidates are cached, since the
+    quarantine's reasons read them again."""
+    per_patient = ilps.groupBy("subject_id").agg(
+        F.collect_list(F.struct("target_id", "perfusion_date")).alias("ilps"))
+    rows = (linked(parts, "part_of").withColumnRenamed("target_id", "pointed")
+            .join(per_patient, "subject_id", "left").withColumn("part_date", fhir_date(F.col("effective"))))
+    patient_ilps = F.coalesce(F.col("ilps"), F.array().cast(per_patient.schema["ilps"].dataType))
+    by_part_of = F.coalesce(F.exists(patient_ilps, lambda i: i["target_id"] == F.col("pointed")), F.lit(False))
+    that_day = F.filter(patient_ilps, lambda i: i["perfusion_date"] == F.col("part_date"))
+    by_date = F.col("pointed").isNull() & (F.size(that_day) == 1)
+    rows = view.cached(rows.select(
+        "*", F.when(by_part_of, F.col("pointed")).when(by_date, F.get(that_day, 0)["target_id"]).alias("target_id"),
+        F.when(by_part_of, "partOf").when(by_date, "date").alias("linked_by"),
+        F.size(that_day).alias("ilps_that_day")))
+    day = F.coalesce(F.col("part_date").cast("string"), F.lit("an unknown day"))
     wrong = F.concat(F.lit("not linked to an ILP: its partOf points at "),
                      F.regexp_replace("pointed", r"^[^|]*\|", ""),
-                     F.lit(", which is not an ILP Procedure: set partOf to the ILP's Procedure"))
+                     F.lit(", which is not an ILP Procedure of its patient: set partOf to the ILP's Procedure"))
     missing = F.concat(F.lit("not linked to an ILP: it has no partOf, and its patient has "),
-                       F.coalesce(F.col("ilps"), F.lit(0)).cast("string"), F.lit(" ILP Procedures on "), day,
+                       F.col("ilps_that_day").cast("string"), F.lit(" ILP Procedures on "), day,
                        F.lit(" (linking by date needs exactly one): set partOf to the ILP's Procedure, or override "
                              "the view's `part_of` column"))
     view.note_unused(rows.where(F.col("target_id").isNull()).select(

@@ -58,19 +58,23 @@ def build_tumours(view: ResourceView, run_id: str) -> DataFrame:
 
 def _link_to_tumours(view: ResourceView, facts: DataFrame, tumours: DataFrame) -> DataFrame:
     """Each fact with the tumour it is about (`condition_id`) and how that was decided (`linked_by`): its
-    `focus`, else the patient's only primary tumour. Facts that neither links are noted with what is missing."""
-    counts = tumours.groupBy("subject_id").agg(F.count("*").alias("tumours"), F.min("condition_id").alias("only"))
-    known = tumours.select(F.col("condition_id").alias("target_id"), F.lit(True).alias("is_tumour"))
-    rows = linked(facts, "focus").join(known, "target_id", "left").join(counts, "subject_id", "left")
-    focused = F.col("is_tumour").isNotNull()
-    alone = F.col("target_id").isNull() & (F.col("tumours") == 1)
-    rows = rows.select("*", F.when(focused, F.col("target_id")).when(alone, F.col("only")).alias("condition_id"),
-                       F.when(focused, "focus").when(alone, "subject").alias("linked_by"))
-    tumours_text = F.coalesce(F.col("tumours"), F.lit(0)).cast("string")
+    `focus`, else the patient's only primary tumour. Facts that neither links are noted with what is missing.
+    One join, with each patient's tumours as a list: the candidates are cached, since the quarantine's reasons
+    read them again."""
+    per_patient = tumours.groupBy("subject_id").agg(F.collect_list("condition_id").alias("tumours"))
+    rows = linked(facts, "focus").join(per_patient, "subject_id", "left")
+    ids = F.coalesce(F.col("tumours"), F.array().cast("array<string>"))
+    focused = F.coalesce(F.array_contains(ids, F.col("target_id")), F.lit(False))
+    alone = F.col("target_id").isNull() & (F.size(ids) == 1)
+    rows = view.cached(rows.select(
+        "*", F.when(focused, F.col("target_id")).when(alone, F.get(ids, 0)).alias("condition_id"),
+        F.when(focused, "focus").when(alone, "subject").alias("linked_by")))
     wrong_focus = F.concat(F.lit("not linked to a tumour: its focus points at "),
                            F.regexp_replace("target_id", r"^[^|]*\|", ""),
-                           F.lit(", which is not a primary tumour Condition: set focus to the tumour's Condition"))
-    no_focus = F.concat(F.lit("not linked to a tumour: it has no focus, and its patient has "), tumours_text, F.lit(
+                           F.lit(", which is not a primary tumour Condition of its patient: set focus to the tumour's "
+                                 "Condition"))
+    no_focus = F.concat(F.lit("not linked to a tumour: it has no focus, and its patient has "),
+                        F.size(ids).cast("string"), F.lit(
         " primary tumour Conditions (linking by subject needs exactly one): set Observation.focus to the tumour's "
         "Condition, or override the observation view's `focus` column"))
     reason = F.when(F.col("target_id").isNotNull(), wrong_focus).otherwise(no_focus)

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
-from transforms.views.definition import Overrides, ViewDefinition, select_view
+from transforms.views.definition import Overrides, ViewDefinition, select_view, view_columns
 from transforms.views.fhirpath import ViewError, parse
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -71,9 +71,15 @@ class Catalogue:
         return columns
 
     def select(self, resources: DataFrame, resource_type: str, keep: Sequence[str]) -> DataFrame:
-        """The columns of the type's view for `resources` (parsed as `r`, with `centre_id`), after `keep`."""
+        """The columns of the type's view for `resources` (all of that type, parsed as `r`, with `centre_id`), after
+        `keep`."""
         view = view_for(resource_type)
-        return select_view(resources, view, keep, overrides=self._per_column(view))
+        return select_view(resources, view, keep, overrides=self._per_column(view), typed=True)
+
+    def columns(self, resources: DataFrame, resource_type: str) -> dict[str, Column]:
+        """The type's view columns (with the overrides) as expressions over `resources`."""
+        view = view_for(resource_type)
+        return view_columns(resources, view, overrides=self._per_column(view))
 
     def extension_urls(self, centre_id: str) -> dict[str, set[str]]:
         """Resource type -> the extension URLs the centre's views read (to list the ones nothing reads)."""

@@ -277,19 +277,35 @@ def constants(view: ViewDefinition) -> dict[str, Value]:
             for name, (kind, value) in view.constants.items()}
 
 
-def select_view(resources: DataFrame, view: ViewDefinition, keep: Sequence[str] = (), resource: str = "r",
-                overrides: Overrides | None = None, strict: bool = True) -> DataFrame:
-    """The view's rows from `resources` (a column `resource` holding the parsed resource), with the `keep` columns
-    of each resource's rows in front. `overrides` replace columns' paths at some centres (rows carry
-    `centre_id`)."""
-    kind = resources.schema[resource].dataType
-    root = Value(F.col(resource), kind)
+def _compiler(resources: DataFrame, view: ViewDefinition, resource: str, overrides: Overrides | None,
+              strict: bool) -> Compiler:
+    root = Value(F.col(resource), resources.schema[resource].dataType)
     scope = Scope(focus=root, resource=root, resource_type=view.resource, constants=constants(view), strict=strict)
     for column in overrides or {}:
         view.column(column)  # ViewError when the view has no such column
-    compiler = Compiler(view, scope, overrides or {})
+    return Compiler(view, scope, overrides or {})
+
+
+def view_columns(resources: DataFrame, view: ViewDefinition, resource: str = "r",
+                 overrides: Overrides | None = None) -> dict[str, Column]:
+    """The columns of a view with one row per resource, as expressions over `resources` (to compute beside other
+    columns in a pass that reads the resources anyway)."""
+    rows = _compiler(resources, view, resource, overrides, True).rows()
+    if rows.many:
+        raise ViewError(f"{view.label}: yields several rows per resource: read it with select_view")
+    return {name: rows.column[name] for name in rows.names}
+
+
+def select_view(resources: DataFrame, view: ViewDefinition, keep: Sequence[str] = (), resource: str = "r",
+                overrides: Overrides | None = None, strict: bool = True, typed: bool = False) -> DataFrame:
+    """The view's rows from `resources` (a column `resource` holding the parsed resource), with the `keep` columns
+    of each resource's rows in front. `overrides` replace columns' paths at some centres (rows carry
+    `centre_id`). `typed`: the caller has kept only resources of the view's type (the resourceType element is then
+    not read again)."""
+    compiler = _compiler(resources, view, resource, overrides, strict)
     rows = compiler.rows()
-    matching = resources.where((F.col(f"{resource}.resourceType") == F.lit(view.resource)) & compiler.condition())
+    of_type = F.lit(True) if typed else F.col(f"{resource}.resourceType") == F.lit(view.resource)
+    matching = resources.where(of_type & compiler.condition())
     if rows.many:
         exploded = matching.select(*keep, F.explode(rows.column).alias("_row"))
     else:
