@@ -29,7 +29,7 @@ from ilp.spark import get_spark
 from ilp.zones import Snapshot, Zones
 from transforms.changes import pending_changes, record_unchanged
 from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
-from transforms.profile import CentreProfile, profile_centres
+from transforms.profile import CentreFindings, profile_centres
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def transform_options(config: ConsortiumConfig) -> TransformOptions:
 
 
 def profile_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None, pull: bool = False,
-                       progress: connectors.PullProgress | None = None) -> dict[str, CentreProfile]:
+                       progress: connectors.PullProgress | None = None) -> dict[str, CentreFindings]:
     """`ilp profile`: what the views make of the centres' landed data (pulled first with `pull`), each report
     written under `profiles/`. The other centres that have landed data are transformed beside them (not
     reported): a column is only known to be missing at one centre because another fills it."""

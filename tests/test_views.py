@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from ilp.config import load_config
 from ilp.errors import ConfigError
 from ilp.model import BY_NAME
 from transforms.landed import parsed
-from transforms.views.catalogue import Catalogue, default_views, view_for
+from transforms.views.catalogue import Catalogue, default_views
 from transforms.views.definition import ViewDefinition, select_view
 from transforms.views.fhirpath import ViewError
 
@@ -92,7 +91,6 @@ def test_a_view_file_that_is_not_a_view_is_refused_with_its_path(tmp_path: Path)
     path.write_text(json.dumps({"name": "procedure", "select": [{"column": [{"name": "x", "path": "id"}]}]}))
     with pytest.raises(ViewError, match=f"{path}: view procedure: `resource`"):
         ViewDefinition.load(path)
-    assert view_for("Procedure").name == "procedure"
 
 
 def test_a_column_that_yields_many_values_where_one_is_declared_fails_when_it_happens(spark: SparkSession) -> None:
@@ -103,4 +101,3 @@ def test_a_column_that_yields_many_values_where_one_is_declared_fails_when_it_ha
     frame = select_view(resources, view)
     with pytest.raises(CapturedException, match="yielded more than one value"):
         frame.collect()
-    assert select_view(resources.where(F.lit(False)), view).collect() == []

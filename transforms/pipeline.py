@@ -128,14 +128,12 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
                                        ids)
         reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
         with steps.step("reconcile"):
-            for row in _row_counts(written).collect():
-                reports[row["centre_id"]].rows[row["table"]] = row["rows"]
             reconciliation, unmapped, extensions = _reconcile(zones, view, written, run_id)
-            counts = filled(written)
+            counts = filled(written)  # rows per table too: one aggregation per table serves both
             missing_columns = gaps(counts)
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]
-        report.rows = {name: report.rows.get(name, 0) for name in written}
+        report.rows = {name: counts.get(centre, {}).get(name, {}).get("rows", 0) for name in written}
         report.reconciliation = reconciliation.get(centre, {})
         report.unmapped_codes = unmapped.get(centre, 0)
         report.unknown_extensions = _write_extensions(zones, centre, run_id,
@@ -168,12 +166,6 @@ def _write(spark: SparkSession, table: DataFrame, snapshot: Snapshot, name: str,
     if not parts:  # no centre has a row
         return spark.createDataFrame([], model.spark_ddl())
     return spark.read.option("basePath", str(snapshot.table(name))).parquet(*parts).select(*model.column_names)
-
-
-def _row_counts(tables: dict[str, DataFrame]) -> DataFrame:
-    counts = [df.groupBy("centre_id").count().select(F.lit(name).alias("table"), "centre_id",
-                                                     F.col("count").alias("rows")) for name, df in tables.items()]
-    return reduce(DataFrame.unionByName, counts)
 
 
 def _shift_dates(table: DataFrame, name: str, secret: Secret) -> DataFrame:
@@ -242,11 +234,9 @@ def _parts_of_quarantined(view: ResourceView, resources: DataFrame) -> DataFrame
     a reason of its own, and which one. The drugs of an impossible ILP are unused because of it: say so."""
     wholes = resources.where(F.col("own_reason").isNotNull()).select(
         F.col("local_id").alias("target_id"), F.col("ref").alias("quarantined_whole"))
-    observations = view.facts("Observation")
-    links = reduce(DataFrame.unionByName, [
-        linked(observations.select("centre_id", "ref", "part_of"), "part_of"),
-        linked(observations.select("centre_id", "ref", "focus"), "focus"),
-        linked(view.facts("MedicationAdministration").select("centre_id", "ref", "part_of"), "part_of")])
+    observations = view.facts("Observation").select("centre_id", "ref", F.concat("part_of", "focus").alias("to"))
+    drugs = view.facts("MedicationAdministration").select("centre_id", "ref", F.col("part_of").alias("to"))
+    links = linked(observations.unionByName(drugs), "to")
     return (links.join(wholes, "target_id").groupBy("centre_id", "ref")
             .agg(F.min("quarantined_whole").alias("quarantined_whole")))
 

@@ -64,7 +64,7 @@ class Gap:
 
 
 @dataclass
-class CentreProfile:
+class CentreFindings:
     centre_id: str
     run_id: str
     resources: dict[str, int]
@@ -122,7 +122,7 @@ def _feeders(column: str, catalogue: Catalogue, centre_id: str) -> list[tuple[st
 
 
 def profile_centres(spark: SparkSession, root: Path, centres: list[CentreSettings], secret: Secret,
-                    options: TransformOptions, reported: Sequence[str] | None = None) -> dict[str, CentreProfile]:
+                    options: TransformOptions, reported: Sequence[str] | None = None) -> dict[str, CentreFindings]:
     """Transform the centres together, as a transform would, and profile the `reported` ones (all by default):
     each report is written under `profiles/centre=<id>/run=<id>/` (profile.md and profile.json)."""
     zones = Zones(root)
@@ -136,7 +136,7 @@ def profile_centres(spark: SparkSession, root: Path, centres: list[CentreSetting
             manifest = SnapshotManifest.read(snapshot.manifest_path(centre))
             read = catalogue.extension_urls(centre)
             extensions = [e for e in landed_extensions(root, centre) if e.url not in read.get(e.resource_type, set())]
-            profile = CentreProfile(
+            profile = CentreFindings(
                 centre, run_id, {t: c.resources for t, c in manifest.reconciliation.items()}, manifest.completeness,
                 extensions=extensions,
                 unmapped=_csv_rows(zones.unmapped_codes(centre, run_id) / "unmapped_codes.csv"),
@@ -172,7 +172,7 @@ def _unused(folder: Path) -> dict[str, int]:
     return dict(Counter(reasons).most_common())
 
 
-def _markdown(profile: CentreProfile) -> Iterator[str]:
+def _markdown(profile: CentreFindings) -> Iterator[str]:
     view_name = VIEW_OF_TYPE
     yield f"# Profile of centre {profile.centre_id}"
     yield ""

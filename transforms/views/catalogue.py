@@ -9,7 +9,6 @@ ConceptMaps apply to whatever a coded column yields.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -17,12 +16,11 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame
 
 from transforms.views.definition import Overrides, ViewDefinition, select_view, view_columns
-from transforms.views.fhirpath import ViewError, parse
+from transforms.views.fhirpath import ViewError, extension_urls, parse
 
 DEFAULTS = Path(__file__).parent / "defaults"
 # A centre's overrides: view name -> column -> FHIRPath.
 CentreOverrides = Mapping[str, Mapping[str, str]]
-EXTENSION_URL = re.compile(r"extension\(\s*'([^']+)'\s*\)")
 
 
 @cache
@@ -87,5 +85,5 @@ class Catalogue:
         for view in default_views().values():
             paths = [c["path"] for c in (view.column(n) for n in view.columns())]
             paths += list(self.overrides.get(centre_id, {}).get(view.name, {}).values())
-            urls[view.resource] = {url for path in paths for url in EXTENSION_URL.findall(path)}
+            urls[view.resource] = set().union(*(extension_urls(parse(path)) for path in paths))
         return urls

@@ -207,6 +207,18 @@ class _Parser:
         raise ViewError(f"in {self.text!r}: unexpected {value}")
 
 
+def extension_urls(node: Node) -> set[str]:
+    """The URLs of the `extension('<url>')` calls in an expression."""
+    found = set()
+    if isinstance(node, Call) and node.name == "extension" and node.args and isinstance(node.args[0], Literal):
+        found.add(str(node.args[0].value))
+    for value in vars(node).values():
+        for child in value if isinstance(value, tuple) else (value,):
+            if isinstance(child, Literal | Identifier | Constant | This | Member | Call | Index | Binary | Unary):
+                found |= extension_urls(child)
+    return found
+
+
 def parse(text: str) -> Node:
     """The syntax tree of a FHIRPath expression; ViewError when it is not one."""
     if not isinstance(text, str) or not text.strip():
