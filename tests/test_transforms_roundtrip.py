@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ def centre_config(folder: Path) -> CentreConfig:
 
 
 @pytest.fixture(scope="module")
-def view(spark: SparkSession, folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> ResourceView:
+def view(spark: SparkSession, folders: dict[str, Path],
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResourceView]:
     """Every centre in one view, as the pipeline transforms them: each centre's rows must come out as its own."""
     root = tmp_path_factory.mktemp("zones")
     configs = {c: centre_config(folders[c]) for c in CENTRES}
@@ -69,13 +71,17 @@ def view(spark: SparkSession, folders: dict[str, Path], tmp_path_factory: pytest
     lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((folders[c] / "conceptmaps").glob("*.json")))
                          for c in CENTRES})
     merge(spark, root, {c: completed_runs(root, c) for c in CENTRES}, TYPES, lookup, "t1")
-    return ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, NATIONAL_ID_SYSTEM,
-                             Catalogue({c: configs[c].views for c in CENTRES}))
+    with ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, NATIONAL_ID_SYSTEM,
+                           Catalogue({c: configs[c].views for c in CENTRES})) as view:
+        yield view  # then its cache is dropped: it would crowd the session's memory for the modules after this one
 
 
 @pytest.fixture(scope="module")
-def tables(view: ResourceView) -> dict[str, DataFrame]:
-    return {name: df.cache() for name, df in build_tables(view, "t1").items()}
+def tables(view: ResourceView) -> Iterator[dict[str, DataFrame]]:
+    tables = {name: df.cache() for name, df in build_tables(view, "t1").items()}
+    yield tables
+    for table in tables.values():
+        table.unpersist()
 
 
 def truth(folder: Path, table: str, centre: str) -> list[dict[str, Any]]:

@@ -49,8 +49,9 @@ def test_an_override_reads_its_centre_only_and_the_centre_s_codes_keep_their_typ
                                    ("borealis", _procedure(own))])
     own_level = f"extension('{LEVEL}').value.ofType(CodeableConcept)"
     catalogue = Catalogue({"dorado": {"procedure": {"ilp_level": own_level}}})
+    level = catalogue.columns(resources, "Procedure")["ilp_level"]
     rows = {r["centre_id"]: [c["code"] for c in r["ilp_level"]]
-            for r in catalogue.select(resources, "Procedure", ["centre_id"]).collect()}
+            for r in resources.select("centre_id", level.alias("ilp_level")).collect()}
     assert rows == {"aurora": ["8775000"], "dorado": ["FEM"], "borealis": []}
 
 
@@ -78,12 +79,12 @@ def test_an_override_the_schema_cannot_read_or_of_another_type_is_refused_by_nam
     with pytest.raises(ViewError, match=r"procedure.json: view procedure: column ilp_level \(the override in centre "
                                         r"dorado's configuration, \[centres.views.procedure\] ilp_level\): "
                                         r"'usedCode.coding': `usedCode` is not an element"):
-        unknown.select(resources, "Procedure", ["centre_id"])
+        unknown.columns(resources, "Procedure")
     mistyped = Catalogue({"dorado": {"procedure": {"limb_sparing": "extension('x').value.ofType(CodeableConcept)"}}})
     with pytest.raises(ViewError, match=r"column limb_sparing \(the override in centre dorado's configuration, "
                                         r"\[centres.views.procedure\] limb_sparing\): .* yields "
                                         r"struct<coding.*where the column holds boolean"):
-        mistyped.select(resources, "Procedure", ["centre_id"])
+        mistyped.columns(resources, "Procedure")
 
 
 def test_a_view_file_that_is_not_a_view_is_refused_with_its_path(tmp_path: Path) -> None:

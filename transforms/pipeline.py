@@ -44,8 +44,8 @@ from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
 from transforms.tables.links import linked
 from transforms.terminology import centre_conceptmaps
-from transforms.traces import element_codings, extension_urls, unknown_extensions, unmapped_element_codes
-from transforms.view import ResourceView
+from transforms.traces import element_codings, unknown_extensions, unmapped_element_codes
+from transforms.view import FACT_KEYS, TRACE_KEYS, ResourceView
 from transforms.views.catalogue import Catalogue, CentreOverrides
 
 UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
@@ -113,24 +113,24 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     with progress_steps(f"transform {run_id}", len(BASE_TABLES) + 3, spark) as steps:
         with steps.step("merge"):
             merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
-        view = ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret,
-                                 options.national_id_system, Catalogue({c.centre_id: c.views for c in centres}))
-        snapshot = zones.snapshot(run_id)
-        written: dict[str, DataFrame] = {}
-        for name, build in BASE_TABLES.items():
-            with steps.step(name):
-                table = build(view, run_id)
-                if options.shift_dates:
-                    table = _shift_dates(table, name, secret)
-                written[name] = _write(spark, table, snapshot, name, ids)
-        with steps.step("cohort"):
-            written["cohort"] = _write(spark, build_cohort(written, options.endpoints, run_id), snapshot, "cohort",
-                                       ids)
-        reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
-        with steps.step("reconcile"):
-            reconciliation, unmapped, extensions = _reconcile(zones, view, written, run_id)
-            counts = filled(written)  # rows per table too: one aggregation per table serves both
-            missing_columns = gaps(counts)
+        with ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, options.national_id_system,
+                               Catalogue({c.centre_id: c.views for c in centres})) as view:
+            snapshot = zones.snapshot(run_id)
+            written: dict[str, DataFrame] = {}
+            for name, build in BASE_TABLES.items():
+                with steps.step(name):
+                    table = build(view, run_id)
+                    if options.shift_dates:
+                        table = _shift_dates(table, name, secret)
+                    written[name] = _write(spark, table, snapshot, name, ids)
+            with steps.step("cohort"):
+                written["cohort"] = _write(spark, build_cohort(written, options.endpoints, run_id), snapshot, "cohort",
+                                           ids)
+            reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
+            with steps.step("reconcile"):
+                reconciliation, unmapped, extensions = _reconcile(zones, view, written, run_id)
+                counts = filled(written)  # rows per table too: one aggregation per table serves both
+                missing_columns = gaps(counts)
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]
         report.rows = {name: counts.get(centre, {}).get(name, {}).get("rows", 0) for name in written}
@@ -150,7 +150,6 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             gaps=missing_columns.get(centre, []), warnings=report.warnings,
             timings={f"{step}_seconds": round(seconds, 3) for step, seconds in steps.timings.items()},
             finished_at=datetime.now(UTC).isoformat()).write(snapshot.manifest_path(centre))
-    view.release()
     return reports
 
 
@@ -182,24 +181,27 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     used = (tables["cohort"].select("centre_id", F.explode("source_resource_ids").alias("ref")).distinct()
             .withColumn("used", F.lit(True)))
     unmapped = F.col("resource_type").isin(*KIND_VALUESETS) & F.col("kind").isNull()
-    own_reason = (F.when(F.col("used"), None)
-                  .when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE), F.col("impossible")))
+    # A reason of its own: no table reads an impossible resource or one of no kind, so it holds used or not.
+    own_reason = (F.when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE), F.col("impossible")))
                   .when(unmapped, UNMAPPED))
-    resources = view.resources.join(used, ["centre_id", "ref"], "left").withColumn("own_reason", own_reason)
-    resources = resources.join(_parts_of_quarantined(view, resources), ["centre_id", "ref"], "left")
+    # Every resource as read once for the tables (narrow columns: the parsed resources are not read again).
+    read = reduce(DataFrame.unionByName, [view.read(t).select(
+        *FACT_KEYS, *TRACE_KEYS, element_codings(t).alias("element_codings")) for t in RESOURCE_TYPES]) \
+        .withColumn("own_reason", own_reason)
+    resources = (read.join(used, ["centre_id", "ref"], "left")
+                 .join(_parts_of_quarantined(view, read), ["centre_id", "ref"], "left"))
     unused = view.unused_reasons()
     if unused is not None:  # few: the resources a link could not place
         resources = resources.join(F.broadcast(unused), ["centre_id", "ref"], "left")
     else:
         resources = resources.withColumn("unused_reason", F.lit(None).cast("string"))
-    reason = F.coalesce("own_reason", F.when(F.col("used"), None).when(
+    reason = F.when(F.col("used"), None).otherwise(F.coalesce("own_reason", F.when(
         F.col("quarantined_whole").isNotNull(),
         F.concat(F.lit("part of "), F.col("quarantined_whole"), F.lit(", which is quarantined")))
-        .when(F.col("unused_reason").isNotNull(), F.col("unused_reason")).otherwise(UNUSED))
-    code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
+        .when(F.col("unused_reason").isNotNull(), F.col("unused_reason")).otherwise(UNUSED)))
     labelled = resources.withColumn("reason", reason).select(
         "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
-        F.when(unmapped, code["coding"]).alias("codings")).cache()  # narrow: the parsed resources are not read
+        F.when(unmapped, F.col("own_codings")).alias("codings")).cache()
     _quarantine_unused(zones.root, view, labelled.where(F.col("reason").isNotNull()), run_id)
     counts: dict[str, dict[str, Reconciled]] = {}
     for row in labelled.groupBy("centre_id", "resource_type", F.col("reason").isNull().alias("ok")).count().collect():
@@ -217,13 +219,8 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
                            .alias("element"), F.col("c.system").alias("system"), F.col("c.code").alias("code"))
                   .agg(F.max("c.display").alias("display"), F.countDistinct("id").alias("resources"))
                   .withColumn("resources_left_unmapped", F.col("resources")))
-    # What the views read in each resource, in a pass of its own (narrow columns only, before any join, so the
-    # parsed resources are never shuffled).
-    read = view.resources.select("centre_id", "resource_type", "id", element_codings(view, view.resources)
-                                 .alias("element_codings"), extension_urls().alias("extension_urls")).cache()
     codes = kind_codes.unionByName(unmapped_element_codes(view, read)).collect()  # one row per unmapped code: small
     extensions = unknown_extensions(view, read).collect()
-    read.unpersist()
     labelled.unpersist()
     return counts, {c: _write_unmapped(zones, c, run_id, [r for r in codes if r["centre_id"] == c])
                     for c in view.centres}, extensions

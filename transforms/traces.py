@@ -11,8 +11,8 @@ Extensions are read only where a view names their URL; any other URL seen in a c
 or its bodySite) is listed with its type and count, since a centre's own extension is the likeliest home of a
 value the views miss.
 
-Both come from one pass over the resources (`element_codings`, `extension_urls`: narrow columns, before any
-join, so the parsed resources are never shuffled), then summed from its cached result.
+Both come from the narrow columns every resource is read into once (`ResourceView.read`): the view's coded
+columns and the extension URLs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pyspark.sql import functions as F
 from transforms.view import ResourceView
 from transforms.views.catalogue import view_for
 
-CODED_TYPES = ("Condition", "Procedure", "Observation", "MedicationAdministration")
+# (element, system, code, display) of each coding a resource's Coding columns yield.
+ELEMENT_CODINGS = "array<struct<element:string,system:string,code:string,display:string>>"
 
 
 def _component_codings(components: Column) -> Column:
@@ -38,29 +39,18 @@ def _tagged(codings: Column, element: str) -> Column:
         c["display"].alias("display")))
 
 
-def element_codings(view: ResourceView, resources: DataFrame) -> Column:
-    """Per resource of known kind: (element, system, code, display) of every coding a Coding column of its type's
-    view yields (what they mean is decided later, by a join: a literal map looked up per coding is a linear scan
-    of its keys, for every coding of every resource)."""
-    by_type = F.lit(None)
-    for resource_type in CODED_TYPES:
-        definition = view_for(resource_type)
-        columns = view.catalogue.columns(resources, resource_type)
-        coded = {n: columns[n] for n in definition.columns() if definition.column(n).get("type") == "Coding"}
-        if resource_type == "Observation":
-            coded["components"] = _component_codings(columns["components"])
-        if coded:
-            parts = [_tagged(codings, f"{definition.name}.{name}") for name, codings in coded.items()]
-            by_type = F.when(F.col("resource_type") == resource_type, F.concat(*parts)).otherwise(by_type)
-    return F.when(F.col("kind").isNotNull(), by_type)
-
-
-def extension_urls() -> Column:
-    """The extension URLs on a resource and its bodySite, once each."""
-    return F.array_distinct(F.concat(
-        F.coalesce(F.col("r.extension.url"), F.array()),
-        F.flatten(F.transform(F.coalesce(F.col("r.bodySite"), F.array()),
-                              lambda s: F.coalesce(s["extension"]["url"], F.array())))))
+def element_codings(resource_type: str) -> Column:
+    """Over the type's view rows (`ResourceView.read`), per resource of known kind: (element, system, code,
+    display) of every coding a Coding column of the view yields (what they mean is decided later, by a join: a
+    literal map looked up per coding is a linear scan of its keys, for every coding of every resource)."""
+    definition = view_for(resource_type)
+    coded = {n: F.col(n) for n in definition.columns() if definition.column(n).get("type") == "Coding"}
+    if "components" in definition.columns():
+        coded["components"] = _component_codings(F.col("components"))
+    if not coded:
+        return F.lit(None).cast(ELEMENT_CODINGS)
+    return F.when(F.col("kind").isNotNull(),
+                  F.concat(*[_tagged(codings, f"{definition.name}.{name}") for name, codings in coded.items()]))
 
 
 def unmapped_element_codes(view: ResourceView, read: DataFrame) -> DataFrame:

@@ -15,15 +15,33 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ilp.model import RESOURCE_TYPES
 from ilp.secrets import Secret
 from transforms.codes import CodeLookup
 from transforms.columns import reference_id
 from transforms.current import CurrentState, read_states
 from transforms.pseudonym import pseudonym_column
-from transforms.views.catalogue import Catalogue
+from transforms.views.catalogue import Catalogue, view_for
+from transforms.views.definition import ViewDefinition
 
 # What every fact row carries besides its view's columns.
 FACT_KEYS = ("centre_id", "resource_type", "kind", "id", "ref", "subject_id", "local_id")
+# What the reconciliation reads of every resource besides: its landing run, why it is impossible (or null), the
+# extension URLs on it and its bodySite, and the codings of its own code (`code`, `medicationCodeableConcept`).
+TRACE_KEYS = ("run_id", "impossible", "extension_urls", "own_codings")
+
+
+def _stored(view: ViewDefinition, column: str) -> str:
+    """A view column's name in the one frame that holds every type's (names repeat across views)."""
+    return f"{view.name}__{column}"
+
+
+def extension_urls() -> Column:
+    """The extension URLs on a resource and its bodySite, once each."""
+    return F.array_distinct(F.concat(
+        F.coalesce(F.col("r.extension.url"), F.array()),
+        F.flatten(F.transform(F.coalesce(F.col("r.bodySite"), F.array()),
+                              lambda s: F.coalesce(s["extension"]["url"], F.array())))))
 
 
 def local_id(resource_id: Column) -> Column:
@@ -50,6 +68,7 @@ class ResourceView:
     # (centre_id, ref, reason): resources a table read but could not use, and what would make them usable.
     _unused: list[DataFrame] = field(default_factory=list, repr=False)
     _cached: list[DataFrame] = field(default_factory=list, repr=False)
+    _read: DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, spark: SparkSession, states: list[CurrentState], lookup: CodeLookup, secret: Secret,
@@ -65,18 +84,38 @@ class ResourceView:
         return cls(tuple(s.centre_id for s in states), rows, lookup, secret, national_id_system,
                    catalogue or Catalogue())
 
-    def of(self, resource_type: str, kind: str | None = None) -> DataFrame:
-        """The type's resources (of one kind) that tables may read: internally impossible ones are left out."""
-        rows = self.resources.where((F.col("resource_type") == resource_type) & F.col("impossible").isNull())
-        return rows.where(F.col("kind") == kind) if kind else rows
+    def read(self, resource_type: str) -> DataFrame:
+        """Every resource of the type (impossible ones too) as FACT_KEYS, TRACE_KEYS and its view's columns, with
+        the centres' overrides (and, for patients, `identity`)."""
+        view = view_for(resource_type)
+        identity = ["identity"] if resource_type == "Patient" else []
+        return self._read_all().where(F.col("resource_type") == resource_type).select(
+            *FACT_KEYS, *TRACE_KEYS, *identity, *[F.col(_stored(view, n)).alias(n) for n in view.columns()])
+
+    def _read_all(self) -> DataFrame:
+        """Every resource with the columns of its type's view: the parsed resources are read here, once, in one
+        pass for all types, and the narrow result is cached. Every table and the reconciliation read it (a pass
+        per table, or per type, each decoding the stored resources again, cost more than the tables' work)."""
+        if self._read is None:
+            columns = []
+            for resource_type in RESOURCE_TYPES:
+                view, of_type = view_for(resource_type), F.col("resource_type") == resource_type
+                columns += [F.when(of_type, column).alias(_stored(view, name))
+                            for name, column in self.catalogue.columns(self.resources, resource_type).items()]
+            own_code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
+            self._read = self.cached(self.resources.select(
+                *FACT_KEYS, "run_id", "impossible", extension_urls().alias("extension_urls"),
+                F.when(F.col("kind").isNull(), own_code["coding"]).alias("own_codings"),
+                F.when(F.col("resource_type") == "Patient", self._identity()).alias("identity"), *columns))
+        return self._read
 
     def facts(self, resource_type: str, *kinds: str) -> DataFrame:
         """The columns of the type's view (with each centre's overrides) for its resources of `kinds` (all when
-        none are given), after FACT_KEYS."""
-        rows = self.of(resource_type)
+        none are given), after FACT_KEYS. Internally impossible resources are left out."""
+        rows = self.read(resource_type).where(F.col("impossible").isNull())
         if kinds:
             rows = rows.where(F.col("kind").isin(*kinds))
-        return self.catalogue.select(rows, resource_type, FACT_KEYS)
+        return rows.select(*FACT_KEYS, *view_for(resource_type).columns())
 
     def note_unused(self, rows: DataFrame) -> None:
         """Record resources (centre_id, ref, reason) a table read but could not use (an ambiguous link, a value
@@ -91,11 +130,19 @@ class ResourceView:
         return reduce(DataFrame.unionByName, self._unused).groupBy("centre_id", "ref").agg(
             F.min("reason").alias("unused_reason"))
 
+    def __enter__(self) -> ResourceView:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
     def release(self) -> None:
-        if self._patient_ids is not None:
-            self._patient_ids.unpersist()
+        """Drop what the view cached (`with ResourceView.load(...) as view:` does it however the block ends)."""
         for frame in self._cached:
             frame.unpersist()
+        self._cached.clear()
+        self._read = None
+        self._patient_ids = None
 
     def cached(self, frame: DataFrame) -> DataFrame:
         """`frame`, cached until `release`: for rows a table and the reconciliation both read (a link's
@@ -107,17 +154,21 @@ class ResourceView:
         """subject_id -> centre_id and pseudonymised patient_id (national identifier when present, else centre
         and id). The one frame of a table's joins that carries `centre_id`."""
         if self._patient_ids is None:
-            self._patient_ids = self._pseudonymise_patients().cache()
+            self._patient_ids = self.cached(self._pseudonymise_patients())
         return self._patient_ids
 
-    def _pseudonymise_patients(self) -> DataFrame:
+    def _identity(self) -> Column:
+        """What a patient's pseudonym is computed from: the national identifier when present, else centre and
+        id."""
         fallback = F.concat(F.col("centre_id"), F.lit("|Patient/"), F.col("id"))
-        identity = fallback
-        if self.national_id_system:
-            national = F.get(F.filter("r.identifier", lambda i: i["system"] == F.lit(self.national_id_system)), 0)
-            identity = F.coalesce(F.concat(national["system"], F.lit("|"), national["value"]), fallback)
-        return self.of("Patient").select("subject_id", "centre_id",
-                                         pseudonym_column(self.secret, identity).alias("patient_id"))
+        if not self.national_id_system:
+            return fallback
+        national = F.get(F.filter("r.identifier", lambda i: i["system"] == F.lit(self.national_id_system)), 0)
+        return F.coalesce(F.concat(national["system"], F.lit("|"), national["value"]), fallback)
+
+    def _pseudonymise_patients(self) -> DataFrame:
+        return self.read("Patient").where(F.col("impossible").isNull()).select(
+            "subject_id", "centre_id", pseudonym_column(self.secret, F.col("identity")).alias("patient_id"))
 
     def key(self, reference: Column) -> Column:
         """The pseudonymised key of a row derived from `reference` (`Condition/<id>`) at the row's centre."""

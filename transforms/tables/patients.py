@@ -34,7 +34,7 @@ def build_patients(view: ResourceView, diagnoses: DataFrame, run_id: str) -> Dat
         F.max(F.when(F.col("kind") == "smoking_status", F.col("smoking_value") == "smoker")).alias("smoking"),
         F.collect_set(F.when(F.col("kind") == "comorbidity", F.col("condition_value"))).alias("observed"),
         F.collect_set("ref").alias("obs_refs"))
-    conditions = view.of("Condition").where(F.col("kind").isin("hypertension", "dyslipidaemia")).groupBy(
+    conditions = view.facts("Condition", "hypertension", "dyslipidaemia").groupBy(
         "subject_id").agg(F.collect_set("kind").alias("recorded"), F.collect_set("ref").alias("condition_refs"))
     patients = view.facts("Patient").select("subject_id", "ref", "gender", fhir_date(F.col("birth_date"))
                                             .alias("birth_date"))

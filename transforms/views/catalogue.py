@@ -9,13 +9,13 @@ ConceptMaps apply to whatever a coded column yields.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
 
-from transforms.views.definition import Overrides, ViewDefinition, select_view, view_columns
+from transforms.views.definition import Overrides, ViewDefinition, view_columns
 from transforms.views.fhirpath import ViewError, extension_urls, parse
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -67,12 +67,6 @@ class Catalogue:
             for column, path in views.get(view.name, {}).items():
                 columns.setdefault(column, {})[centre] = path
         return columns
-
-    def select(self, resources: DataFrame, resource_type: str, keep: Sequence[str]) -> DataFrame:
-        """The columns of the type's view for `resources` (all of that type, parsed as `r`, with `centre_id`), after
-        `keep`."""
-        view = view_for(resource_type)
-        return select_view(resources, view, keep, overrides=self._per_column(view), typed=True)
 
     def columns(self, resources: DataFrame, resource_type: str) -> dict[str, Column]:
         """The type's view columns (with the overrides) as expressions over `resources`."""

@@ -288,24 +288,22 @@ def _compiler(resources: DataFrame, view: ViewDefinition, resource: str, overrid
 
 def view_columns(resources: DataFrame, view: ViewDefinition, resource: str = "r",
                  overrides: Overrides | None = None) -> dict[str, Column]:
-    """The columns of a view with one row per resource, as expressions over `resources` (to compute beside other
-    columns in a pass that reads the resources anyway)."""
+    """The columns of a view with one row per resource and no `where`, as expressions over `resources` (to compute
+    beside other columns in a pass that reads the resources anyway)."""
     rows = _compiler(resources, view, resource, overrides, True).rows()
-    if rows.many:
-        raise ViewError(f"{view.label}: yields several rows per resource: read it with select_view")
+    if rows.many or view.where:
+        raise ViewError(f"{view.label}: yields several rows per resource, or none for some: read it with select_view")
     return {name: rows.column[name] for name in rows.names}
 
 
 def select_view(resources: DataFrame, view: ViewDefinition, keep: Sequence[str] = (), resource: str = "r",
-                overrides: Overrides | None = None, strict: bool = True, typed: bool = False) -> DataFrame:
+                overrides: Overrides | None = None, strict: bool = True) -> DataFrame:
     """The view's rows from `resources` (a column `resource` holding the parsed resource), with the `keep` columns
     of each resource's rows in front. `overrides` replace columns' paths at some centres (rows carry
-    `centre_id`). `typed`: the caller has kept only resources of the view's type (the resourceType element is then
-    not read again)."""
+    `centre_id`)."""
     compiler = _compiler(resources, view, resource, overrides, strict)
     rows = compiler.rows()
-    of_type = F.lit(True) if typed else F.col(f"{resource}.resourceType") == F.lit(view.resource)
-    matching = resources.where(of_type & compiler.condition())
+    matching = resources.where((F.col(f"{resource}.resourceType") == F.lit(view.resource)) & compiler.condition())
     if rows.many:
         exploded = matching.select(*keep, F.explode(rows.column).alias("_row"))
     else:
