@@ -73,7 +73,7 @@ class ResourceView:
     @classmethod
     def load(cls, spark: SparkSession, states: list[CurrentState], lookup: CodeLookup, secret: Secret,
              national_id_system: str | None, catalogue: Catalogue | None = None) -> ResourceView:
-        """The states are stored by type and kind: a table reads just the partitions it uses."""
+        """The current resources of the centres, with the keys every table joins on; nothing is read yet."""
         rows = read_states(spark, states).select(
             "centre_id", "resource_type", "kind", "id", "run_id", "impossible", "r")
         subject = F.coalesce(F.col("r.subject.reference"), F.col("r.patient.reference"))
