@@ -184,10 +184,10 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     # A reason of its own: no table reads an impossible resource or one of no kind, so it holds used or not.
     own_reason = (F.when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE), F.col("impossible")))
                   .when(unmapped, UNMAPPED))
-    # Every resource as read once for the tables (narrow columns: the parsed resources are not read again).
-    read = reduce(DataFrame.unionByName, [view.read(t).select(
-        *FACT_KEYS, *TRACE_KEYS, element_codings(t).alias("element_codings")) for t in RESOURCE_TYPES]) \
-        .withColumn("own_reason", own_reason)
+    # Every resource as read once for the tables (narrow columns: the parsed resources are not read again), in one
+    # scan of that cache (a union of a scan per type cost 4 s more at 20,000 patients).
+    read = (view.read_all().select(*FACT_KEYS, *TRACE_KEYS, element_codings().alias("element_codings"))
+            .withColumn("own_reason", own_reason))
     resources = (read.join(used, ["centre_id", "ref"], "left")
                  .join(_parts_of_quarantined(view, read), ["centre_id", "ref"], "left"))
     unused = view.unused_reasons()

@@ -11,7 +11,7 @@ Extensions are read only where a view names their URL; any other URL seen in a c
 or its bodySite) is listed with its type and count, since a centre's own extension is the likeliest home of a
 value the views miss.
 
-Both come from the narrow columns every resource is read into once (`ResourceView.read`): the view's coded
+Both come from the narrow columns every resource is read into once (`ResourceView.read_all`): the views' coded
 columns and the extension URLs.
 """
 
@@ -20,7 +20,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from transforms.view import ResourceView
+from ilp.model import RESOURCE_TYPES
+from transforms.view import ResourceView, stored_name
 from transforms.views.catalogue import view_for
 
 # (element, system, code, display) of each coding a resource's Coding columns yield.
@@ -39,18 +40,21 @@ def _tagged(codings: Column, element: str) -> Column:
         c["display"].alias("display")))
 
 
-def element_codings(resource_type: str) -> Column:
-    """Over the type's view rows (`ResourceView.read`), per resource of known kind: (element, system, code,
-    display) of every coding a Coding column of the view yields (what they mean is decided later, by a join: a
-    literal map looked up per coding is a linear scan of its keys, for every coding of every resource)."""
-    definition = view_for(resource_type)
-    coded = {n: F.col(n) for n in definition.columns() if definition.column(n).get("type") == "Coding"}
-    if "components" in definition.columns():
-        coded["components"] = _component_codings(F.col("components"))
-    if not coded:
-        return F.lit(None).cast(ELEMENT_CODINGS)
-    return F.when(F.col("kind").isNotNull(),
-                  F.concat(*[_tagged(codings, f"{definition.name}.{name}") for name, codings in coded.items()]))
+def element_codings() -> Column:
+    """Over every resource read (`ResourceView.read_all`), per resource of known kind: (element, system, code,
+    display) of every coding a Coding column of its type's view yields (what they mean is decided later, by a join:
+    a literal map looked up per coding is a linear scan of its keys, for every coding of every resource)."""
+    by_type = F.lit(None).cast(ELEMENT_CODINGS)
+    for resource_type in RESOURCE_TYPES:
+        definition = view_for(resource_type)
+        coded = {n: F.col(stored_name(definition, n)) for n in definition.columns()
+                 if definition.column(n).get("type") == "Coding"}
+        if "components" in definition.columns():
+            coded["components"] = _component_codings(F.col(stored_name(definition, "components")))
+        if coded:
+            tagged = F.concat(*[_tagged(codings, f"{definition.name}.{name}") for name, codings in coded.items()])
+            by_type = F.when(F.col("resource_type") == resource_type, tagged).otherwise(by_type)
+    return F.when(F.col("kind").isNotNull(), by_type)
 
 
 def unmapped_element_codes(view: ResourceView, read: DataFrame) -> DataFrame:

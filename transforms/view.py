@@ -31,8 +31,8 @@ FACT_KEYS = ("centre_id", "resource_type", "kind", "id", "ref", "subject_id", "l
 TRACE_KEYS = ("run_id", "impossible", "extension_urls", "own_codings")
 
 
-def _stored(view: ViewDefinition, column: str) -> str:
-    """A view column's name in the one frame that holds every type's (names repeat across views)."""
+def stored_name(view: ViewDefinition, column: str) -> str:
+    """A view column's name in `ResourceView.read_all`, which holds every type's (names repeat across views)."""
     return f"{view.name}__{column}"
 
 
@@ -89,18 +89,19 @@ class ResourceView:
         the centres' overrides (and, for patients, `identity`)."""
         view = view_for(resource_type)
         identity = ["identity"] if resource_type == "Patient" else []
-        return self._read_all().where(F.col("resource_type") == resource_type).select(
-            *FACT_KEYS, *TRACE_KEYS, *identity, *[F.col(_stored(view, n)).alias(n) for n in view.columns()])
+        return self.read_all().where(F.col("resource_type") == resource_type).select(
+            *FACT_KEYS, *TRACE_KEYS, *identity, *[F.col(stored_name(view, n)).alias(n) for n in view.columns()])
 
-    def _read_all(self) -> DataFrame:
-        """Every resource with the columns of its type's view: the parsed resources are read here, once, in one
-        pass for all types, and the narrow result is cached. Every table and the reconciliation read it (a pass
-        per table, or per type, each decoding the stored resources again, cost more than the tables' work)."""
+    def read_all(self) -> DataFrame:
+        """Every resource as FACT_KEYS, TRACE_KEYS, `identity` and the columns of its type's view (`stored_name`):
+        the parsed resources are read here, once, in one pass for all types, and the narrow result is cached. Every
+        table and the reconciliation read it (a pass per table, or per type, each decoding the stored resources
+        again, cost more than the tables' work)."""
         if self._read is None:
             columns = []
             for resource_type in RESOURCE_TYPES:
                 view, of_type = view_for(resource_type), F.col("resource_type") == resource_type
-                columns += [F.when(of_type, column).alias(_stored(view, name))
+                columns += [F.when(of_type, column).alias(stored_name(view, name))
                             for name, column in self.catalogue.columns(self.resources, resource_type).items()]
             own_code = F.coalesce(F.col("r.code"), F.col("r.medicationCodeableConcept"))
             self._read = self.cached(self.resources.select(
