@@ -129,7 +129,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
             with steps.step("reconcile"):
                 reconciliation, unmapped, extensions = _reconcile(zones, view, written, run_id)
-                counts = filled(written)  # rows per table too: one aggregation per table serves both
+                counts = filled(written)  # rows per table too: the one job counts rows and values
                 missing_columns = gaps(counts)
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]

@@ -84,14 +84,6 @@ class ResourceView:
         return cls(tuple(s.centre_id for s in states), rows, lookup, secret, national_id_system,
                    catalogue or Catalogue())
 
-    def read(self, resource_type: str) -> DataFrame:
-        """Every resource of the type (impossible ones too) as FACT_KEYS, TRACE_KEYS and its view's columns, with
-        the centres' overrides (and, for patients, `identity`)."""
-        view = view_for(resource_type)
-        identity = ["identity"] if resource_type == "Patient" else []
-        return self.read_all().where(F.col("resource_type") == resource_type).select(
-            *FACT_KEYS, *TRACE_KEYS, *identity, *[F.col(stored_name(view, n)).alias(n) for n in view.columns()])
-
     def read_all(self) -> DataFrame:
         """Every resource as FACT_KEYS, TRACE_KEYS, `identity` and the columns of its type's view (`stored_name`):
         the parsed resources are read here, once, in one pass for all types, and the narrow result is cached. Every
@@ -113,10 +105,11 @@ class ResourceView:
     def facts(self, resource_type: str, *kinds: str) -> DataFrame:
         """The columns of the type's view (with each centre's overrides) for its resources of `kinds` (all when
         none are given), after FACT_KEYS. Internally impossible resources are left out."""
-        rows = self.read(resource_type).where(F.col("impossible").isNull())
+        view = view_for(resource_type)
+        rows = self.read_all().where((F.col("resource_type") == resource_type) & F.col("impossible").isNull())
         if kinds:
             rows = rows.where(F.col("kind").isin(*kinds))
-        return rows.select(*FACT_KEYS, *view_for(resource_type).columns())
+        return rows.select(*FACT_KEYS, *[F.col(stored_name(view, n)).alias(n) for n in view.columns()])
 
     def note_unused(self, rows: DataFrame) -> None:
         """Record resources (centre_id, ref, reason) a table read but could not use (an ambiguous link, a value
@@ -168,7 +161,7 @@ class ResourceView:
         return F.coalesce(F.concat(national["system"], F.lit("|"), national["value"]), fallback)
 
     def _pseudonymise_patients(self) -> DataFrame:
-        return self.read("Patient").where(F.col("impossible").isNull()).select(
+        return self.read_all().where((F.col("resource_type") == "Patient") & F.col("impossible").isNull()).select(
             "subject_id", "centre_id", pseudonym_column(self.secret, F.col("identity")).alias("patient_id"))
 
     def key(self, reference: Column) -> Column:
