@@ -9,10 +9,10 @@ centre, and the report prints them: a value lost in silence becomes a named warn
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType
 
@@ -49,6 +49,37 @@ def filled(tables: Mapping[str, DataFrame]) -> Filled:
     for row in reduce(DataFrame.unionByName, parts).collect():
         counts.setdefault(row["centre_id"], {})[row["table"]] = {"rows": row["rows"], **row["filled"]}
     return counts
+
+
+class ObservedCompleteness:
+    """`filled`'s counts taken while the transform writes its tables, as Spark metrics of the write itself: the
+    write reads every row anyway, so the counts cost no job of their own (a separate count of the written tables
+    cost 3-4 s at 20,000 patients)."""
+
+    def __init__(self, centres: Sequence[str]) -> None:
+        self.centres = tuple(centres)
+        self._observed: dict[str, tuple[Observation, list[tuple[str, str]]]] = {}
+
+    def observe(self, frame: DataFrame, table: str) -> DataFrame:
+        """`frame` (a table of the model, to be written once), counted as it is written."""
+        measured = [(centre, column) for centre in self.centres for column in ("rows", *measured_columns(table))]
+        of_centre = {centre: F.col("centre_id") == centre for centre in self.centres}
+        metrics = [F.count(F.when(of_centre[centre] if column == "rows" else of_centre[centre]
+                                  & _has_value(frame, column), 1)).alias(str(i))
+                   for i, (centre, column) in enumerate(measured)]
+        observation = Observation()
+        self._observed[table] = (observation, measured)
+        return frame.observe(observation, *metrics)
+
+    def counts(self) -> Filled:
+        """The counts of the tables written since (`filled`'s shape: a centre's table with no row is left out)."""
+        counts: Filled = {}
+        for table, (observation, measured) in self._observed.items():
+            values = observation.get
+            for i, (centre, column) in enumerate(measured):
+                counts.setdefault(centre, {}).setdefault(table, {})[column] = values[str(i)]
+        return {centre: {t: c for t, c in tables.items() if c["rows"]} for centre, tables in counts.items()
+                if any(c["rows"] for c in tables.values())}
 
 
 def gaps(counts: Filled) -> dict[str, list[str]]:

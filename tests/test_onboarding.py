@@ -21,7 +21,9 @@ from pyspark.sql import SparkSession
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 from expectations.validate import validate_snapshot
+from ilp.completeness import filled
 from ilp.manifests import SnapshotManifest
+from ilp.model import TABLES
 from ilp.secrets import Secret
 from ilp.synth import DEMO_SEED, generate
 from ilp.synth.profiles import DORADO
@@ -108,6 +110,15 @@ def test_columns_empty_here_and_filled_elsewhere_warn_in_the_manifest_and_the_au
     (finding,) = findings
     assert finding.column == "empty_at_dorado" and finding.severity == "warning"
     assert finding.unexpected_count == len(warned)  # a warning: it does not block publication
+
+
+def test_the_counts_taken_as_the_tables_are_written_are_those_of_the_written_tables(
+        spark: SparkSession, zones: Zones) -> None:
+    snapshot = zones.snapshot("r1")
+    written = filled({t.name: spark.read.parquet(str(snapshot.table(t.name))) for t in TABLES})
+    for centre in ("aurora", "dorado"):
+        assert SnapshotManifest.read(snapshot.manifest_path(centre)).completeness == written[centre]
+    assert written["dorado"]["perfusions"]["rows"] > 0
 
 
 def test_a_code_the_views_look_up_that_means_nothing_is_reported_with_its_element(zones: Zones) -> None:

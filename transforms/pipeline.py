@@ -27,7 +27,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ilp.completeness import filled, gap_warning, gaps
+from ilp.completeness import ObservedCompleteness, gap_warning, gaps
 from ilp.errors import IlpError
 from ilp.manifests import Reconciled, SnapshotManifest
 from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
@@ -116,20 +116,21 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
         with ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, options.national_id_system,
                                Catalogue({c.centre_id: c.views for c in centres})) as view:
             snapshot = zones.snapshot(run_id)
+            completeness = ObservedCompleteness(ids)
             written: dict[str, DataFrame] = {}
             for name, build in BASE_TABLES.items():
                 with steps.step(name):
                     table = build(view, run_id)
                     if options.shift_dates:
                         table = _shift_dates(table, name, secret)
-                    written[name] = _write(spark, table, snapshot, name, ids)
+                    written[name] = _write(spark, table, snapshot, name, completeness)
             with steps.step("cohort"):
                 written["cohort"] = _write(spark, build_cohort(written, options.endpoints, run_id), snapshot, "cohort",
-                                           ids)
+                                           completeness)
             reports = {c: TransformReport(c, run_id, snapshot, merges[c].merged_runs) for c in ids}
             with steps.step("reconcile"):
                 reconciliation, unmapped, extensions = _reconcile(zones, view, written, run_id)
-                counts = filled(written)  # rows per table too: the one job counts rows and values
+                counts = completeness.counts()
                 missing_columns = gaps(counts)
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]
@@ -153,13 +154,14 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     return reports
 
 
-def _write(spark: SparkSession, table: DataFrame, snapshot: Snapshot, name: str, centres: list[str]) -> DataFrame:
-    """Conform a table to the model's types, write the centres' partitions (replacing them on a rerun), and read
-    them back, so the next step reads what this one wrote."""
-    model = BY_NAME[name]
+def _write(spark: SparkSession, table: DataFrame, snapshot: Snapshot, name: str,
+           completeness: ObservedCompleteness) -> DataFrame:
+    """Conform a table to the model's types, write the centres' partitions (replacing them on a rerun), counting
+    its values as it is written, and read them back, so the next step reads what this one wrote."""
+    model, centres = BY_NAME[name], completeness.centres
     for centre in centres:
         shutil.rmtree(snapshot.partition(name, centre), ignore_errors=True)
-    conformed = table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model])
+    conformed = completeness.observe(table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model]), name)
     conformed.write.mode("overwrite").partitionBy("centre_id").parquet(str(snapshot.table(name)))
     parts = [str(p) for c in centres if (p := snapshot.partition(name, c)).is_dir()]
     if not parts:  # no centre has a row
@@ -185,9 +187,10 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     own_reason = (F.when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE), F.col("impossible")))
                   .when(unmapped, UNMAPPED))
     # Every resource as read once for the tables (narrow columns: the parsed resources are not read again), in one
-    # scan of that cache (a union of a scan per type cost 4 s more at 20,000 patients).
-    read = (view.read_all().select(*FACT_KEYS, *TRACE_KEYS, element_codings().alias("element_codings"))
-            .withColumn("own_reason", own_reason))
+    # scan of that cache (a union of a scan per type cost 4 s more at 20,000 patients), with the codings of its
+    # view's Coding columns computed once for the scans below (and cached: they are read by several).
+    read = view.cached(view.read_all().select(*FACT_KEYS, *TRACE_KEYS, element_codings().alias("element_codings"))
+                       .withColumn("own_reason", own_reason))
     resources = (read.join(used, ["centre_id", "ref"], "left")
                  .join(_parts_of_quarantined(view, read), ["centre_id", "ref"], "left"))
     unused = view.unused_reasons()
@@ -202,9 +205,10 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     labelled = resources.withColumn("reason", reason).select(
         "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
         F.when(unmapped, F.col("own_codings")).alias("codings")).cache()
-    _quarantine_unused(zones.root, view, labelled.where(F.col("reason").isNotNull()), run_id)
     counts: dict[str, dict[str, Reconciled]] = {}
-    for row in labelled.groupBy("centre_id", "resource_type", F.col("reason").isNull().alias("ok")).count().collect():
+    quarantined: set[tuple[str, str | None]] = set()  # (type, kind) of the resources quarantined
+    for row in labelled.groupBy("centre_id", "resource_type", "kind", F.col("reason").isNull().alias("ok")) \
+            .count().collect():
         entry = counts.setdefault(row["centre_id"], {}).setdefault(
             row["resource_type"], Reconciled(resources=0, used=0, quarantined=0))
         entry.resources += row["count"]
@@ -212,6 +216,8 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
             entry.used += row["count"]
         else:
             entry.quarantined += row["count"]
+            quarantined.add((row["resource_type"], row["kind"]))
+    _quarantine_unused(zones.root, view, labelled.where(F.col("reason").isNotNull()), quarantined, run_id)
     element = F.create_map(*[F.lit(x) for t, (_, e) in KIND_VALUESETS.items() for x in (t, e)])
     kind_codes = (labelled.where("unmapped").select("centre_id", "resource_type", "id",
                                                     F.explode_outer("codings").alias("c"))
@@ -238,13 +244,13 @@ def _parts_of_quarantined(view: ResourceView, resources: DataFrame) -> DataFrame
             .agg(F.min("quarantined_whole").alias("quarantined_whole")))
 
 
-def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, run_id: str) -> None:
+def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, partitions: set[tuple[str, str | None]],
+                       run_id: str) -> None:
     """Quarantine the unused resources with their JSON, serialising only the resources of the types and kinds
-    that hold one (most resources are used: serialising every parsed resource to find a few cost most of this
-    step)."""
-    partitions = [(r["resource_type"], r["kind"]) for r in unused.select("resource_type", "kind").distinct().collect()]
-    where = reduce(Column.__or__, [(F.col("resource_type") == t) & F.col("kind").eqNullSafe(k) for t, k in partitions],
-                   F.lit(False))
+    (`partitions`) that hold one (most resources are used: serialising every parsed resource to find a few cost
+    most of this step)."""
+    where = reduce(Column.__or__, [(F.col("resource_type") == t) & F.col("kind").eqNullSafe(F.lit(k))
+                                   for t, k in sorted(partitions, key=str)], F.lit(False))
     parsed = view.resources.where(where).select("centre_id", "resource_type", "id", F.to_json("r").alias("json"))
     write_quarantine(unused.join(parsed, ["centre_id", "resource_type", "id"]).select(
         "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type", F.col("id").alias("resource_id"),
