@@ -36,18 +36,22 @@ def measured_columns(table: str) -> list[str]:
     return [c.name for c in model if c.name not in STRUCTURAL and c.name not in model.key and not c.only_where_given]
 
 
+def _conditions(frame: DataFrame, table: str) -> dict[str, Column]:
+    """What is counted in a table: `rows`, then, per measured column, the rows that have a value."""
+    return {"rows": F.lit(True), **{c: _has_value(frame, c) for c in measured_columns(table)}}
+
+
 def filled(tables: Mapping[str, DataFrame]) -> Filled:
     """Rows with a value, per centre, table and column, with `rows` per table: one aggregation per table, all in
     one Spark job (a job per table cost more in fixed overhead than the counting)."""
     parts = []
     for name, frame in tables.items():
-        values = [x for c in measured_columns(name) for x in (F.lit(c), F.count(F.when(_has_value(frame, c), 1)))]
-        parts.append(frame.groupBy("centre_id").agg(F.count("*").alias("rows"), F.create_map(*values)
-                                                    .cast("map<string,bigint>").alias("filled"))
-                     .select(F.lit(name).alias("table"), "centre_id", "rows", "filled"))
+        values = [x for c, holds in _conditions(frame, name).items() for x in (F.lit(c), F.count(F.when(holds, 1)))]
+        parts.append(frame.groupBy("centre_id").agg(F.create_map(*values).cast("map<string,bigint>").alias("filled"))
+                     .select(F.lit(name).alias("table"), "centre_id", "filled"))
     counts: Filled = {}
     for row in reduce(DataFrame.unionByName, parts).collect():
-        counts.setdefault(row["centre_id"], {})[row["table"]] = {"rows": row["rows"], **row["filled"]}
+        counts.setdefault(row["centre_id"], {})[row["table"]] = dict(row["filled"])
     return counts
 
 
@@ -61,25 +65,25 @@ class ObservedCompleteness:
         self._observed: dict[str, tuple[Observation, list[tuple[str, str]]]] = {}
 
     def observe(self, frame: DataFrame, table: str) -> DataFrame:
-        """`frame` (a table of the model, to be written once), counted as it is written."""
-        measured = [(centre, column) for centre in self.centres for column in ("rows", *measured_columns(table))]
-        of_centre = {centre: F.col("centre_id") == centre for centre in self.centres}
-        metrics = [F.count(F.when(of_centre[centre] if column == "rows" else of_centre[centre]
-                                  & _has_value(frame, column), 1)).alias(str(i))
+        """`frame` (a table of the model, to be written once), counted as it is written: one metric per centre
+        and counted column (a metric is a plain aggregate, with no grouping)."""
+        conditions = _conditions(frame, table)
+        measured = [(centre, column) for centre in self.centres for column in conditions]
+        metrics = [F.count(F.when((F.col("centre_id") == centre) & conditions[column], 1)).alias(str(i))
                    for i, (centre, column) in enumerate(measured)]
         observation = Observation()
         self._observed[table] = (observation, measured)
         return frame.observe(observation, *metrics)
 
     def counts(self) -> Filled:
-        """The counts of the tables written since (`filled`'s shape: a centre's table with no row is left out)."""
+        """The counts of the tables written since, in `filled`'s shape (a centre's table with no row is absent)."""
         counts: Filled = {}
         for table, (observation, measured) in self._observed.items():
             values = observation.get
             for i, (centre, column) in enumerate(measured):
                 counts.setdefault(centre, {}).setdefault(table, {})[column] = values[str(i)]
-        return {centre: {t: c for t, c in tables.items() if c["rows"]} for centre, tables in counts.items()
-                if any(c["rows"] for c in tables.values())}
+        kept = {centre: {t: c for t, c in tables.items() if c["rows"]} for centre, tables in counts.items()}
+        return {centre: tables for centre, tables in kept.items() if tables}
 
 
 def gaps(counts: Filled) -> dict[str, list[str]]:

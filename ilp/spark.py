@@ -30,7 +30,7 @@ LOCAL_DEFAULTS: dict[str, str] = {
     # Arrow makes toPandas()/createDataFrame(pandas) fast for the analytics and ground-truth comparisons.
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # A batch job wants throughput, not short pauses: the parallel collector took 5-10% less time (and CPU) than
-    # the default G1 for the 20,000-patient transform on 2 cores (benchmarks/transform.py).
+    # the default G1 for the 20,000-patient transform in a fresh JVM on 2 cores (no difference in a warm one).
     "spark.driver.extraJavaOptions": "-Dlog4j2.level=ERROR -XX:+UseParallelGC",
 }
 

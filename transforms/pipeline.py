@@ -202,9 +202,9 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
         F.col("quarantined_whole").isNotNull(),
         F.concat(F.lit("part of "), F.col("quarantined_whole"), F.lit(", which is quarantined")))
         .when(F.col("unused_reason").isNotNull(), F.col("unused_reason")).otherwise(UNUSED)))
-    labelled = resources.withColumn("reason", reason).select(
+    labelled = view.cached(resources.withColumn("reason", reason).select(
         "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
-        F.when(unmapped, F.col("own_codings")).alias("codings")).cache()
+        F.when(unmapped, F.col("own_codings")).alias("codings")))
     counts: dict[str, dict[str, Reconciled]] = {}
     quarantined: set[tuple[str, str | None]] = set()  # (type, kind) of the resources quarantined
     for row in labelled.groupBy("centre_id", "resource_type", "kind", F.col("reason").isNull().alias("ok")) \
@@ -227,7 +227,6 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
                   .withColumn("resources_left_unmapped", F.col("resources")))
     codes = kind_codes.unionByName(unmapped_element_codes(view, read)).collect()  # one row per unmapped code: small
     extensions = unknown_extensions(view, read).collect()
-    labelled.unpersist()
     return counts, {c: _write_unmapped(zones, c, run_id, [r for r in codes if r["centre_id"] == c])
                     for c in view.centres}, extensions
 

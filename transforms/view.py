@@ -139,8 +139,8 @@ class ResourceView:
         self._patient_ids = None
 
     def cached(self, frame: DataFrame) -> DataFrame:
-        """`frame`, cached until `release`: for rows a table and the reconciliation both read (a link's
-        candidates: the table's write computes them, the quarantine's reasons reuse them)."""
+        """`frame`, cached until `release`: for rows read more than once (a link's candidates: the table's write
+        computes them, the quarantine's reasons reuse them; the reconciliation's narrow read and labels)."""
         self._cached.append(frame.cache())
         return self._cached[-1]
 
