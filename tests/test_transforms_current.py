@@ -18,14 +18,17 @@ from transforms import current
 from transforms.changes import pending_changes
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState, MergeReport, merge, read_states
+from transforms.facts import ResourceFacts
 from transforms.landed import completed_runs
+from transforms.views.catalogue import Catalogue
 
 TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 Consortium = tuple[Path, dict[str, Any]]
 
 
 def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, str]]:
-    rows = read_states(spark, [CurrentState(root, centre)]).select("resource_type", "id", "version_id").collect()
+    rows = read_states(spark, [CurrentState(root, centre)], ResourceFacts()).select(
+        "resource_type", "id", "version_id").collect()
     state: dict[str, dict[str, str]] = {t: {} for t in TYPES}
     for row in rows:
         assert row["id"] not in state[row["resource_type"]], "two current versions of one resource"
@@ -34,7 +37,8 @@ def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, 
 
 
 def _merge(spark: SparkSession, root: Path, centre: str, types: tuple[str, ...], run: str) -> MergeReport:
-    return merge(spark, root, {centre: completed_runs(root, centre)}, types, CodeLookup(), run)[centre]
+    return merge(spark, root, {centre: completed_runs(root, centre)}, types, CodeLookup(), ResourceFacts(),
+                 run)[centre]
 
 
 def _pull(server: FhirTestServer, root: Path) -> None:
@@ -137,3 +141,31 @@ def test_a_state_in_the_earlier_layout_is_rebuilt_and_its_folders_removed(spark:
     assert sorted(p.name for p in state.folder.iterdir()) == sorted(["current.json", state.segments()[0].name])
     assert "version" not in json.loads(state.pointer.read_text())
     assert _state(spark, tmp_path, "x")["Patient"] == {"p1": None, "p2": None}
+
+
+def test_a_state_merged_under_other_overrides_or_identifier_system_is_rebuilt_with_the_new_facts(
+        spark: SparkSession, tmp_path: Path) -> None:
+    run = tmp_path / "landing" / "centre=x" / "run=20260101T000000Z-aaaaaa"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    (run / "Patient.ndjson").write_text(json.dumps({
+        "resourceType": "Patient", "id": "p1", "birthDate": "1950-01-01",
+        "identifier": [{"system": "urn:national", "value": "123"}],
+        "extension": [{"url": "https://h.example/dob", "valueDate": "1951-02-02"}]}) + "\n")
+
+    def facts_under(facts: ResourceFacts) -> tuple[MergeReport, Any]:
+        report = merge(spark, tmp_path, {"x": completed_runs(tmp_path, "x")}, ("Patient",), CodeLookup(), facts,
+                       "t")["x"]
+        row = read_states(spark, [CurrentState(tmp_path, "x")], facts).select(
+            "patient__birth_date", "identity").collect()
+        return report, row
+
+    report, [row] = facts_under(ResourceFacts())
+    assert (row["patient__birth_date"], row["identity"]) == ("1950-01-01", "x|Patient/p1")
+    assert facts_under(ResourceFacts())[0].nothing_new
+    overridden = ResourceFacts(Catalogue({"x": {"patient": {
+        "birth_date": "extension('https://h.example/dob').value.ofType(date)"}}}))
+    report, [row] = facts_under(overridden)
+    assert report.merged_runs and row["patient__birth_date"] == "1951-02-02"  # merged again under the override
+    report, [row] = facts_under(ResourceFacts(overridden.catalogue, "urn:national"))
+    assert report.merged_runs and row["identity"] == "urn:national|123"

@@ -24,6 +24,7 @@ from ilp.synth.profiles import DORADO
 from ilp.terminology import ConceptMapIndex
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState, merge
+from transforms.facts import ResourceFacts
 from transforms.landed import completed_runs
 from transforms.pseudonym import pseudonym
 from transforms.tables import build_tables
@@ -70,9 +71,9 @@ def view(spark: SparkSession, folders: dict[str, Path],
             ingest(source, LandingZone(root, centre), progress=LogProgress())
     lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((folders[c] / "conceptmaps").glob("*.json")))
                          for c in CENTRES})
-    merge(spark, root, {c: completed_runs(root, c) for c in CENTRES}, TYPES, lookup, "t1")
-    with ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, NATIONAL_ID_SYSTEM,
-                           Catalogue({c: configs[c].views for c in CENTRES})) as view:
+    facts = ResourceFacts(Catalogue({c: configs[c].views for c in CENTRES}), NATIONAL_ID_SYSTEM)
+    merge(spark, root, {c: completed_runs(root, c) for c in CENTRES}, TYPES, lookup, facts, "t1")
+    with ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, facts) as view:
         yield view  # then its cache is dropped: it would crowd the session's memory for the modules after this one
 
 

@@ -1,18 +1,20 @@
 """Current state: the latest version of every resource of a centre, after all landed runs and deletions.
 
-`resources/centre=<id>/` holds the centre's parsed resources in segments: `seg=<stamp>/` is what one merge parsed
-(Parquet, every new landed line once, with its kind and, when it is internally impossible, why; a line that is
-not a resource keeps its JSON and the reason), and `dropped=<stamp>/` lists the stored rows that are no longer
-current (superseded by a newer version, or deleted). `current.json` names the segments and the dropped list in
-force and the landing runs merged into them. The state is the segments' resources minus the dropped rows.
+`resources/centre=<id>/` holds the centre's resources in segments: `seg=<stamp>/` is what one merge read
+(Parquet, every new landed line once, as it came, with its kind, its facts and, when it is internally impossible,
+why; a line that is not a resource, with the reason), and `dropped=<stamp>/` lists the stored rows that are no
+longer current (superseded by a newer version, or deleted). `current.json` names the segments and the dropped
+list in force and the landing runs merged into them. The state is the segments' resources minus the dropped rows.
 
 Why segments: a merge parses each new line once and writes it once, as it comes; which version is the newest is
 decided on narrow keys (type, id, lastUpdated, run), never by shuffling whole resources through a window (which
-cost most of a merge). Tables read only the parsed elements they use (Parquet prunes nested columns and skips
-row groups of other types and kinds). Past `MAX_SEGMENTS` segments, or once as many rows are dropped as are
-current, the current rows are rewritten into one segment.
-A state written under another schema, or under other ValueSets or ConceptMaps, is rebuilt from every landed
-run, which the landing zone keeps.
+cost most of a merge). Past `MAX_SEGMENTS` segments, or once as many rows are dropped as are current, the
+current rows are rewritten into one segment.
+
+Each line is parsed once, here, and stored with its facts (`transforms.facts`: the keys, traces and view columns
+every table reads, flat); the line itself is read again only to quarantine it. A state written under another
+schema, or under other ValueSets, ConceptMaps, views or overrides, is rebuilt from every landed run, which the
+landing zone keeps.
 
 A merge handles several centres in one Spark pass (a job's fixed cost is most of a small centre's merge), then
 moves each centre's new segment and dropped list in and switches its pointer atomically: a crash mid-write leaves
@@ -36,29 +38,25 @@ from typing import Any
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 
 from ilp.manifests import StatePointer
 from ilp.staging import staging_folder
 from ilp.zones import Zones
 from transforms.codes import CodeLookup
+from transforms.facts import ResourceFacts
 from transforms.landed import TOMBSTONES, LandedRun, parsed, read_lines
 from transforms.quarantine import write_quarantine
 from transforms.sanity import with_impossibility
-from transforms.schema import RESOURCE
 
-COLUMNS = ("centre_id", "resource_type", "kind", "id", "version_id", "last_updated", "run_id", "impossible", "r")
-STATE_SCHEMA = ("centre_id string, resource_type string, kind string, id string, version_id string, "
-                f"last_updated string, run_id string, impossible string, r {RESOURCE.simpleString()}")
-# A segment's rows (its centre and name are its folders'): `row` numbers them within the merge that wrote them.
+# A segment's rows before the resources' facts (`ResourceFacts`; its centre and name are its folders'): `json` is
+# the line as landed, `row` numbers the rows within the merge that wrote them.
 SEGMENT_SCHEMA = ("resource_type string, kind string, id string, version_id string, last_updated string, "
-                  "run_id string, impossible string, reason string, json string, row bigint, "
-                  f"r {RESOURCE.simpleString()}")
-SCHEMA_ID = hashlib.sha256(SEGMENT_SCHEMA.encode("utf-8")).hexdigest()[:16]
+                  "run_id string, impossible string, reason string, json string, row bigint")
 # More segments than this (each is a scan per table), or as many dropped rows as current ones, and a merge
 # rewrites the centre's current rows into one segment.
 MAX_SEGMENTS = 8
 STORED = ("seg=", "dropped=", "v=")  # what a state folder holds besides its pointer (`v=`: the layout before)
-# What a pointer says of the merges (kept as it is when a compaction rewrites the segments).
 
 
 @dataclass
@@ -130,11 +128,11 @@ class CurrentState:
                          if reason is None and (name, row) not in dropped}
         return versions
 
-    def _unmerged(self, runs: list[LandedRun], harmonisation: str) -> tuple[list[LandedRun], bool]:
+    def _unmerged(self, runs: list[LandedRun], schema_id: str, harmonisation: str) -> tuple[list[LandedRun], bool]:
         """Runs to merge, and whether the state is rebuilt from all of them (none yet, another schema, or codes
-        that mean something else now)."""
+        or facts that mean something else now)."""
         pointer = self._pointer()
-        rebuild = pointer.schema_id != SCHEMA_ID or pointer.harmonisation != harmonisation
+        rebuild = pointer.schema_id != schema_id or pointer.harmonisation != harmonisation
         done = set() if rebuild else set(pointer.runs)
         return [r for r in runs if r.run_id not in done], rebuild
 
@@ -152,25 +150,42 @@ class CurrentState:
         if (listed := staged / "dropped" / f"centre_id={self.centre_id}").is_dir():
             listed.rename(self.folder / f"dropped={stamp}")
             dropped = f"dropped={stamp}"
-        pointer.model_copy(update={**update, "segments": segments, "dropped": dropped, "schema_id": SCHEMA_ID}
-                           ).write(self.pointer)
+        pointer.model_copy(update={**update, "segments": segments, "dropped": dropped}).write(self.pointer)
         keep = {*segments, dropped}
         for entry in self.folder.iterdir():
             if entry.name.startswith(STORED) and entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-def _stored(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
-    """The current rows of several centres in one scan of their segments: centre_id, seg, the segment's columns.
+def segment_schema(spark: SparkSession, facts: ResourceFacts) -> StructType:
+    """A segment's columns: the merge's (`SEGMENT_SCHEMA`), then the resources' facts."""
+    return StructType([*_fields(SEGMENT_SCHEMA), *facts.schema(spark).fields])
+
+
+def _fields(ddl: str) -> list[StructField]:
+    schema = StructType.fromDDL(ddl)
+    assert isinstance(schema, StructType)
+    return schema.fields
+
+
+def schema_id(schema: StructType) -> str:
+    """What a pointer records of its segments' layout: another layout is rebuilt, not read."""
+    return hashlib.sha256(schema.json().encode("utf-8")).hexdigest()[:16]
+
+
+def _stored(spark: SparkSession, states: list[CurrentState], schema: StructType) -> DataFrame:
+    """The current rows of several centres in one scan of their segments (`schema`, a `segment_schema`):
+    centre_id, seg, the segment's columns.
 
     One scan, not a union of one per centre: every table reads the states several times, and a scan per centre
     multiplied the plans Spark optimises and compiles. The schema is given, so nothing is inferred from footers
     and a centre id that looks like a number stays a string."""
     present = [s for s in states if s.segments()]
     if not present:
-        return spark.createDataFrame([], f"centre_id string, seg string, {SEGMENT_SCHEMA}")
+        return spark.createDataFrame([], StructType([*_fields("centre_id string, seg string"), *schema.fields]))
     base = str(present[0].zones.resources_root)
-    rows = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre string, seg string").option("basePath", base)
+    folders = _fields("centre string, seg string")
+    rows = (spark.read.schema(StructType([*schema.fields, *folders])).option("basePath", base)
             .parquet(*[str(p) for s in present for p in s.segments()])
             .where(F.col("reason").isNull()).withColumnRenamed("centre", "centre_id"))
     if not any(s.dropped() for s in present):
@@ -178,19 +193,22 @@ def _stored(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
     return rows.join(_dropped(spark, present), ["centre_id", "seg", "row"], "left_anti")
 
 
-def read_states(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
-    """The current resources of several centres (`COLUMNS`)."""
-    return _stored(spark, states).select(*COLUMNS)
+def read_states(spark: SparkSession, states: list[CurrentState], facts: ResourceFacts) -> DataFrame:
+    """The current resources of several centres: centre_id, resource_type, kind, id, version_id, last_updated,
+    run_id, impossible, json (as landed), then their facts."""
+    return _stored(spark, states, segment_schema(spark, facts)).drop("seg", "reason", "row")
 
 
 def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], resource_types: tuple[str, ...],
-          lookup: CodeLookup, transform_run: str) -> dict[str, MergeReport]:
-    """Merge each centre's runs not merged yet into its current state, each resource with its kind; write the
-    quarantine; return the counts."""
+          lookup: CodeLookup, facts: ResourceFacts, transform_run: str) -> dict[str, MergeReport]:
+    """Merge each centre's runs not merged yet into its current state, each resource with its kind and facts;
+    write the quarantine; return the counts."""
     root = Path(root)
     states = {centre: CurrentState(root, centre) for centre in runs}
-    harmonisation = {centre: lookup.fingerprint(centre) for centre in runs}
-    plans = {centre: state._unmerged(runs[centre], harmonisation[centre]) for centre, state in states.items()}
+    schema = segment_schema(spark, facts)
+    layout = schema_id(schema)
+    harmonisation = {centre: f"{lookup.fingerprint(centre)}-{facts.fingerprint(centre)}" for centre in runs}
+    plans = {centre: state._unmerged(runs[centre], layout, harmonisation[centre]) for centre, state in states.items()}
     reports = {centre: MergeReport(centre, [r.run_id for r in plans[centre][0]]) for centre in runs}
     changing = [centre for centre in runs if plans[centre][0]]
     if not changing:
@@ -199,11 +217,13 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
     kept = [states[c] for c in changing if not plans[c][1]]  # states the new runs merge into (not rebuilt)
     stamp = _stamp()
     with staging_folder(Zones(root).resources_root, stamp) as staging:
-        _parse(read_lines(spark, new_runs, list(resource_types)), lookup).write.partitionBy("centre_id").parquet(
-            str(staging / "segment"))
-        new = (spark.read.schema(f"{SEGMENT_SCHEMA}, centre_id string").parquet(str(staging / "segment"))
-               if (staging / "segment").is_dir() else spark.createDataFrame([], f"{SEGMENT_SCHEMA}, centre_id string"))
-        _fates(new.withColumn("seg", F.lit(stamp)), _stored(spark, kept), _tombstones(spark, new_runs)).write.parquet(
+        _parse(read_lines(spark, new_runs, list(resource_types)), lookup, facts).write.partitionBy(
+            "centre_id").parquet(str(staging / "segment"))
+        new_schema = StructType([*schema.fields, *_fields("centre_id string")])
+        new = (spark.read.schema(new_schema).parquet(str(staging / "segment"))
+               if (staging / "segment").is_dir() else spark.createDataFrame([], new_schema))
+        _fates(new.withColumn("seg", F.lit(stamp)), _stored(spark, kept, schema),
+               _tombstones(spark, new_runs)).write.parquet(
             str(staging / "fates"))  # narrow: read twice below
         fates = spark.read.parquet(str(staging / "fates"))
         observed = fates.groupBy("centre_id", "resource_type", "origin", "fate").count().collect()
@@ -224,22 +244,22 @@ def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], 
             dropped_before = 0 if rebuild else state.rows()[1]
             state._switch(staging, stamp, {
                 "runs": sorted(runs_in_force), "counts": report.counts, "transform_run": transform_run,
-                "harmonisation": harmonisation[centre],
+                "harmonisation": harmonisation[centre], "schema_id": layout,
                 "current_rows": sum(e["current"] + e["previous_kept"] for e in report.counts.values()),
                 "dropped_rows": dropped_before + sum(e["superseded"] + e["deleted"] + e["previous_replaced"]
                                                      + e["previous_deleted"] for e in report.counts.values())},
                 rebuild)
     crowded = [states[c] for c in changing if states[c].crowded()]
     if crowded:
-        compact(spark, crowded)
+        compact(spark, crowded, schema)
     return reports
 
 
-def compact(spark: SparkSession, states: list[CurrentState]) -> None:
-    """Rewrite the states' current rows into one segment each, with no dropped list."""
+def compact(spark: SparkSession, states: list[CurrentState], schema: StructType) -> None:
+    """Rewrite the states' current rows (their segments' `schema`) into one segment each, with no dropped list."""
     stamp = _stamp()
     with staging_folder(states[0].zones.resources_root, stamp) as staging:
-        (_stored(spark, states).drop("seg", "row").withColumn("row", F.monotonically_increasing_id())
+        (_stored(spark, states, schema).drop("seg", "row").withColumn("row", F.monotonically_increasing_id())
          .write.partitionBy("centre_id").parquet(str(staging / "segment")))
         for state in states:
             state._switch(staging, stamp, {"dropped_rows": 0}, replace=True)
@@ -250,20 +270,20 @@ def _stamp() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
 
 
-def _parse(lines: DataFrame, lookup: CodeLookup) -> DataFrame:
-    """Each landed line parsed once with the explicit schema, with its kind, why it is impossible (if it is), a
-    number, and, for a line that is no resource of its stream, the reason and the JSON."""
+def _parse(lines: DataFrame, lookup: CodeLookup, facts: ResourceFacts) -> DataFrame:
+    """Each landed line as it came, with its kind, why it is impossible (if it is), a number, and, for a line that
+    is no resource of its stream, the reason; then its facts. The line is parsed (with the explicit schema) once,
+    here: what the tables read of it are the facts, and the quarantine takes the line itself."""
     problem = (F.when(F.col("r.resourceType").isNull() | F.col("r.id").isNull(),
                       "unparseable JSON, or no resourceType or id")
                .when(F.col("r.resourceType") != F.col("resource_type"), "resourceType differs from its stream"))
     resources = lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json",
                              parsed().alias("r")).withColumn("reason", problem)
-    return (with_impossibility(resources)
+    rows = (with_impossibility(resources)
             .select("centre_id", "resource_type", lookup.kind().alias("kind"), F.col("r.id").alias("id"),
                     F.col("r.meta.versionId").alias("version_id"), F.col("r.meta.lastUpdated").alias("last_updated"),
-                    "run_id", "impossible", "reason",
-                    F.when(F.col("reason").isNotNull(), F.col("json")).alias("json"),
-                    F.monotonically_increasing_id().alias("row"), "r"))
+                    "run_id", "impossible", "reason", "json", F.monotonically_increasing_id().alias("row"), "r"))
+    return rows.select(*[c for c in rows.columns if c != "r"], *facts.columns(lines.sparkSession))
 
 
 def _fates(new: DataFrame, previous: DataFrame, tombstones: DataFrame) -> DataFrame:

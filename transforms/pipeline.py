@@ -37,6 +37,7 @@ from ilp.terminology import ConceptMapIndex
 from ilp.zones import Snapshot, Zones
 from transforms.codes import KIND_VALUESETS, CodeLookup
 from transforms.current import CurrentState, merge
+from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts
 from transforms.landed import completed_runs
 from transforms.pseudonym import check_secret, date_shift_days
 from transforms.quarantine import write_quarantine
@@ -45,7 +46,7 @@ from transforms.tables.cohort import build_cohort
 from transforms.tables.links import linked
 from transforms.terminology import centre_conceptmaps
 from transforms.traces import element_codings, unknown_extensions, unmapped_element_codes
-from transforms.view import FACT_KEYS, TRACE_KEYS, ResourceView
+from transforms.view import ResourceView
 from transforms.views.catalogue import Catalogue, CentreOverrides
 
 UNMAPPED = "code not in the canonical ValueSets or the centre's ConceptMaps"
@@ -111,10 +112,10 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             for c in centres}
     lookup = CodeLookup({c: ConceptMapIndex.from_resources(m.resources) for c, m in maps.items()})
     with progress_steps(f"transform {run_id}", len(BASE_TABLES) + 3, spark) as steps:
+        facts = ResourceFacts(Catalogue({c.centre_id: c.views for c in centres}), options.national_id_system)
         with steps.step("merge"):
-            merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, run_id)
-        with ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, options.national_id_system,
-                               Catalogue({c.centre_id: c.views for c in centres})) as view:
+            merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, facts, run_id)
+        with ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, facts) as view:
             snapshot = zones.snapshot(run_id)
             completeness = ObservedCompleteness(ids)
             written: dict[str, DataFrame] = {}
@@ -186,9 +187,9 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     # A reason of its own: no table reads an impossible resource or one of no kind, so it holds used or not.
     own_reason = (F.when(F.col("impossible").isNotNull(), F.concat(F.lit(IMPOSSIBLE), F.col("impossible")))
                   .when(unmapped, UNMAPPED))
-    # Every resource as read once for the tables (narrow columns: the parsed resources are not read again), in one
-    # scan of that cache (a union of a scan per type cost 4 s more at 20,000 patients), with the codings of its
-    # view's Coding columns computed once for the scans below (and cached: they are read by several).
+    # Every resource's stored facts in one scan (a union of a scan per type cost 4 s more at 20,000 patients), with
+    # the codings of its view's Coding columns computed once for the scans below (and cached: they are read by
+    # several).
     read = view.cached(view.read_all().select(*FACT_KEYS, *TRACE_KEYS, element_codings().alias("element_codings"))
                        .withColumn("own_reason", own_reason))
     resources = (read.join(used, ["centre_id", "ref"], "left")
@@ -245,13 +246,12 @@ def _parts_of_quarantined(view: ResourceView, resources: DataFrame) -> DataFrame
 
 def _quarantine_unused(root: Path, view: ResourceView, unused: DataFrame, partitions: set[tuple[str, str | None]],
                        run_id: str) -> None:
-    """Quarantine the unused resources with their JSON, serialising only the resources of the types and kinds
-    (`partitions`) that hold one (most resources are used: serialising every parsed resource to find a few cost
-    most of this step)."""
+    """Quarantine the unused resources with their JSON as landed, reading it only from the rows of the types and
+    kinds (`partitions`) that hold one (most resources are used)."""
     where = reduce(Column.__or__, [(F.col("resource_type") == t) & F.col("kind").eqNullSafe(F.lit(k))
                                    for t, k in sorted(partitions, key=str)], F.lit(False))
-    parsed = view.resources.where(where).select("centre_id", "resource_type", "id", F.to_json("r").alias("json"))
-    write_quarantine(unused.join(parsed, ["centre_id", "resource_type", "id"]).select(
+    landed = view.resources.where(where).select("centre_id", "resource_type", "id", "json")
+    write_quarantine(unused.join(landed, ["centre_id", "resource_type", "id"]).select(
         "centre_id", F.col("run_id").alias("landing_run_id"), "resource_type", F.col("id").alias("resource_id"),
         "reason", "json"), root, "harmonise", view.centres, run_id)
 

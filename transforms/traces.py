@@ -21,7 +21,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ilp.model import RESOURCE_TYPES
-from transforms.view import ResourceView, stored_name
+from transforms.facts import stored_name
+from transforms.view import ResourceView
 from transforms.views.catalogue import view_for
 
 # (element, system, code, display) of each coding a resource's Coding columns yield.

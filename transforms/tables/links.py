@@ -7,7 +7,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.columns import fhir_date
-from transforms.view import ResourceView, local_id
+from transforms.facts import local_id
+from transforms.view import ResourceView
 
 
 def linked(rows: DataFrame, element: str) -> DataFrame:
