@@ -93,7 +93,7 @@ class ResourceView:
 
     def cached(self, frame: DataFrame) -> DataFrame:
         """`frame`, cached until `release`: for rows read more than once (a link's candidates: the table's write
-        computes them, the quarantine's reasons reuse them; the reconciliation's narrow read and labels)."""
+        computes them, the quarantine's reasons reuse them)."""
         self._cached.append(frame.cache())
         return self._cached[-1]
 
