@@ -30,6 +30,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from transforms.columns import reference_id
 from transforms.views.fhirpath import (
     Binary,
     Call,
@@ -276,10 +277,10 @@ def _reference_key(focus: Value, args: tuple[Node, ...], scope: Scope) -> Value:
     wanted = _type_name(args[0]) if args else None
 
     def key(reference: Column) -> Column:
-        identifier = F.nullif(F.regexp_extract(reference, r"([^/:]+)$", 1), F.lit(""))
+        identifier = reference_id(reference)
         if wanted is None:
             return identifier
-        return F.when(reference.rlike(rf"(^|/){wanted}/[^/]+$"), identifier)
+        return F.when(F.try_element_at(F.split(reference, "/"), F.lit(-2)) == F.lit(wanted), identifier)
 
     keys = references.map(key, StringType())
     return Value(F.filter(keys.column, lambda k: k.isNotNull()), StringType(), True) if keys.many else keys
