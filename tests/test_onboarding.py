@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 from expectations.validate import validate_snapshot
-from ilp.completeness import filled
+from ilp.completeness import WrittenCompleteness, filled
 from ilp.manifests import SnapshotManifest
 from ilp.model import TABLES
 from ilp.secrets import Secret
@@ -112,13 +112,29 @@ def test_columns_empty_here_and_filled_elsewhere_warn_in_the_manifest_and_the_au
     assert finding.unexpected_count == len(warned)  # a warning: it does not block publication
 
 
-def test_the_counts_taken_as_the_tables_are_written_are_those_of_the_written_tables(
+def test_the_counts_read_from_the_written_files_are_those_spark_counts_in_the_tables(
         spark: SparkSession, zones: Zones) -> None:
     snapshot = zones.snapshot("r1")
     written = filled({t.name: spark.read.parquet(str(snapshot.table(t.name))) for t in TABLES})
     for centre in ("aurora", "dorado"):
         assert SnapshotManifest.read(snapshot.manifest_path(centre)).completeness == written[centre]
     assert written["dorado"]["perfusions"]["rows"] > 0
+
+
+def test_files_that_keep_no_null_counts_are_counted_by_spark(spark: SparkSession, zones: Zones,
+                                                              tmp_path: Path) -> None:
+    table = zones.snapshot("r1").table("tumours")
+    parts = {}
+    for centre in ("aurora", "dorado"):  # the same rows, written without column statistics
+        parts[centre] = tmp_path / "tumours" / f"centre_id={centre}"
+        parts[centre].mkdir(parents=True)
+        pq.write_table(pq.read_table(table / f"centre_id={centre}"), parts[centre] / "part.parquet",
+                       write_statistics=False)
+    assert pq.read_metadata(parts["aurora"] / "part.parquet").row_group(0).column(0).statistics is None
+    counted = WrittenCompleteness(["aurora", "dorado"])
+    counted.count("tumours", parts, spark.read.parquet(str(tmp_path / "tumours")))
+    expected = filled({"tumours": spark.read.parquet(str(table))})
+    assert counted.counts() == expected and expected["dorado"]["tumours"]["rows"] > 0
 
 
 def test_a_code_the_views_look_up_that_means_nothing_is_reported_with_its_element(zones: Zones) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ilp.completeness import ObservedCompleteness, gap_warning, gaps
+from ilp.completeness import WrittenCompleteness, gap_warning, gaps
 from ilp.errors import IlpError
 from ilp.manifests import Reconciled, SnapshotManifest
 from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
@@ -117,7 +117,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, facts, run_id)
         with ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, facts) as view:
             snapshot = zones.snapshot(run_id)
-            completeness = ObservedCompleteness(ids)
+            completeness = WrittenCompleteness(ids)
             written: dict[str, DataFrame] = {}
             for name, build in BASE_TABLES.items():
                 with steps.step(name):
@@ -156,18 +156,21 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
 
 
 def _write(spark: SparkSession, table: DataFrame, snapshot: Snapshot, name: str,
-           completeness: ObservedCompleteness) -> DataFrame:
-    """Conform a table to the model's types, write the centres' partitions (replacing them on a rerun), counting
-    its values as it is written, and read them back, so the next step reads what this one wrote."""
+           completeness: WrittenCompleteness) -> DataFrame:
+    """Conform a table to the model's types, write the centres' partitions (replacing them on a rerun), count
+    its values from the files written, and read them back, so the next step reads what this one wrote."""
     model, centres = BY_NAME[name], completeness.centres
     for centre in centres:
         shutil.rmtree(snapshot.partition(name, centre), ignore_errors=True)
-    conformed = completeness.observe(table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model]), name)
+    conformed = table.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in model])
     conformed.write.mode("overwrite").partitionBy("centre_id").parquet(str(snapshot.table(name)))
-    parts = [str(p) for c in centres if (p := snapshot.partition(name, c)).is_dir()]
+    parts = {c: p for c in centres if (p := snapshot.partition(name, c)).is_dir()}
     if not parts:  # no centre has a row
         return spark.createDataFrame([], model.spark_ddl())
-    return spark.read.option("basePath", str(snapshot.table(name))).parquet(*parts).select(*model.column_names)
+    written = (spark.read.option("basePath", str(snapshot.table(name))).parquet(*map(str, parts.values()))
+               .select(*model.column_names))
+    completeness.count(name, parts, written)
+    return written
 
 
 def _shift_dates(table: DataFrame, name: str, secret: Secret) -> DataFrame:
