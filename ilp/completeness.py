@@ -72,13 +72,13 @@ class WrittenCompleteness:
         counted by Spark instead should a file lack the null counts (a writer configured not to keep
         statistics)."""
         measured = measured_columns(table)
-        for centre, folder in partitions.items():
-            counted = _footer_counts(sorted(folder.glob("*.parquet")), measured)
-            if counted is None:
-                self._counts = _merged(self._counts, filled({table: written}))
-                return
-            if counted["rows"]:
-                self._counts.setdefault(centre, {})[table] = counted
+        footers = {centre: _footer_counts(sorted(folder.glob("*.parquet")), measured)
+                   for centre, folder in partitions.items()}
+        counts = {centre: counted for centre, counted in footers.items() if counted is not None}
+        if len(counts) < len(footers):
+            counts = {centre: tables[table] for centre, tables in filled({table: written}).items()}
+        for centre, counted in counts.items():
+            self._counts.setdefault(centre, {})[table] = counted
 
     def counts(self) -> Filled:
         """The counts of the tables written since (a centre's table with no row is absent)."""
@@ -101,13 +101,6 @@ def _footer_counts(files: Sequence[Path], measured: Sequence[str]) -> dict[str, 
                     return None
                 counted[chunk.path_in_schema] += group.num_rows - statistics.null_count
     return counted
-
-
-def _merged(counts: Filled, more: Filled) -> Filled:
-    merged = {centre: dict(tables) for centre, tables in counts.items()}
-    for centre, tables in more.items():
-        merged.setdefault(centre, {}).update(tables)
-    return merged
 
 
 def gaps(counts: Filled) -> dict[str, list[str]]:

@@ -194,24 +194,16 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     # cached: each scan below reads only the flat columns it needs, cheaper than caching them (caching the narrow
     # read and the labels cost 3 s of the step's 5 at 20,000 patients).
     read = view.read_all().select(*FACT_KEYS, *TRACE_KEYS).withColumn("own_reason", own_reason)
-    resources = read.join(used, ["centre_id", "ref"], "left")
-    parts = _parts_of_quarantined(view, read)
-    if parts is not None:
-        resources = resources.join(parts, ["centre_id", "ref"], "left")
-    else:
-        resources = resources.withColumn("quarantined_whole", F.lit(None).cast("string"))
-    unused = view.unused_reasons()
-    if unused is not None:  # few: the resources a link could not place
-        resources = resources.join(F.broadcast(unused), ["centre_id", "ref"], "left")
-    else:
-        resources = resources.withColumn("unused_reason", F.lit(None).cast("string"))
+    resources = _with_reasons(read.join(used, ["centre_id", "ref"], "left"), "quarantined_whole",
+                              _parts_of_quarantined(view, read))
+    unused = view.unused_reasons()  # few: the resources a link could not place
+    resources = _with_reasons(resources, "unused_reason", None if unused is None else F.broadcast(unused))
     reason = F.when(F.col("used"), None).otherwise(F.coalesce("own_reason", F.when(
         F.col("quarantined_whole").isNotNull(),
         F.concat(F.lit("part of "), F.col("quarantined_whole"), F.lit(", which is quarantined")))
         .when(F.col("unused_reason").isNotNull(), F.col("unused_reason")).otherwise(UNUSED)))
     labelled = resources.withColumn("reason", reason).select(
-        "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"),
-        F.when(unmapped, F.col("own_codings")).alias("codings"))
+        "centre_id", "resource_type", "kind", "id", "run_id", "reason", unmapped.alias("unmapped"))
     counts: dict[str, dict[str, Reconciled]] = {}
     quarantined: set[tuple[str, str | None]] = set()  # (type, kind) of the resources quarantined
     any_unmapped = False
@@ -229,17 +221,26 @@ def _reconcile(zones: Zones, view: ResourceView, tables: dict[str, DataFrame],
     _quarantine_unused(zones.root, view, labelled.where(F.col("reason").isNotNull()), quarantined, run_id)
     unmapped_codes = unmapped_element_codes(view)
     if any_unmapped:
-        unmapped_codes = unmapped_codes.unionByName(_unmapped_kind_codes(labelled))
+        unmapped_codes = unmapped_codes.unionByName(_unmapped_kind_codes(read.where(unmapped)))
     codes = unmapped_codes.collect()  # one row per unmapped code: small
-    extensions = unknown_extensions(view, read).collect()
+    extensions = unknown_extensions(view).collect()
     return counts, {c: _write_unmapped(zones, c, run_id, [r for r in codes if r["centre_id"] == c])
                     for c in view.centres}, extensions
 
 
-def _unmapped_kind_codes(labelled: DataFrame) -> DataFrame:
-    """The unmapped-codes report's rows for the codes that give resources their kind, from the labels."""
+def _with_reasons(resources: DataFrame, column: str, reasons: DataFrame | None) -> DataFrame:
+    """`resources` with `column` from `reasons` (centre_id, ref, column), null where it has none (or there are
+    none at all: no join)."""
+    if reasons is None:
+        return resources.withColumn(column, F.lit(None).cast("string"))
+    return resources.join(reasons, ["centre_id", "ref"], "left")
+
+
+def _unmapped_kind_codes(unmapped: DataFrame) -> DataFrame:
+    """The unmapped-codes report's rows for the codes that give resources their kind, from the resources of no
+    kind (their `own_codings`)."""
     element = F.create_map(*[F.lit(x) for t, (_, e) in KIND_VALUESETS.items() for x in (t, e)])
-    return (labelled.where("unmapped").select("centre_id", "resource_type", "id", F.explode_outer("codings").alias("c"))
+    return (unmapped.select("centre_id", "resource_type", "id", F.explode_outer("own_codings").alias("c"))
             .groupBy("centre_id", "resource_type", F.try_element_at(element, F.col("resource_type")).alias("element"),
                      F.col("c.system").alias("system"), F.col("c.code").alias("code"))
             .agg(F.max("c.display").alias("display"), F.countDistinct("id").alias("resources"))

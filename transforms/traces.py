@@ -92,10 +92,10 @@ def unmapped_element_codes(view: ResourceView) -> DataFrame:
         F.countDistinct(F.when(~F.col("any_meaning"), F.col("id"))).alias("resources_left_unmapped"))
 
 
-def unknown_extensions(view: ResourceView, labelled: DataFrame) -> DataFrame:
-    """(centre_id, resource_type, url, resources): extension URLs that no view of the centre reads, from rows of
-    (`centre_id`, `resource_type`, `extension_urls`)."""
-    seen = (labelled.select("centre_id", "resource_type", F.explode("extension_urls").alias("url"))
+def unknown_extensions(view: ResourceView) -> DataFrame:
+    """(centre_id, resource_type, url, resources): extension URLs on the view's resources that no view of their
+    centre reads."""
+    seen = (view.read_all().select("centre_id", "resource_type", F.explode("extension_urls").alias("url"))
             .groupBy("centre_id", "resource_type", "url").agg(F.count("*").alias("resources")))
     read = [(centre, resource_type, url) for centre in view.centres
             for resource_type, urls_read in view.catalogue.extension_urls(centre).items() for url in urls_read]
