@@ -4,7 +4,7 @@ Outputs go to `<folder>/tables/<name>.csv|.parquet`, `<folder>/figures/figure1_<
 `figure2_<group>` (cumulative incidence),
 `<folder>/report.html` and `<folder>/summary.json`. They are written into a sibling staging folder and
 swapped in by renames, so a reader sees the previous complete outputs or the new complete ones, never a mix (a
-killed analysis's staging folder is removed by the next, `ilp.staging`).
+killed analysis's staging folder is removed by the next, `foundation.staging`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from analytics.kaplan_meier import KaplanMeier
 from analytics.outputs import FIGURE1, FIGURE2, HEADINGS, OUTPUTS
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
-from ilp.staging import staging_folder
+from foundation.staging import staging_folder
 
 
 @dataclass

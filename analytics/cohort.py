@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ilp.manifests import SnapshotManifest
-from ilp.model import BY_NAME
-from ilp.zones import Snapshot
+from foundation.manifests import SnapshotManifest
+from foundation.model import BY_NAME
+from foundation.zones import Snapshot
 
 INPUT_TABLES = ("cohort", "toxicities")
 

@@ -100,8 +100,3 @@ def design_matrix(frame: pd.DataFrame, covariates: Sequence[str], categorical: S
     return pd.DataFrame(columns, index=frame.index) if columns else pd.DataFrame(index=frame.index)
 
 
-def hazard_ratio_text(row: pd.Series) -> str:
-    """'0.59 (0.42-0.82)' for a summary row."""
-    if not np.isfinite(row["hazard_ratio"]):
-        return "n/a"
-    return f"{row['hazard_ratio']:.2f} ({row['hr_lower']:.2f}-{row['hr_upper']:.2f})"

@@ -14,7 +14,7 @@ import pandas as pd
 
 from analytics.cohort import CohortData
 from analytics.proportions import compare_groups, exact_rate
-from ilp.model import vocabulary as v
+from foundation.model import vocabulary as v
 
 POOLED = "pooled"
 COLUMNS = ("group", "section", "variable", "level", "statistic", "n", "total", "estimate", "lower", "upper")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analytics.kaplan_meier import CiMethod
-from ilp.model import DEFAULT_ENDPOINTS, Endpoint
+from foundation.model import DEFAULT_ENDPOINTS, Endpoint
 
 
 @dataclass(frozen=True)

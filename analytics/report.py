@@ -20,7 +20,7 @@ import pandas as pd
 from analytics.kaplan_meier import CI_LABEL
 from analytics.plan import AnalysisPlan
 from analytics.proportions import MONTE_CARLO_TABLES
-from ilp.manifests import SnapshotManifest
+from foundation.manifests import SnapshotManifest
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }

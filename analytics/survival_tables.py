@@ -22,7 +22,7 @@ from analytics.fine_gray import FineGray
 from analytics.kaplan_meier import CI_LABEL, KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan
-from ilp.model import Endpoint
+from foundation.model import Endpoint
 
 MONTHS_PER_YEAR = 12.0
 COX_COVARIATES = ("age_over_65", "sex", "bmi_over_30", "site", "size_over_10cm", "fnclcc_grade")

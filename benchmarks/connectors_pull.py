@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors import BulkSettings, BulkSource, LandingZone, RestSettings, RestSource, Source, ingest
 from connectors.progress import LogProgress
-from ilp.fhir_server import FhirTestServer
-from ilp.synth import generate
-from ilp.synth.profiles import AURORA
+from demo.fhir_server import FhirTestServer
+from demo.synth import generate
+from demo.synth.profiles import AURORA
 from tests.landing_helpers import manifest
 
 TICKS = os.sysconf("SC_CLK_TCK")

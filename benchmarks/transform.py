@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
+from demo.synth import generate, scaled_consortium
+from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from expectations import validate_snapshot
-from ilp.model import TABLES
-from ilp.secrets import Secret
+from foundation.model import TABLES
+from foundation.secrets import Secret
+from foundation.zones import Zones
 from ilp.spark import get_spark
-from ilp.synth import generate, scaled_consortium
-from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from ilp.zones import Zones
 from transforms.pipeline import CentreSettings, TransformOptions, transform
 from transforms.schema import RESOURCE
 

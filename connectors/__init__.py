@@ -17,8 +17,8 @@ from connectors.settings import (
     TransportSettings,
 )
 from connectors.sources import open_source
-from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
-from ilp.secrets import SecretRef
+from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
+from foundation.secrets import SecretRef
 
 __all__ = [
     "ILP_PROCEDURE_CODES", "RESOURCE_TYPES", "SOURCE_KINDS", "SOURCE_SETTINGS", "TERMINOLOGY_TYPES", "AuthSettings",

@@ -20,8 +20,8 @@ import jwt
 
 from connectors.settings import AuthSettings
 from connectors.transport import describe
-from ilp.errors import AuthenticationFailed, ConfigError, SourceUnreachable
-from ilp.secrets import Secret
+from foundation.errors import AuthenticationFailed, ConfigError, SourceUnreachable
+from foundation.secrets import Secret
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 RENEW_MARGIN_S = 60

@@ -28,8 +28,8 @@ from connectors.ndjson import BATCH, land_items, parse_lines
 from connectors.progress import PullProgress
 from connectors.rest import RestSource
 from connectors.settings import BulkSettings, RestSettings, host_listed
-from ilp.errors import IlpError, SourceProtocolError, SourceUnreachable
-from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
+from foundation.errors import IlpError, SourceProtocolError, SourceUnreachable
+from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
 log = logging.getLogger(__name__)
 EXPORT = "_export"

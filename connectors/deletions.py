@@ -19,7 +19,7 @@ import httpx
 from connectors.landing import LISTED, REJECTED, TOMBSTONES, LandingRun, StreamProgress, iter_lines
 from connectors.ndjson import classify
 from connectors.paging import Pager
-from ilp.errors import AuthenticationFailed, SourceProtocolError
+from foundation.errors import AuthenticationFailed, SourceProtocolError
 
 log = logging.getLogger(__name__)
 REFUSED = frozenset({400, 403, 404, 405, 410, 501})  # statuses of a server that does not serve a request at all

@@ -20,8 +20,8 @@ from connectors.landing import LandingRun, StreamProgress
 from connectors.ndjson import Unreadable, land_items, parse_lines
 from connectors.progress import PullProgress
 from connectors.settings import FilesSettings
-from ilp.errors import ConfigError
-from ilp.model.resources import RESOURCE_TYPES
+from foundation.errors import ConfigError
+from foundation.model.resources import RESOURCE_TYPES
 
 FILES = "_files"
 SUFFIXES = (".ndjson", ".ndjson.gz", ".json")

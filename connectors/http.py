@@ -24,7 +24,7 @@ from connectors import jsonio
 from connectors.auth import AuthFactory
 from connectors.settings import ServerSettings, TransportSettings
 from connectors.transport import untrusted_certificate
-from ilp.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
+from foundation.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from connectors import jsonio
-from ilp.fileio import fsync_dir, sha256_file, write_json_atomically
-from ilp.manifests import LandedFile, LandingManifest
-from ilp.zones import MANIFEST, Zones
+from foundation.fileio import fsync_dir, sha256_file, write_json_atomically
+from foundation.manifests import LandedFile, LandingManifest
+from foundation.zones import MANIFEST, Zones
 
 log = logging.getLogger(__name__)
 TOMBSTONES = "tombstones"

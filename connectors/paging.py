@@ -15,7 +15,7 @@ import httpx
 from connectors.http import FhirClient
 from connectors.landing import StreamProgress
 from connectors.settings import ServerSettings
-from ilp.errors import SourceProtocolError
+from foundation.errors import SourceProtocolError
 
 log = logging.getLogger(__name__)
 RESCANS = 2  # searches again of a search whose total changed while paging, before the run warns instead

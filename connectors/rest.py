@@ -29,8 +29,8 @@ from connectors.ndjson import classify
 from connectors.paging import Pager, restart
 from connectors.progress import PullProgress
 from connectors.settings import RestSettings
-from ilp.errors import AuthenticationFailed, SourceProtocolError
-from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
+from foundation.errors import AuthenticationFailed, SourceProtocolError
+from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from ilp.secrets import SecretRef
+from foundation.secrets import SecretRef
 
 
 class Settings(BaseModel):

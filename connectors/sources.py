@@ -10,7 +10,7 @@ from connectors.bulk import BulkSource
 from connectors.files import FilesSource
 from connectors.rest import RestSource
 from connectors.settings import SOURCE_KINDS, SourceSettings
-from ilp.model.resources import RESOURCE_TYPES
+from foundation.model.resources import RESOURCE_TYPES
 
 SOURCES: dict[str, Callable[[Any, tuple[str, ...]], Source]] = {
     source.kind: source for source in (RestSource, BulkSource, FilesSource)}

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ilp.completeness import filled, gap_column, gaps, measured_columns
-from ilp.manifests import SnapshotManifest
-from ilp.model import BY_NAME, TABLES
-from ilp.zones import Snapshot
+from foundation.completeness import filled, gap_column, gaps, measured_columns
+from foundation.manifests import SnapshotManifest
+from foundation.model import BY_NAME, TABLES
+from foundation.zones import Snapshot
 
 # (table, its key, the table its `column` must be found in, matched on centre_id and that column)
 LINKS = (*((t.name, t.key[1], "patients", "patient_id") for t in TABLES if t.name != "patients"),

@@ -1,7 +1,7 @@
 """Write, audit, publish: a snapshot becomes the published cohort only when no critical expectation fails.
 
 The transform has written the snapshot; `audit_and_publish` validates it and, if it passes, moves the pointer
-(`ilp.publication`). If it fails, the pointer is not touched, so the previous publication stays exactly as it
+(`foundation.publication`). If it fails, the pointer is not touched, so the previous publication stays exactly as it
 was, and `ValidationBlocked` (exit code 5) names each failing expectation, its table, the count and a few row
 keys. A run killed at any point leaves the old pointer or the new one: the pointer is written last, atomically.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from expectations.validate import ValidationReport, validate_snapshot
-from ilp.errors import ValidationBlocked
-from ilp.manifests import PublicationRecord
-from ilp.publication import publish
-from ilp.zones import VALIDATION_SUMMARY, Snapshot
+from foundation.errors import ValidationBlocked
+from foundation.manifests import PublicationRecord
+from foundation.publication import publish
+from foundation.zones import VALIDATION_SUMMARY, Snapshot
 
 MAX_LINES = 12
 

@@ -2,7 +2,7 @@
 
 Many hospital networks reach no CDN. GX's pages then lose their styles, and the index page its table (it is
 filled in by bootstrap-table). The same versions of those files come from the npm registry
-(`expectations/assets/package.json`: installed by `scripts/setup.sh`, or on first use by `ilp.npm`). After GX
+(`expectations/assets/package.json`: installed by `scripts/setup.sh`, or on first use by `foundation.npm`). After GX
 writes the site they are copied under `static/vendor/`, and every page's CDN link is pointed at its copy (the
 subresource-integrity attributes go with the CDN links: npm's lock file checks the copies). GX's own images,
 which its pages fetch from GX's web site, are pointed at the copies the site already has. A site so rewritten
@@ -17,8 +17,8 @@ import shutil
 from functools import partial
 from pathlib import Path
 
-from ilp import npm
-from ilp.errors import ConfigError
+from foundation import npm
+from foundation.errors import ConfigError
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).parent / "assets"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from ilp.model import vocabulary as v
+from foundation.model import vocabulary as v
 
 CRITICAL = FailureSeverity.CRITICAL
 WARNING = FailureSeverity.WARNING

@@ -25,8 +25,8 @@ from expectations.rules import (
     TIME_ORDER,
     WARNING,
 )
-from ilp.completeness import gap_column
-from ilp.model import BY_NAME, TABLES, Table
+from foundation.completeness import gap_column
+from foundation.model import BY_NAME, TABLES, Table
 
 SPARK_TYPES = {"string": "StringType", "int": "IntegerType", "double": "DoubleType", "boolean": "BooleanType",
                "date": "DateType", "timestamp": "TimestampType"}

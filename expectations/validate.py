@@ -30,9 +30,9 @@ from expectations import checks
 from expectations.offline import make_offline
 from expectations.rules import CRITICAL
 from expectations.suites import all_suites, index_columns
-from ilp.manifests import Finding, ValidationSummary
-from ilp.progress import steps as progress_steps
-from ilp.zones import VALIDATION_SUMMARY, Snapshot, Zones
+from foundation.manifests import Finding, ValidationSummary
+from foundation.progress import steps as progress_steps
+from foundation.zones import VALIDATION_SUMMARY, Snapshot, Zones
 
 SAMPLE_KEYS = 5
 PARALLEL_SUITES = 3

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connectors.settings import SOURCE_KINDS, SourceSettings
-from ilp.errors import ConfigError
-from ilp.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
-from ilp.secrets import SecretRef
+from foundation.errors import ConfigError
+from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
+from foundation.secrets import SecretRef
 from transforms.views.catalogue import check_overrides
 from transforms.views.fhirpath import ViewError
 

@@ -21,12 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from ilp import synth
+from demo import synth
+from demo.fhir_server import FhirTestServer
+from demo.synth.fhir import NATIONAL_ID_SYSTEM
+from foundation.errors import ConfigError
 from ilp.config import load_config
-from ilp.errors import ConfigError
-from ilp.fhir_server import FhirTestServer
 from ilp.run import RunOutcome, run_consortium
-from ilp.synth.fhir import NATIONAL_ID_SYSTEM
 
 DEMO_AUTH = ("smart-backend", "client-credentials", "basic")  # what each demo centre's server asks for, in turn
 

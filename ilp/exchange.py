@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from analytics.federated import Site
-from ilp.errors import IlpError, SourceUnreachable
-from ilp.fileio import write_json_atomically
+from foundation.errors import IlpError, SourceUnreachable
+from foundation.fileio import write_json_atomically
 
 log = logging.getLogger(__name__)
 STOP = {"kind": "stop"}

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from ilp.errors import RunLocked
-from ilp.owner import is_gone, read_owner, this_process
-from ilp.zones import Zones
+from foundation.errors import RunLocked
+from foundation.owner import is_gone, read_owner, this_process
+from foundation.zones import Zones
 
 log = logging.getLogger(__name__)
 

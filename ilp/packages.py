@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from analytics.cohort import CohortData, read_snapshot
 from analytics.federated import Site, StoredAnswers, Transport, standard_requests
 from analytics.plan import AnalysisPlan
-from ilp.errors import ConfigError, PackageRefused
-from ilp.fileio import sha256_file
-from ilp.manifests import PackageManifest, PublicationRecord, ValidationSummary
-from ilp.publication import published_snapshot
-from ilp.staging import staging_folder
-from ilp.zones import VALIDATION_SUMMARY, Snapshot, Zones
+from foundation.errors import ConfigError, PackageRefused
+from foundation.fileio import sha256_file
+from foundation.manifests import PackageManifest, PublicationRecord, ValidationSummary
+from foundation.publication import published_snapshot
+from foundation.staging import staging_folder
+from foundation.zones import VALIDATION_SUMMARY, Snapshot, Zones
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ilp.errors import ConfigError
-from ilp.model import TABLES
-from ilp.publication import published_snapshot
+from foundation.errors import ConfigError
+from foundation.model import TABLES
+from foundation.publication import published_snapshot
 
 
 def connect(root: Path) -> duckdb.DuckDBPyConnection:

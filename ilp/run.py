@@ -19,17 +19,23 @@ from pathlib import Path
 import connectors
 from analytics import AnalysisPlan, analyse, read_snapshot
 from expectations import audit_and_publish
+from foundation.errors import ValidationBlocked
+from foundation.manifests import ValidationSummary
+from foundation.model import TABLES
+from foundation.publication import published_snapshot, read_pointer
+from foundation.zones import Snapshot, Zones
 from ilp.config import CentreConfig, ConsortiumConfig
-from ilp.errors import ValidationBlocked
 from ilp.locks import centre_locks
-from ilp.manifests import ValidationSummary
-from ilp.model import TABLES
-from ilp.publication import published_snapshot, read_pointer
 from ilp.spark import get_spark
-from ilp.zones import Snapshot, Zones
-from transforms.changes import pending_changes, record_unchanged
-from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
-from transforms.profile import CentreFindings, profile_centres
+from transforms import (
+    CentreFindings,
+    CentreSettings,
+    CurrentState,
+    TransformOptions,
+    new_run_id,
+    profile_centres,
+    transform,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +60,20 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
     root = config.root
     selected = [config.centre(c) for c in centre_ids] if centre_ids else list(config.centres)
     outcome = RunOutcome()
-    with centre_locks(root, [c.id for c in selected]):
+    state = CurrentState(root, [c.id for c in selected])
+    with centre_locks(root, list(state.centre_ids)):
         for centre in selected:
             with connectors.open_source(centre.source, centre.pulled_types) as source:
                 run = connectors.ingest(source, connectors.LandingZone(root, centre.id), progress=progress)
             outcome.landed[centre.id] = connectors.landed_count(run)
-            outcome.changes[centre.id] = pending_changes(root, centre.id, centre.pulled_types)
+            outcome.changes[centre.id] = state.pending_changes(centre.id, centre.pulled_types)
             echo(f"{centre.id}: landed {outcome.landed[centre.id]} resources, "
                  f"{outcome.changes[centre.id]} new versions or deletions")
         pointer = read_pointer(root)
         published = set(pointer.centres) if pointer else set()
         changed = [c for c in selected if outcome.changes[c.id] or c.id not in published]
         if not changed:
-            for centre in selected:
-                record_unchanged(root, centre.id)
+            state.record_unchanged()
             outcome.seconds = time.perf_counter() - started
             echo(f"nothing new: the published cohort ({pointer.snapshot if pointer else '-'}) is unchanged")
             return outcome

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from foundation.manifests import StatePointer, ValidationSummary
+from foundation.publication import read_pointer
+from foundation.zones import VALIDATION_SUMMARY, Zones
 from ilp.config import ConsortiumConfig
-from ilp.manifests import StatePointer, ValidationSummary
-from ilp.publication import read_pointer
-from ilp.zones import VALIDATION_SUMMARY, Zones
 
 
 def _json(path: Path) -> dict[str, Any] | None:

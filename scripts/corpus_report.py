@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ilp.spark import get_spark
-from ilp.synth import DEMO_CONSORTIUM, DEMO_SEED, generate
+from demo.synth import DEMO_CONSORTIUM, DEMO_SEED, generate
 from tests.corpus.runner import base_record, run_corpus
 
 

@@ -30,7 +30,7 @@ mkdir -p "$assets/node_modules"
 install_step "the Data Docs' offline assets" "$assets/node_modules/.installed-$(sha256sum $assets/package-lock.json | cut -c1-16)" \
   "$assets/install.log" npm ci --prefix "$assets" --no-audit --no-fund --ignore-scripts
 
-server=ilp/fhir_server/server
+server=demo/fhir_server/server
 mkdir -p "$server/node_modules"
 install_step "the local FHIR server" "$server/node_modules/.installed-$(sha256sum $server/package-lock.json | cut -c1-16)" \
   "$server/install.log" npm ci --prefix "$server" --no-audit --no-fund

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check ilp connectors transforms expectations analytics tests benchmarks
+.venv/bin/ruff check foundation demo ilp connectors transforms expectations analytics tests benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

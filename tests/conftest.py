@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
+from demo.fhir_server import FhirTestServer
+from demo.synth import DEMO_CONSORTIUM, DEMO_SEED, RESOURCE_TYPES, generate
 from ilp.demo import DemoResult, run_demo
-from ilp.fhir_server import FhirTestServer
 from ilp.spark import get_spark
-from ilp.synth import DEMO_CONSORTIUM, DEMO_SEED, RESOURCE_TYPES, generate
 
 
 @pytest.fixture(scope="session")

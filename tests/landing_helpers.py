@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from connectors import RESOURCE_TYPES, BulkSettings, BulkSource, RestSettings, RestSource
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
 
 Versions = dict[str, dict[str, str]]
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 20}  # retries without the waits

@@ -19,16 +19,16 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from demo.fhir_server import FhirTestServer
+from foundation.errors import ValidationBlocked
+from foundation.manifests import ValidationSummary
+from foundation.publication import published_snapshot
+from foundation.zones import VALIDATION_SUMMARY, Zones
 from ilp.cli import app
 from ilp.config import load_config
 from ilp.demo import DemoResult
-from ilp.errors import ValidationBlocked
-from ilp.fhir_server import FhirTestServer
-from ilp.manifests import ValidationSummary
-from ilp.publication import published_snapshot
 from ilp.query import query
 from ilp.run import run_consortium
-from ilp.zones import VALIDATION_SUMMARY, Zones
 
 Demo = tuple[DemoResult, str]
 

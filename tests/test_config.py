@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from connectors import BulkSettings, FilesSettings, RestSettings
+from demo.synth.dialects import OwnExtensionsRenderer
+from demo.synth.profiles import DORADO
+from foundation.errors import ConfigError
 from ilp.config import load_config
-from ilp.errors import ConfigError
-from ilp.synth.dialects import OwnExtensionsRenderer
-from ilp.synth.profiles import DORADO
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from connectors import AuthSettings, LandingZone, RestSettings, RestSource, SecretRef, ingest
 from connectors.progress import LogProgress
-from ilp.errors import AuthenticationFailed, ConfigError
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
+from foundation.errors import AuthenticationFailed, ConfigError
 from tests.landing_helpers import landed_versions, server_versions
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 20, "max_attempts": 3}

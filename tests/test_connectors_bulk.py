@@ -12,8 +12,8 @@ from rich.console import Console
 
 from connectors import LandingZone, ingest
 from connectors.progress import LogProgress, pull_progress
-from ilp.errors import SourceUnreachable
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
+from foundation.errors import SourceUnreachable
 from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, server_versions, serving
 
 Consortium = tuple[Path, dict[str, Any]]

@@ -13,8 +13,8 @@ import pytest
 
 from connectors import RESOURCE_TYPES, AuthSettings, LandingZone, SecretRef, ingest
 from connectors.progress import LogProgress
-from ilp.errors import AuthenticationFailed, SourceProtocolError
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
+from foundation.errors import AuthenticationFailed, SourceProtocolError
 from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, rest, server_versions
 
 

@@ -20,8 +20,8 @@ from connectors import (
     ingest,
 )
 from connectors.progress import LogProgress
-from ilp.errors import SourceUnreachable
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
+from foundation.errors import SourceUnreachable
 from tests.landing_helpers import (
     bulk,
     change_server,

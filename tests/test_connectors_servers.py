@@ -14,8 +14,8 @@ import pytest
 
 from connectors import AuthSettings, LandingZone, SecretRef, ingest
 from connectors.progress import LogProgress
-from ilp.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
+from foundation.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
 from tests.landing_helpers import (
     Versions,
     change_server,

@@ -17,8 +17,8 @@ from cryptography.x509.oid import NameOID
 
 from connectors import AuthSettings, LandingZone, RestSettings, RestSource, SecretRef, ingest
 from connectors.progress import LogProgress
-from ilp.errors import SourceUnreachable
-from ilp.fhir_server import FhirTestServer, ServerTls
+from demo.fhir_server import FhirTestServer, ServerTls
+from foundation.errors import SourceUnreachable
 from tests.landing_helpers import landed_versions
 
 Consortium = tuple[Path, dict[str, Any]]

@@ -13,7 +13,7 @@ import pytest
 from analytics import AnalysisPlan, read_snapshot
 from analytics.analysis import protected
 from analytics.outputs import OUTPUTS
-from ilp.publication import published_snapshot
+from foundation.publication import published_snapshot
 
 DemoRun = tuple[Path, str]
 MIN_CELL = 5

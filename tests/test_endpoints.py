@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ilp.model import DEFAULT_ENDPOINTS
-from ilp.model.dates import months_between
+from foundation.model import DEFAULT_ENDPOINTS
+from foundation.model.dates import months_between
 
 ENDPOINTS = {e.name: e for e in DEFAULT_ENDPOINTS}
 DX, ILP, RESECTION = date(2010, 1, 10), date(2010, 2, 1), date(2010, 4, 1)

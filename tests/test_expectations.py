@@ -25,9 +25,9 @@ from pyspark.sql import SparkSession
 from analytics import read_snapshot
 from expectations import audit_and_publish
 from expectations.suites import all_suites
-from ilp.errors import ValidationBlocked
-from ilp.publication import published_snapshot, read_pointer
-from ilp.zones import Zones
+from foundation.errors import ValidationBlocked
+from foundation.publication import published_snapshot, read_pointer
+from foundation.zones import Zones
 from tests.conftest import DemoRun
 from tests.test_analytics_outputs import CHROMIUM
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
 
 
 @pytest.mark.parametrize("query", ["Observation?_count=300&_offset=600", "Patient?_count=7",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ilp.model import dictionary
+from foundation.model import dictionary
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -38,13 +38,13 @@ def _python(installed: Path, code: str) -> str:
 
 
 def test_the_dictionary_prints_from_an_installed_copy(installed: Path) -> None:
-    out = _python(installed, "from ilp.model import dictionary as d; assert not d.in_checkout(), d.CHECKOUT; "
+    out = _python(installed, "from foundation.model import dictionary as d; assert not d.in_checkout(), d.CHECKOUT; "
                              "from ilp.cli import app; app(['dictionary'], standalone_mode=False)")
     assert out == dictionary.render()
 
 
 def test_the_demo_server_installs_its_packages_once_and_serves(installed: Path) -> None:
-    code = ("import json, ilp.fhir_server as f; s = f.FhirTestServer(); "
+    code = ("import json, demo.fhir_server as f; s = f.FhirTestServer(); "
             "print(json.dumps({'module': f.__file__, 'home': str(f.server_home()), "
             "'fhir': s.admin.get('/fhir/metadata').json()['fhirVersion']})); s.stop()")
     first = json.loads(_python(installed, code))

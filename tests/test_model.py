@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from ilp.model import BY_NAME, COHORT, DEFAULT_ENDPOINTS, TABLES, Column, Table, dictionary
-from ilp.model.dates import completed_years, months_between, parse_fhir_date
+from foundation.model import BY_NAME, COHORT, DEFAULT_ENDPOINTS, TABLES, Column, Table, dictionary
+from foundation.model.dates import completed_years, months_between, parse_fhir_date
 
 STUDY_VARIABLES = {
     # Table 1

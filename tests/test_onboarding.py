@@ -20,14 +20,14 @@ from pyspark.sql import SparkSession
 
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
+from demo.synth import DEMO_SEED, generate
+from demo.synth.profiles import DORADO
 from expectations.validate import validate_snapshot
-from ilp.completeness import WrittenCompleteness, filled
-from ilp.manifests import SnapshotManifest
-from ilp.model import TABLES
-from ilp.secrets import Secret
-from ilp.synth import DEMO_SEED, generate
-from ilp.synth.profiles import DORADO
-from ilp.zones import Zones
+from foundation.completeness import WrittenCompleteness, filled
+from foundation.manifests import SnapshotManifest
+from foundation.model import TABLES
+from foundation.secrets import Secret
+from foundation.zones import Zones
 from tests.conftest import read_ndjson
 from transforms.pipeline import CentreSettings, TransformOptions, transform
 from transforms.profile import profile_centres

@@ -17,10 +17,10 @@ import pytest
 from analytics import AnalysisPlan, descriptive, read_snapshot
 from analytics.hub import Contribution, hub_report
 from analytics.survival_tables import cox_models, logrank_tests, table3
-from ilp.errors import PackageRefused
+from foundation.errors import PackageRefused
+from foundation.publication import published_snapshot
 from ilp.exchange import STOP, FolderTransport
 from ilp.packages import export_package, generate_keys, open_package, verify_package
-from ilp.publication import published_snapshot
 
 DemoRun = tuple[Path, str]
 PLAN = AnalysisPlan(suppress_small_cells=False)  # exactness is checked on the unsuppressed figures

@@ -17,10 +17,10 @@ import pytest
 from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
+from foundation.errors import ConfigError
+from foundation.secrets import Secret
 from ilp.cli import app
 from ilp.demo import DemoResult
-from ilp.errors import ConfigError
-from ilp.secrets import Secret
 from transforms.pipeline import CentreSettings, transform
 
 Demo = tuple[DemoResult, str]

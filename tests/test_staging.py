@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ilp.owner import this_process
-from ilp.staging import remove_abandoned, staging_folder
+from foundation.owner import this_process
+from foundation.staging import remove_abandoned, staging_folder
 
 
 def _left(folder: Path, name: str, owner: dict[str, object]) -> Path:

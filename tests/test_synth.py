@@ -15,11 +15,11 @@ from fhir.resources.R4B.bundle import Bundle
 from lifelines import KaplanMeierFitter
 from typer.testing import CliRunner
 
+from demo.synth import DEMO_CONSORTIUM, DEMO_SEED, generate, scaled_consortium
+from demo.synth.profiles import AURORA
+from foundation.model import BY_NAME, TABLES, Table
+from foundation.terminology import ConceptMapIndex, valuesets
 from ilp.cli import app
-from ilp.model import BY_NAME, TABLES, Table
-from ilp.synth import DEMO_CONSORTIUM, DEMO_SEED, generate, scaled_consortium
-from ilp.synth.profiles import AURORA
-from ilp.terminology import ConceptMapIndex, valuesets
 from tests.conftest import centre_resources
 
 Consortium = tuple[Path, dict[str, Any]]

@@ -7,8 +7,8 @@ from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.conceptmap import ConceptMap
 from fhir.resources.R4B.valueset import ValueSet
 
-from ilp.model import vocabulary as v
-from ilp.terminology import (
+from foundation.model import vocabulary as v
+from foundation.terminology import (
     LOCAL_SYSTEM,
     Coding,
     ConceptMapIndex,

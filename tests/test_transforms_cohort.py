@@ -7,7 +7,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, TABLES
+from foundation.model import BY_NAME, DEFAULT_ENDPOINTS, TABLES
 from transforms.tables.cohort import build_cohort
 
 

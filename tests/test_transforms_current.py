@@ -12,12 +12,11 @@ from pyspark.sql import SparkSession
 
 from connectors import LandingZone, RestSettings, RestSource, ingest
 from connectors.progress import LogProgress
-from ilp.fhir_server import FhirTestServer
+from demo.fhir_server import FhirTestServer
 from tests.landing_helpers import change_server, server_versions
 from transforms import current
-from transforms.changes import pending_changes
 from transforms.codes import CodeLookup
-from transforms.current import CurrentState, MergeReport, merge, read_states
+from transforms.current import CurrentState, MergeReport
 from transforms.facts import ResourceFacts
 from transforms.landed import completed_runs
 from transforms.views.catalogue import Catalogue
@@ -27,7 +26,7 @@ Consortium = tuple[Path, dict[str, Any]]
 
 
 def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, str]]:
-    rows = read_states(spark, [CurrentState(root, centre)], ResourceFacts()).select(
+    rows = CurrentState(root, [centre]).read(spark, ResourceFacts()).select(
         "resource_type", "id", "version_id").collect()
     state: dict[str, dict[str, str]] = {t: {} for t in TYPES}
     for row in rows:
@@ -37,8 +36,7 @@ def _state(spark: SparkSession, root: Path, centre: str) -> dict[str, dict[str, 
 
 
 def _merge(spark: SparkSession, root: Path, centre: str, types: tuple[str, ...], run: str) -> MergeReport:
-    return merge(spark, root, {centre: completed_runs(root, centre)}, types, CodeLookup(), ResourceFacts(),
-                 run)[centre]
+    return CurrentState(root, [centre]).merge(spark, types, CodeLookup(), ResourceFacts(), run)[centre]
 
 
 def _pull(server: FhirTestServer, root: Path) -> None:
@@ -49,7 +47,7 @@ def _pull(server: FhirTestServer, root: Path) -> None:
 def test_merge_applies_updates_additions_and_deletions_and_reruns_change_nothing(
         spark: SparkSession, fhir_server: FhirTestServer, demo_consortium: Consortium, tmp_path: Path) -> None:
     fhir_server.load_centre(demo_consortium[0] / "aurora")
-    state = CurrentState(tmp_path, "aurora")
+    state = CurrentState(tmp_path, ["aurora"]).centre("aurora")
     _pull(fhir_server, tmp_path)
     first = _merge(spark, tmp_path, "aurora", TYPES, "t1")
     assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
@@ -76,7 +74,7 @@ def test_the_same_resource_landed_twice_is_one_current_row(spark: SparkSession, 
     report = _merge(spark, tmp_path, "aurora", TYPES, "t")
     assert report.counts["Patient"] == {**report.counts["Patient"], "in": 82, "current": 41, "superseded": 41}
     assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
-    state = CurrentState(tmp_path, "aurora")  # half its rows were dropped: compacted into the current ones alone
+    state = CurrentState(tmp_path, ["aurora"]).centre("aurora")  # half its rows were dropped: compacted
     assert len(state.segments()) == 1 and state.dropped() is None and state.rows()[1] == 0
 
 
@@ -99,7 +97,7 @@ def test_lines_that_are_not_resources_are_quarantined_and_counts_reconcile(spark
     reasons = sorted(r["reason"] for r in quarantined)
     assert reasons == ["resourceType differs from its stream"] + ["unparseable JSON, or no resourceType or id"] * 2
     assert {r["landing_run_id"] for r in quarantined} == {"20260101T000000Z-aaaaaa"}
-    assert json.loads(CurrentState(tmp_path, "x").pointer.read_text())["counts"]["Patient"] == counts
+    assert json.loads(CurrentState(tmp_path, ["x"]).centre("x").pointer.read_text())["counts"]["Patient"] == counts
 
 
 def test_increments_add_segments_until_they_are_compacted_into_one_holding_the_same_state(
@@ -107,19 +105,19 @@ def test_increments_add_segments_until_they_are_compacted_into_one_holding_the_s
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(current, "MAX_SEGMENTS", 2)
     fhir_server.load_centre(demo_consortium[0] / "aurora")
-    state = CurrentState(tmp_path, "aurora")
+    state = CurrentState(tmp_path, ["aurora"]).centre("aurora")
     for n, segments in enumerate((1, 2, 1)):
         if n:
             time.sleep(0.01)
             change_server(fhir_server)
         _pull(fhir_server, tmp_path)
-        assert pending_changes(tmp_path, "aurora", TYPES) > 0
+        assert CurrentState(tmp_path, ["aurora"]).pending_changes("aurora", TYPES) > 0
         _merge(spark, tmp_path, "aurora", TYPES, f"t{n}")
         assert _state(spark, tmp_path, "aurora") == server_versions(fhir_server.base)
         assert len(state.segments()) == segments
         assert (state.dropped() is not None) == (n == 1)  # the replaced and deleted versions of the increment
         _pull(fhir_server, tmp_path)  # nothing new: the versions at the watermark instant come again
-        assert pending_changes(tmp_path, "aurora", TYPES) == 0
+        assert CurrentState(tmp_path, ["aurora"]).pending_changes("aurora", TYPES) == 0
     landed = [r.run_id for r in completed_runs(tmp_path, "aurora")]
     assert state.merged_runs() == landed[:-1]  # compacting kept the record of what is merged (not the last pull)
     assert sorted(p.name for p in state.folder.iterdir()) == sorted(["current.json", state.segments()[0].name])
@@ -131,7 +129,7 @@ def test_a_state_in_the_earlier_layout_is_rebuilt_and_its_folders_removed(spark:
     run.mkdir(parents=True)
     (run / "manifest.json").write_text("{}")
     (run / "Patient.ndjson").write_text('{"resourceType":"Patient","id":"p1"}\n{"resourceType":"Patient","id":"p2"}\n')
-    state = CurrentState(tmp_path, "x")
+    state = CurrentState(tmp_path, ["x"]).centre("x")
     state.folder.mkdir(parents=True)
     (state.folder / "v=20251101T000000Z" / "resource_type=Patient").mkdir(parents=True)
     state.pointer.write_text(json.dumps({"version": "v=20251101T000000Z", "runs": [run.name.removeprefix("run=")],
@@ -154,9 +152,8 @@ def test_a_state_merged_under_other_overrides_or_identifier_system_is_rebuilt_wi
         "extension": [{"url": "https://h.example/dob", "valueDate": "1951-02-02"}]}) + "\n")
 
     def facts_under(facts: ResourceFacts) -> tuple[MergeReport, Any]:
-        report = merge(spark, tmp_path, {"x": completed_runs(tmp_path, "x")}, ("Patient",), CodeLookup(), facts,
-                       "t")["x"]
-        row = read_states(spark, [CurrentState(tmp_path, "x")], facts).select(
+        report = CurrentState(tmp_path, ["x"]).merge(spark, ("Patient",), CodeLookup(), facts, "t")["x"]
+        row = CurrentState(tmp_path, ["x"]).read(spark, facts).select(
             "patient__birth_date", "identity").collect()
         return report, row
 

@@ -19,10 +19,10 @@ from pyspark.sql import SparkSession
 
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
-from ilp.model import TABLES
-from ilp.secrets import Secret
-from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from ilp.zones import Snapshot
+from demo.synth.fhir import NATIONAL_ID_SYSTEM
+from foundation.model import TABLES
+from foundation.secrets import Secret
+from foundation.zones import Snapshot
 from tests.conftest import read_ndjson
 from tests.test_transforms_roundtrip import assert_same_table, truth
 from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, transform

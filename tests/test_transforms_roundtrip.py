@@ -15,17 +15,16 @@ from pyspark.sql import functions as F
 
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
+from demo.synth import DEMO_SEED, generate
+from demo.synth.fhir import NATIONAL_ID_SYSTEM
+from demo.synth.profiles import DORADO
+from foundation.model import BY_NAME, TABLES
+from foundation.secrets import Secret
+from foundation.terminology import ConceptMapIndex
 from ilp.config import CentreConfig
-from ilp.model import BY_NAME, TABLES
-from ilp.secrets import Secret
-from ilp.synth import DEMO_SEED, generate
-from ilp.synth.fhir import NATIONAL_ID_SYSTEM
-from ilp.synth.profiles import DORADO
-from ilp.terminology import ConceptMapIndex
 from transforms.codes import CodeLookup
-from transforms.current import CurrentState, merge
+from transforms.current import CurrentState
 from transforms.facts import ResourceFacts
-from transforms.landed import completed_runs
 from transforms.pseudonym import pseudonym
 from transforms.tables import build_tables
 from transforms.view import ResourceView
@@ -72,8 +71,9 @@ def view(spark: SparkSession, folders: dict[str, Path],
     lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((folders[c] / "conceptmaps").glob("*.json")))
                          for c in CENTRES})
     facts = ResourceFacts(Catalogue({c: configs[c].views for c in CENTRES}), NATIONAL_ID_SYSTEM)
-    merge(spark, root, {c: completed_runs(root, c) for c in CENTRES}, TYPES, lookup, facts, "t1")
-    with ResourceView.load(spark, [CurrentState(root, c) for c in CENTRES], lookup, SECRET, facts) as view:
+    state = CurrentState(root, CENTRES)
+    state.merge(spark, TYPES, lookup, facts, "t1")
+    with ResourceView.load(spark, state, lookup, SECRET, facts) as view:
         yield view  # then its cache is dropped: it would crowd the session's memory for the modules after this one
 
 

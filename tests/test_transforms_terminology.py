@@ -13,9 +13,9 @@ from pyspark.sql import SparkSession
 from connectors import RESOURCE_TYPES, TERMINOLOGY_TYPES, FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 from connectors.rest import RestSettings, RestSource
-from ilp.fhir_server import FhirTestServer
-from ilp.model import BY_NAME
-from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from demo.fhir_server import FhirTestServer
+from demo.synth.fhir import NATIONAL_ID_SYSTEM
+from foundation.model import BY_NAME
 from tests.test_transforms_roundtrip import SECRET, assert_same_table, truth
 from transforms.landed import completed_runs
 from transforms.pipeline import CentreSettings, TransformOptions, transform

@@ -10,9 +10,9 @@ import pytest
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 
+from foundation.errors import ConfigError
+from foundation.model import BY_NAME
 from ilp.config import load_config
-from ilp.errors import ConfigError
-from ilp.model import BY_NAME
 from transforms.landed import parsed
 from transforms.views.catalogue import Catalogue, default_views
 from transforms.views.definition import ViewDefinition, select_view

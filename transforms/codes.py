@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from ilp.terminology import ConceptMapIndex, valueset, valuesets
+from foundation.terminology import ConceptMapIndex, valueset, valuesets
 
 # The ValueSet that says what a resource of each type is (its `kind`), and the element coding it.
 KIND_VALUESETS = {"Observation": ("observation", "code"), "Condition": ("condition", "code"),

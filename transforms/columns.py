@@ -1,6 +1,6 @@
 """Column expressions for FHIR's loose corners: references in any style, partial dates, units.
 
-Each is the Spark twin of a rule documented in `ilp/model` (dates) or here (units), so tables built on a cluster
+Each is the Spark twin of a rule documented in `foundation/model` (dates) or here (units), so tables built on a cluster
 follow the same rules as the synthetic ground truth.
 """
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,12 +40,12 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-from ilp.manifests import StatePointer
-from ilp.staging import staging_folder
-from ilp.zones import Zones
+from foundation.manifests import StatePointer
+from foundation.staging import staging_folder
+from foundation.zones import Zones
 from transforms.codes import CodeLookup
 from transforms.facts import ResourceFacts
-from transforms.landed import TOMBSTONES, LandedRun, parsed, read_lines
+from transforms.landed import TOMBSTONES, LandedRun, completed_runs, landed_items, parsed, read_lines
 from transforms.quarantine import write_quarantine
 from transforms.sanity import with_impossibility
 
@@ -70,41 +70,35 @@ class MergeReport:
         return not self.merged_runs
 
 
-class CurrentState:
+class CentreFolder:
+    """One centre's stored state: its segments, its dropped list, and the pointer (`current.json`) naming them."""
+
     def __init__(self, root: Path, centre_id: str) -> None:
         self.zones = Zones(root)
         self.centre_id = centre_id
         self.folder = self.zones.resources(centre_id)
         self.pointer = self.zones.current_pointer(centre_id)
 
-    def _pointer(self) -> StatePointer:
+    def _read(self) -> StatePointer:
         return StatePointer.read_if_present(self.pointer) or StatePointer()
 
     def merged_runs(self) -> list[str]:
-        return list(self._pointer().runs)
+        return list(self._read().runs)
 
     def segments(self) -> list[Path]:
-        return [self.folder / name for name in self._pointer().segments]
+        return [self.folder / name for name in self._read().segments]
 
     def dropped(self) -> Path | None:
-        name = self._pointer().dropped
+        name = self._read().dropped
         return self.folder / name if name else None
-
-    def record_merged(self, run_ids: list[str]) -> None:
-        """Record runs that changed nothing as merged, without writing a new version."""
-        if not run_ids or not self.pointer.exists():
-            return
-        pointer = self._pointer()
-        pointer.runs = sorted(set(pointer.runs) | set(run_ids))
-        pointer.write(self.pointer)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """What the merges in force counted, per resource type."""
-        return self._pointer().counts
+        return self._read().counts
 
     def rows(self) -> tuple[int, int]:
         """How many stored rows are current, and how many are dropped."""
-        pointer = self._pointer()
+        pointer = self._read()
         return pointer.current_rows, pointer.dropped_rows
 
     def crowded(self) -> bool:
@@ -128,19 +122,27 @@ class CurrentState:
                          if reason is None and (name, row) not in dropped}
         return versions
 
-    def _unmerged(self, runs: list[LandedRun], schema_id: str, harmonisation: str) -> tuple[list[LandedRun], bool]:
+    def record_merged(self, run_ids: list[str]) -> None:
+        """Record runs that changed nothing as merged, without writing a new version."""
+        if not run_ids or not self.pointer.exists():
+            return
+        pointer = self._read()
+        pointer.runs = sorted(set(pointer.runs) | set(run_ids))
+        pointer.write(self.pointer)
+
+    def unmerged(self, runs: list[LandedRun], schema_id: str, harmonisation: str) -> tuple[list[LandedRun], bool]:
         """Runs to merge, and whether the state is rebuilt from all of them (none yet, another schema, or codes
         or facts that mean something else now)."""
-        pointer = self._pointer()
+        pointer = self._read()
         rebuild = pointer.schema_id != schema_id or pointer.harmonisation != harmonisation
         done = set() if rebuild else set(pointer.runs)
         return [r for r in runs if r.run_id not in done], rebuild
 
-    def _switch(self, staged: Path, stamp: str, update: dict[str, Any], replace: bool) -> None:
+    def switch(self, staged: Path, stamp: str, update: dict[str, Any], replace: bool) -> None:
         """Move the staged segment and dropped list in (either may be absent), point at them (beside the earlier
         segments unless they are replaced; with `update` to the pointer), then remove what the pointer no longer
         names."""
-        pointer = self._pointer()
+        pointer = self._read()
         self.folder.mkdir(parents=True, exist_ok=True)
         segments = [] if replace else list(pointer.segments)
         if (segment := staged / "segment" / f"centre_id={self.centre_id}").is_dir():
@@ -155,6 +157,116 @@ class CurrentState:
         for entry in self.folder.iterdir():
             if entry.name.startswith(STORED) and entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+class CurrentState:
+    """The current resources of some centres of a zones root, and what a run does to them.
+
+    Before Spark starts, a scheduled run asks `pending_changes` (is anything new landed?) and, when nothing is,
+    `record_unchanged`; a transform `merge`s what landed and `read`s the current resources for its tables. Each
+    centre's stored state is a `CentreFolder`."""
+
+    def __init__(self, root: Path, centre_ids: Iterable[str]) -> None:
+        self.root = Path(root)
+        self.centres = {c: CentreFolder(self.root, c) for c in centre_ids}
+
+    @property
+    def centre_ids(self) -> tuple[str, ...]:
+        return tuple(self.centres)
+
+    def centre(self, centre_id: str) -> CentreFolder:
+        return self.centres[centre_id]
+
+    def unmerged_runs(self, centre_id: str) -> list[LandedRun]:
+        """The centre's completed landing runs not merged yet, oldest first."""
+        merged = set(self.centres[centre_id].merged_runs())
+        return [r for r in completed_runs(self.root, centre_id) if r.run_id not in merged]
+
+    def pending_changes(self, centre_id: str, resource_types: tuple[str, ...]) -> int:
+        """Resource versions and deletions in the centre's unmerged runs that its state does not already reflect,
+        counted on the driver without Spark: a scheduled run with nothing new stops in seconds (an incremental
+        pull often lands only the versions at the watermark instant, which `_lastUpdated=ge` fetches again)."""
+        runs = self.unmerged_runs(centre_id)
+        if not runs:
+            return 0
+        known = self.centres[centre_id].live_versions()
+        present = {(t, i) for t, i, _ in known}
+        changes = 0
+        for run in runs:
+            for resource_type in resource_types:
+                changes += sum(1 for key in _keys(run.path(resource_type), resource_type) if key not in known)
+            changes += sum(1 for t, i, _ in _keys(run.path(TOMBSTONES), None) if (t, i) in present)
+        return changes
+
+    def record_unchanged(self) -> dict[str, list[str]]:
+        """Mark each centre's unmerged runs as merged (they changed nothing); return their ids per centre."""
+        recorded = {}
+        for centre_id, folder in self.centres.items():
+            recorded[centre_id] = [r.run_id for r in self.unmerged_runs(centre_id)]
+            folder.record_merged(recorded[centre_id])
+        return recorded
+
+    def read(self, spark: SparkSession, facts: ResourceFacts) -> DataFrame:
+        """The current resources of the centres: centre_id, resource_type, kind, id, version_id, last_updated,
+        run_id, impossible, json (as landed), then their facts."""
+        return _stored(spark, list(self.centres.values()), segment_schema(spark, facts)).drop("seg", "reason", "row")
+
+    def merge(self, spark: SparkSession, resource_types: tuple[str, ...], lookup: CodeLookup, facts: ResourceFacts,
+              transform_run: str) -> dict[str, MergeReport]:
+        """Merge each centre's landed runs not merged yet into its current state, each resource with its kind and
+        facts; write the quarantine; return the counts."""
+        root, states = self.root, self.centres
+        runs = {centre: completed_runs(root, centre) for centre in states}
+        schema = segment_schema(spark, facts)
+        layout = schema_id(schema)
+        harmonisation = {centre: f"{lookup.fingerprint(centre)}-{facts.fingerprint(centre)}" for centre in states}
+        plans = {centre: state.unmerged(runs[centre], layout, harmonisation[centre])
+                 for centre, state in states.items()}
+        reports = {centre: MergeReport(centre, [r.run_id for r in plans[centre][0]]) for centre in states}
+        changing = [centre for centre in states if plans[centre][0]]
+        if not changing:
+            return reports
+        new_runs = [r for c in changing for r in plans[c][0]]
+        kept = [states[c] for c in changing if not plans[c][1]]  # states the new runs merge into (not rebuilt)
+        stamp = _stamp()
+        with staging_folder(Zones(root).resources_root, stamp) as staging:
+            _parse(read_lines(spark, new_runs, list(resource_types)), lookup, facts).write.partitionBy(
+                "centre_id").parquet(str(staging / "segment"))
+            new_schema = StructType([*schema.fields, *_fields("centre_id string")])
+            new = (spark.read.schema(new_schema).parquet(str(staging / "segment"))
+                   if (staging / "segment").is_dir() else spark.createDataFrame([], new_schema))
+            _fates(new.withColumn("seg", F.lit(stamp)), _stored(spark, kept, schema),
+                   _tombstones(spark, new_runs)).write.parquet(
+                str(staging / "fates"))  # narrow: read twice below
+            fates = spark.read.parquet(str(staging / "fates"))
+            observed = fates.groupBy("centre_id", "resource_type", "origin", "fate").count().collect()
+            counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"]
+                              for r in observed})
+            dropped = fates.where(F.col("fate").isin("superseded", "deleted")).select("centre_id", "seg", "row")
+            if kept:
+                dropped = dropped.unionByName(_dropped(spark, kept))
+            dropped.write.partitionBy("centre_id").parquet(str(staging / "dropped"))
+            if any(counts.get(c, {}).get(t, {}).get("quarantined") for c in changing for t in resource_types):
+                bad = new.where(F.col("reason").isNotNull())
+                write_quarantine(bad.select("centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
+                                            F.col("id").alias("resource_id"), "reason", "json"),
+                                 root, "current", changing, transform_run)
+            for centre in changing:
+                report, state, rebuild = reports[centre], states[centre], plans[centre][1]
+                report.counts = counts.get(centre, {})
+                runs_in_force = set(report.merged_runs) | (set() if rebuild else set(state.merged_runs()))
+                dropped_before = 0 if rebuild else state.rows()[1]
+                state.switch(staging, stamp, {
+                    "runs": sorted(runs_in_force), "counts": report.counts, "transform_run": transform_run,
+                    "harmonisation": harmonisation[centre], "schema_id": layout,
+                    "current_rows": sum(e["current"] + e["previous_kept"] for e in report.counts.values()),
+                    "dropped_rows": dropped_before + sum(e["superseded"] + e["deleted"] + e["previous_replaced"]
+                                                         + e["previous_deleted"] for e in report.counts.values())},
+                    rebuild)
+        crowded = [states[c] for c in changing if states[c].crowded()]
+        if crowded:
+            _compact(spark, crowded, schema)
+        return reports
 
 
 def segment_schema(spark: SparkSession, facts: ResourceFacts) -> StructType:
@@ -173,7 +285,7 @@ def schema_id(schema: StructType) -> str:
     return hashlib.sha256(schema.json().encode("utf-8")).hexdigest()[:16]
 
 
-def _stored(spark: SparkSession, states: list[CurrentState], schema: StructType) -> DataFrame:
+def _stored(spark: SparkSession, states: list[CentreFolder], schema: StructType) -> DataFrame:
     """The current rows of several centres in one scan of their segments (`schema`, a `segment_schema`):
     centre_id, seg, the segment's columns.
 
@@ -193,76 +305,14 @@ def _stored(spark: SparkSession, states: list[CurrentState], schema: StructType)
     return rows.join(_dropped(spark, present), ["centre_id", "seg", "row"], "left_anti")
 
 
-def read_states(spark: SparkSession, states: list[CurrentState], facts: ResourceFacts) -> DataFrame:
-    """The current resources of several centres: centre_id, resource_type, kind, id, version_id, last_updated,
-    run_id, impossible, json (as landed), then their facts."""
-    return _stored(spark, states, segment_schema(spark, facts)).drop("seg", "reason", "row")
-
-
-def merge(spark: SparkSession, root: Path, runs: Mapping[str, list[LandedRun]], resource_types: tuple[str, ...],
-          lookup: CodeLookup, facts: ResourceFacts, transform_run: str) -> dict[str, MergeReport]:
-    """Merge each centre's runs not merged yet into its current state, each resource with its kind and facts;
-    write the quarantine; return the counts."""
-    root = Path(root)
-    states = {centre: CurrentState(root, centre) for centre in runs}
-    schema = segment_schema(spark, facts)
-    layout = schema_id(schema)
-    harmonisation = {centre: f"{lookup.fingerprint(centre)}-{facts.fingerprint(centre)}" for centre in runs}
-    plans = {centre: state._unmerged(runs[centre], layout, harmonisation[centre]) for centre, state in states.items()}
-    reports = {centre: MergeReport(centre, [r.run_id for r in plans[centre][0]]) for centre in runs}
-    changing = [centre for centre in runs if plans[centre][0]]
-    if not changing:
-        return reports
-    new_runs = [r for c in changing for r in plans[c][0]]
-    kept = [states[c] for c in changing if not plans[c][1]]  # states the new runs merge into (not rebuilt)
-    stamp = _stamp()
-    with staging_folder(Zones(root).resources_root, stamp) as staging:
-        _parse(read_lines(spark, new_runs, list(resource_types)), lookup, facts).write.partitionBy(
-            "centre_id").parquet(str(staging / "segment"))
-        new_schema = StructType([*schema.fields, *_fields("centre_id string")])
-        new = (spark.read.schema(new_schema).parquet(str(staging / "segment"))
-               if (staging / "segment").is_dir() else spark.createDataFrame([], new_schema))
-        _fates(new.withColumn("seg", F.lit(stamp)), _stored(spark, kept, schema),
-               _tombstones(spark, new_runs)).write.parquet(
-            str(staging / "fates"))  # narrow: read twice below
-        fates = spark.read.parquet(str(staging / "fates"))
-        observed = fates.groupBy("centre_id", "resource_type", "origin", "fate").count().collect()
-        counts = _counts({(r["centre_id"], r["resource_type"], r["origin"], r["fate"]): r["count"] for r in observed})
-        dropped = fates.where(F.col("fate").isin("superseded", "deleted")).select("centre_id", "seg", "row")
-        if kept:
-            dropped = dropped.unionByName(_dropped(spark, kept))
-        dropped.write.partitionBy("centre_id").parquet(str(staging / "dropped"))
-        if any(counts.get(c, {}).get(t, {}).get("quarantined") for c in changing for t in resource_types):
-            bad = new.where(F.col("reason").isNotNull())
-            write_quarantine(bad.select("centre_id", F.col("run_id").alias("landing_run_id"), "resource_type",
-                                        F.col("id").alias("resource_id"), "reason", "json"),
-                             root, "current", changing, transform_run)
-        for centre in changing:
-            report, state, rebuild = reports[centre], states[centre], plans[centre][1]
-            report.counts = counts.get(centre, {})
-            runs_in_force = set(report.merged_runs) | (set() if rebuild else set(state.merged_runs()))
-            dropped_before = 0 if rebuild else state.rows()[1]
-            state._switch(staging, stamp, {
-                "runs": sorted(runs_in_force), "counts": report.counts, "transform_run": transform_run,
-                "harmonisation": harmonisation[centre], "schema_id": layout,
-                "current_rows": sum(e["current"] + e["previous_kept"] for e in report.counts.values()),
-                "dropped_rows": dropped_before + sum(e["superseded"] + e["deleted"] + e["previous_replaced"]
-                                                     + e["previous_deleted"] for e in report.counts.values())},
-                rebuild)
-    crowded = [states[c] for c in changing if states[c].crowded()]
-    if crowded:
-        compact(spark, crowded, schema)
-    return reports
-
-
-def compact(spark: SparkSession, states: list[CurrentState], schema: StructType) -> None:
+def _compact(spark: SparkSession, states: list[CentreFolder], schema: StructType) -> None:
     """Rewrite the states' current rows (their segments' `schema`) into one segment each, with no dropped list."""
     stamp = _stamp()
     with staging_folder(states[0].zones.resources_root, stamp) as staging:
         (_stored(spark, states, schema).drop("seg", "row").withColumn("row", F.monotonically_increasing_id())
          .write.partitionBy("centre_id").parquet(str(staging / "segment")))
         for state in states:
-            state._switch(staging, stamp, {"dropped_rows": 0}, replace=True)
+            state.switch(staging, stamp, {"dropped_rows": 0}, replace=True)
 
 
 def _stamp() -> str:
@@ -305,7 +355,7 @@ def _fates(new: DataFrame, previous: DataFrame, tombstones: DataFrame) -> DataFr
                     .when(deleted, "deleted").otherwise("current").alias("fate")))
 
 
-def _dropped(spark: SparkSession, states: list[CurrentState]) -> DataFrame:
+def _dropped(spark: SparkSession, states: list[CentreFolder]) -> DataFrame:
     """The dropped lists in force of the states (centre_id, seg, row): dropped rows stay dropped."""
     listed = [str(p) for s in states if (p := s.dropped()) is not None]
     if not listed:
@@ -340,3 +390,16 @@ def _counts(observed: Mapping[tuple[str, ...], int]) -> dict[str, dict[str, dict
         else:
             entry[PREVIOUS_KEYS[outcome]] += count
     return {c: {t: e for t, e in types.items() if any(e.values())} for c, types in counts.items()}
+
+
+def _keys(path: Path, resource_type: str | None) -> list[tuple[str, str, str | None]]:
+    """(type, id, lastUpdated) of each landed line; unparseable lines count as changes (the merge quarantines
+    them)."""
+    keys = []
+    for _, item in landed_items(path):
+        try:
+            meta = item.get("meta") or {}
+            keys.append((resource_type or item["resourceType"], item["id"], meta.get("lastUpdated")))
+        except (KeyError, TypeError, AttributeError):  # not JSON (None), not an object, no id
+            keys.append(("", "", "unparseable"))
+    return keys

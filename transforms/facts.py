@@ -21,7 +21,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from ilp.model import RESOURCE_TYPES
+from foundation.model import RESOURCE_TYPES
 from transforms.columns import reference_id
 from transforms.schema import RESOURCE
 from transforms.views.catalogue import DEFAULTS, Catalogue, view_for

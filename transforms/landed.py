@@ -15,7 +15,7 @@ import orjson
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ilp.zones import Zones
+from foundation.zones import Zones
 from transforms.schema import RESOURCE
 
 TOMBSTONES = "tombstones"

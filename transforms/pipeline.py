@@ -27,16 +27,16 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ilp.completeness import WrittenCompleteness, gap_warning, gaps
-from ilp.errors import IlpError
-from ilp.manifests import Reconciled, SnapshotManifest
-from ilp.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
-from ilp.progress import steps as progress_steps
-from ilp.secrets import Secret
-from ilp.terminology import ConceptMapIndex
-from ilp.zones import Snapshot, Zones
+from foundation.completeness import WrittenCompleteness, gap_warning, gaps
+from foundation.errors import IlpError
+from foundation.manifests import Reconciled, SnapshotManifest
+from foundation.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
+from foundation.progress import steps as progress_steps
+from foundation.secrets import Secret
+from foundation.terminology import ConceptMapIndex
+from foundation.zones import Snapshot, Zones
 from transforms.codes import KIND_VALUESETS, CodeLookup
-from transforms.current import CurrentState, merge
+from transforms.current import CurrentState
 from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts
 from transforms.landed import completed_runs
 from transforms.pseudonym import check_secret, date_shift_days
@@ -113,9 +113,10 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     lookup = CodeLookup({c: ConceptMapIndex.from_resources(m.resources) for c, m in maps.items()})
     with progress_steps(f"transform {run_id}", len(BASE_TABLES) + 3, spark) as steps:
         facts = ResourceFacts(Catalogue({c.centre_id: c.views for c in centres}), options.national_id_system)
+        state = CurrentState(root, ids)
         with steps.step("merge"):
-            merges = merge(spark, root, landed, RESOURCE_TYPES, lookup, facts, run_id)
-        with ResourceView.load(spark, [CurrentState(root, c) for c in ids], lookup, secret, facts) as view:
+            merges = state.merge(spark, RESOURCE_TYPES, lookup, facts, run_id)
+        with ResourceView.load(spark, state, lookup, secret, facts) as view:
             snapshot = zones.snapshot(run_id)
             completeness = WrittenCompleteness(ids)
             written: dict[str, DataFrame] = {}
@@ -143,7 +144,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
         report.warnings = [gap_warning(centre, c, counts) for c in missing_columns.get(centre, [])]
         SnapshotManifest(
             run_id=run_id, centre_id=centre, merged_landing_runs=report.merged_runs,
-            merge_counts=CurrentState(root, centre).counts(), rows=report.rows,
+            merge_counts=state.centre(centre).counts(), rows=report.rows,
             reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
             unknown_extensions=report.unknown_extensions,
             endpoints=[e.name for e in options.endpoints], conceptmaps=maps[centre].sources,

@@ -27,10 +27,10 @@ from typing import Any
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from ilp.manifests import SnapshotManifest
-from ilp.model import RESOURCE_TYPES
-from ilp.secrets import Secret
-from ilp.zones import Zones
+from foundation.manifests import SnapshotManifest
+from foundation.model import RESOURCE_TYPES
+from foundation.secrets import Secret
+from foundation.zones import Zones
 from transforms.landed import completed_runs, landed_items
 from transforms.pipeline import CentreSettings, TransformOptions, new_run_id, transform
 from transforms.views.catalogue import Catalogue, default_views

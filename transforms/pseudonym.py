@@ -18,8 +18,8 @@ import hmac
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from ilp.errors import ConfigError
-from ilp.secrets import Secret
+from foundation.errors import ConfigError
+from foundation.secrets import Secret
 
 BLOCK = 64  # SHA-256 block size in bytes
 
@@ -51,11 +51,6 @@ def pseudonym_column(secret: Secret, identity: Column) -> Column:
     outer_pad = bytes(b ^ 0x5C for b in key)
     inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), F.encode(identity, "UTF-8")), 256))
     return F.sha2(F.concat(F.lit(outer_pad), inner), 256)
-
-
-def source_identity(centre_id: str, reference: str) -> str:
-    """The identity of a non-patient row: its centre and source reference (`Condition/<id>`)."""
-    return f"{centre_id}|{reference}"
 
 
 SHIFT_DAYS = 365

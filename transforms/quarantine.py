@@ -14,8 +14,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ilp.staging import staging_folder
-from ilp.zones import Zones
+from foundation.staging import staging_folder
+from foundation.zones import Zones
 
 COLUMNS = ("centre_id", "stage", "landing_run_id", "resource_type", "resource_id", "reason", "json")
 

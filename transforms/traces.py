@@ -20,7 +20,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import RESOURCE_TYPES
+from foundation.model import RESOURCE_TYPES
 from transforms.facts import stored_name
 from transforms.view import ResourceView
 from transforms.views.catalogue import view_for

@@ -16,10 +16,10 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ilp.model import RESOURCE_TYPES
-from ilp.secrets import Secret
+from foundation.model import RESOURCE_TYPES
+from foundation.secrets import Secret
 from transforms.codes import CodeLookup
-from transforms.current import CurrentState, read_states
+from transforms.current import CurrentState
 from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts, stored_name
 from transforms.pseudonym import pseudonym_column
 from transforms.views.catalogue import Catalogue, view_for
@@ -28,7 +28,7 @@ from transforms.views.catalogue import Catalogue, view_for
 @dataclass
 class ResourceView:
     centres: tuple[str, ...]
-    # The centres' current resources (`transforms.current.read_states`): keys, json (as landed), their facts.
+    # The centres' current resources (`CurrentState.read`): keys, json (as landed), their facts.
     resources: DataFrame
     lookup: CodeLookup
     secret: Secret
@@ -40,10 +40,10 @@ class ResourceView:
     _cached: list[DataFrame] = field(default_factory=list, repr=False)
 
     @classmethod
-    def load(cls, spark: SparkSession, states: list[CurrentState], lookup: CodeLookup, secret: Secret,
+    def load(cls, spark: SparkSession, state: CurrentState, lookup: CodeLookup, secret: Secret,
              facts: ResourceFacts) -> ResourceView:
-        """The current resources of the centres, as merged under `facts`; nothing is read yet."""
-        return cls(tuple(s.centre_id for s in states), read_states(spark, states, facts), lookup, secret, facts)
+        """The current resources of the state's centres, as merged under `facts`; nothing is read yet."""
+        return cls(state.centre_ids, state.read(spark, facts), lookup, secret, facts)
 
     def read_all(self) -> DataFrame:
         """Every resource as FACT_KEYS, TRACE_KEYS, `identity` and the columns of its type's view (`stored_name`):

@@ -90,10 +90,6 @@ def _tnf(record: list[Resource]) -> Resource:
     return first(record, "MedicationAdministration")
 
 
-def id_of(pick: Callable[[list[Resource]], Resource]) -> Callable[[list[Resource]], str]:
-    return lambda record: str(pick(record)["id"])
-
-
 def _copy_of(pick: Callable[[list[Resource]], Resource], new_id: str,
              **changes: Any) -> Callable[[list[Resource]], Files]:
     """The record plus a copy of one of its resources under a new id, with some elements replaced."""

@@ -18,9 +18,9 @@ from pyspark.sql import SparkSession
 
 from connectors import RESOURCE_TYPES, FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
-from ilp.errors import IlpError
-from ilp.secrets import Secret
-from ilp.synth.fhir import NATIONAL_ID_SYSTEM
+from demo.synth.fhir import NATIONAL_ID_SYSTEM
+from foundation.errors import IlpError
+from foundation.secrets import Secret
 from tests.corpus.cases import CASES, Case, Resource, is_ilp
 from transforms.pipeline import CentreSettings, TransformOptions, transform
 

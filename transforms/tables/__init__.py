@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 
-from ilp.model import DEFAULT_ENDPOINTS, Endpoint
+from foundation.model import DEFAULT_ENDPOINTS, Endpoint
 from transforms.tables.cohort import build_cohort
 from transforms.tables.followup import build_events, build_treatments
 from transforms.tables.outcomes import build_responses, build_toxicities

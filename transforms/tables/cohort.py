@@ -3,7 +3,7 @@
 Rules (the same as the ground truth's, and written in the data dictionary): the tumour is the patient's first
 primary; ILP parameters are the first ILP's; toxicity is the worst grade in the scale's order; the radiological
 response is the best RECIST within 90 days of the first ILP; last follow-up is the later of last contact and
-death; endpoints follow `ilp.model.endpoints` (origin: first present origin column; event: earliest event column;
+death; endpoints follow `foundation.model.endpoints` (origin: first present origin column; event: earliest event column;
 else censored at the follow-up end; excluded patients have null endpoints). "First" is by date, a row without
 one last, then by the row's key, so a tie is broken the same way on every run.
 
@@ -19,10 +19,10 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import BY_NAME, COHORT, Endpoint
-from ilp.model import vocabulary as v
-from ilp.model.dates import DAYS_PER_MONTH
-from ilp.model.endpoints import RELAPSE_ORIGIN_LABEL
+from foundation.model import BY_NAME, COHORT, Endpoint
+from foundation.model import vocabulary as v
+from foundation.model.dates import DAYS_PER_MONTH
+from foundation.model.endpoints import RELAPSE_ORIGIN_LABEL
 
 # A patient is a pseudonym at a centre: the same person treated at two centres has a row at each.
 PATIENT = ["centre_id", "patient_id"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import EVENTS, TREATMENTS
+from foundation.model import EVENTS, TREATMENTS
 from transforms.columns import date_imputed, fhir_date
 from transforms.view import ResourceView
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import RESPONSES, TOXICITIES
-from ilp.model import vocabulary as v
+from foundation.model import RESPONSES, TOXICITIES
+from foundation.model import vocabulary as v
 from transforms.columns import fhir_date, in_unit
 from transforms.tables.links import ilp_procedures, linked
 from transforms.view import ResourceView

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import PATIENTS
+from foundation.model import PATIENTS
 from transforms.columns import fhir_date, in_unit
 from transforms.view import ResourceView
 
@@ -14,7 +14,7 @@ FACTS = ("bmi", "body_weight", "body_height", "smoking_status", "comorbidity")
 
 
 def completed_years(born: Column, on: Column) -> Column:
-    """Age in completed years (the same rule as ilp.model.dates.completed_years)."""
+    """Age in completed years (the same rule as foundation.model.dates.completed_years)."""
     before_birthday = (F.month(on) < F.month(born)) | ((F.month(on) == F.month(born)) & (F.dayofmonth(on) <
                                                                                           F.dayofmonth(born)))
     return (F.year(on) - F.year(born) - F.when(before_birthday, 1).otherwise(0)).cast("int")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import PERFUSIONS
+from foundation.model import PERFUSIONS
 from transforms.columns import date_imputed, fhir_date, in_unit
 from transforms.schema import QUANTITY
 from transforms.tables.links import ilp_procedures, linked

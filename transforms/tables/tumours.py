@@ -5,9 +5,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ilp.model import TUMOURS
-from ilp.model.vocabulary import HISTOLOGY_FAMILY
-from ilp.terminology import valueset
+from foundation.model import TUMOURS
+from foundation.model.vocabulary import HISTOLOGY_FAMILY
+from foundation.terminology import valueset
 from transforms.columns import date_imputed, fhir_date, in_unit
 from transforms.tables.links import linked
 from transforms.view import ResourceView

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ilp.errors import ConfigError
+from foundation.errors import ConfigError
 
 
 class ViewError(ConfigError):
