@@ -20,12 +20,12 @@ def _slow_job(spark: SparkSession) -> list[int]:
 
 
 def test_without_a_terminal_each_step_is_one_log_line(spark: SparkSession, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="foundation.progress")
+    caplog.set_level(logging.INFO, logger="ilp.progress")
     with steps("transform t1", 2, spark) as progress:
         with progress.step("merge"):
             spark.range(10).count()
         progress.done("suite patients", 1.25)
-    assert [r.getMessage() for r in caplog.records if r.name == "foundation.progress"][-2:] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "ilp.progress"][-2:] == [
         f"transform t1: merge in {progress.timings['merge']:.1f} s", "transform t1: suite patients in 1.2 s"]
     assert set(progress.timings) == {"merge", "suite patients"}
 
