@@ -5,7 +5,7 @@ from connectors.bulk import BulkSource
 from connectors.files import FilesSource
 from connectors.landing import LandingZone, landed_count
 from connectors.progress import PullProgress
-from connectors.rest import ILP_PROCEDURE_CODES, RestSource
+from connectors.rest import CohortSearch, RestSource
 from connectors.settings import (
     SOURCE_KINDS,
     SOURCE_SETTINGS,
@@ -21,8 +21,25 @@ from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from foundation.secrets import SecretRef
 
 __all__ = [
-    "ILP_PROCEDURE_CODES", "RESOURCE_TYPES", "SOURCE_KINDS", "SOURCE_SETTINGS", "TERMINOLOGY_TYPES", "AuthSettings",
-    "BulkSettings", "BulkSource", "FilesSettings", "FilesSource", "LandingZone", "PullProgress", "RestSettings",
-    "RestSource", "SecretRef", "Source", "SourceSettings", "TransportSettings", "ingest", "landed_count",
+    "RESOURCE_TYPES",
+    "SOURCE_KINDS",
+    "SOURCE_SETTINGS",
+    "TERMINOLOGY_TYPES",
+    "AuthSettings",
+    "BulkSettings",
+    "BulkSource",
+    "CohortSearch",
+    "FilesSettings",
+    "FilesSource",
+    "LandingZone",
+    "PullProgress",
+    "RestSettings",
+    "RestSource",
+    "SecretRef",
+    "Source",
+    "SourceSettings",
+    "TransportSettings",
+    "ingest",
+    "landed_count",
     "open_source",
 ]

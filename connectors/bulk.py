@@ -20,15 +20,17 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from connectors import deletions
 from connectors.base import Source
-from connectors.capabilities import export_levels
+from connectors.capabilities import TypePlan, export_levels, plan_types
 from connectors.http import FhirClient, parse_retry_after
 from connectors.landing import REJECTED, TOMBSTONES, LandingRun, StreamProgress
 from connectors.ndjson import BATCH, land_items, parse_lines
+from connectors.paging import Pager
 from connectors.progress import PullProgress
 from connectors.rest import RestSource
 from connectors.settings import BulkSettings, RestSettings, host_listed
-from foundation.errors import IlpError, SourceProtocolError, SourceUnreachable
+from foundation.errors import AuthenticationFailed, IlpError, SourceProtocolError, SourceUnreachable
 from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 
 log = logging.getLogger(__name__)
@@ -69,11 +71,12 @@ class BulkSource(Source):
             log.warning("%s", note)
             run.progress.setdefault(EXPORT, StreamProgress()).state.setdefault("warnings", [note])
         job = run.progress.setdefault(EXPORT, StreamProgress()).state
-        marks = [run.since.get(t) for t in self.exported_types]
-        since = min(m for m in marks if m) if all(marks) else None  # one _since for all: the oldest watermark
+        plans = plan_types(capability, self.exported_types, self.settings.server_features)
         if "status_url" not in job:
-            job["status_url"] = self._kick_off(since)
+            job["since"] = self._since(run, plans)
+            job["status_url"] = self._kick_off(job["since"])
             run.checkpoint()
+        since = job["since"]
         if "manifest" not in job:
             job["manifest"] = self._wait(job["status_url"], progress)
             run.checkpoint()
@@ -92,10 +95,14 @@ class BulkSource(Source):
                     job["files_done"].append(output["url"])
                     run.checkpoint()
         for resource_type in self.exported_types:
-            run.progress[resource_type].watermark = manifest["transactionTime"]
-            run.progress[resource_type].done = True
+            state = run.progress[resource_type]
+            state.watermark = manifest["transactionTime"]
+            state.done = True
+            if "deletions" not in state.state:
+                state.state["deletions"] = self._deletions(run, resource_type, plans[resource_type], since,
+                                                           manifest["transactionTime"])
+            run.checkpoint()
             progress.finish(resource_type)
-        run.checkpoint()
         self._delete_job(job["status_url"])
         terminology = tuple(t for t in self.resource_types if t in TERMINOLOGY_TYPES)
         if terminology:  # not exportable per patient: searched on the same server, with the same credentials
@@ -110,7 +117,49 @@ class BulkSource(Source):
                 "export": {"transactionTime": manifest["transactionTime"], "request": manifest.get("request"),
                            "files": len(manifest.get("output", [])), "deleted_files": len(manifest.get("deleted", [])),
                            "error_files": len(manifest.get("error", []))},
+                "deletions": {t: run.progress[t].state["deletions"] for t in self.exported_types},
                 "requests": {"count": stats.requests, "retries": stats.retries, "bytes": stats.bytes}}
+
+    def _since(self, run: LandingRun, plans: dict[str, TypePlan]) -> str | None:
+        """The export's `_since`: the oldest watermark of the types (one for all), or none for a full export: the
+        first, or, on a server whose deletions no `_history` lists, whenever an id reconciliation is due (servers
+        may leave deletions out of an export's `deleted` entries; a full export serves every id that is left)."""
+        marks = [run.since.get(t) for t in self.exported_types]
+        if not all(marks):
+            return None
+        if any(not plans[t].history and deletions.reconciliation_due(run, t, self.settings.reconcile_every_days)
+               is None for t in self.exported_types):
+            log.info("a full export this run: deletions are found by comparing every id it serves with what landed")
+            return None
+        return min(m for m in marks if m)
+
+    def _deletions(self, run: LandingRun, resource_type: str, plan: TypePlan, since: str | None,
+                   transaction_time: str) -> dict[str, Any]:
+        """Deletions beyond the export's `deleted` entries (which servers may omit), found as a REST source finds
+        them: a full export is compared id by id with what landed; after an incremental one, the type's `_history`
+        lists them where the server has it. What the manifest says about them."""
+        state = run.progress[resource_type].state
+        if since is None:
+            state["reconciled_at"] = transaction_time
+            if not run.zone.runs():
+                return {"method": "first pull: nothing landed before"}
+            pager = Pager(self.client, self.settings, run.checkpoint)
+            return {"method": "id reconciliation with the full export",
+                    **deletions.reconcile(pager, run, resource_type, transaction_time, whole=True)}
+        if plan.history:
+            try:
+                return {"method": "history", "deleted": deletions.history(
+                    Pager(self.client, self.settings, run.checkpoint), run, resource_type, since)}
+            except (SourceProtocolError, AuthenticationFailed) as error:
+                if not deletions.refused(error):
+                    raise
+                note = (f"{resource_type}: the server refused its _history ({error}); deletions come from the "
+                        "export's deleted entries until the next full export")
+                log.warning("%s", note)
+                state.setdefault("warnings", []).append(note)
+        return {"method": "the export's deleted entries",
+                "next_id_reconciliation": deletions.reconciliation_due(run, resource_type,
+                                                                       self.settings.reconcile_every_days)}
 
     def _kick_off(self, since: str | None) -> str:
         params = {"_type": ",".join(self.exported_types)}
@@ -213,7 +262,11 @@ class BulkSource(Source):
         try:
             self.client.request("DELETE", status_url, "the $export job clean-up")
         except IlpError as error:  # the data has landed: a left-over job is only worth a warning
-            log.warning("could not delete the $export job %s: %s", status_url, error)
+            status = getattr(error, "status", None)
+            answer = f"HTTP {status}" if status else type(error).__name__
+            log.warning("the server did not delete the finished $export job %s (%s): everything it exported has "
+                        "landed; its files stay on the server until the server expires them (many servers let no "
+                        "client delete a job)", status_url, answer)
 
 
 class _ByteStream(io.RawIOBase):

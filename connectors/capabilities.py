@@ -68,7 +68,9 @@ def plan_types(capability: dict[str, Any], resource_types: tuple[str, ...],
             params = _names(entry.get("searchParam"), "name")
             across = not _requires_compartment(entry)
             # type-level history spans patients: a server that searches only within compartments does not serve it
-            said = {"last_updated": not params or "_lastUpdated" in params, "count": not params or "_count" in params,
+            # `_count` is a result parameter that statements seldom list: always asked for unless overridden (a
+            # server that refuses it is searched again without it)
+            said = {"last_updated": not params or "_lastUpdated" in params, "count": True,
                     "history": "history-type" in interactions and across, "system_search": across}
         chosen = {name: said[name] if getattr(overrides, name, None) is None else bool(getattr(overrides, name))
                   for name in said}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -29,14 +29,14 @@ from connectors.ndjson import classify
 from connectors.paging import Pager, restart
 from connectors.progress import PullProgress
 from connectors.settings import RestSettings
-from foundation.errors import AuthenticationFailed, SourceProtocolError
+from foundation.cohort import CohortDefinition
+from foundation.errors import AuthenticationFailed, CohortNotFound, SourceProtocolError
 from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
+from foundation.terminology import ConceptMapIndex
 
 log = logging.getLogger(__name__)
 
 
-ILP_PROCEDURE_CODES = ("http://fhir.ohdsi.org/CodeSystem/concepts|4019656",
-                       "http://ilp-cohort.org/fhir/CodeSystem/ilp-local|ilp")
 CHUNK = 50  # patients per scoped search
 LISTING_PAGE = 1000  # ids per page of an id-only listing
 
@@ -57,17 +57,36 @@ def changed_since(resource: dict[str, Any], since: datetime | None) -> bool:
     return when is None or when.tzinfo is None or when >= since
 
 
+@dataclass(frozen=True)
+class CohortSearch:
+    """How a REST source with `cohort_only` finds the cohort's patients: by the procedure codes that mean the
+    definition's kinds, in the canonical ValueSets and in the centre's ConceptMaps (`conceptmaps`, configured as
+    files, and those its server publishes, as they land: pulled first). Finding none is an error unless the centre
+    `may_be_empty`."""
+
+    definition: CohortDefinition = field(default_factory=CohortDefinition)
+    conceptmaps: tuple[dict[str, Any], ...] = ()
+    may_be_empty: bool = False
+
+    def codes(self, landed: list[Any]) -> tuple[str, ...]:
+        """`system|code` of every procedure coding that selects a patient, with the ConceptMaps `landed` too."""
+        maps = [*self.conceptmaps,
+                *(m for m in landed if isinstance(m, dict) and m.get("resourceType") == "ConceptMap")]
+        return self.definition.search_codes(ConceptMapIndex.from_resources(maps))
+
+
 class RestSource(Source):
     kind = "rest"
 
     def __init__(self, settings: RestSettings, resource_types: tuple[str, ...] = RESOURCE_TYPES,
-                 client: FhirClient | None = None) -> None:
-        """`client`: an open connection to share (a bulk source searches its server's ConceptMaps with its own)."""
+                 client: FhirClient | None = None, cohort: CohortSearch | None = None) -> None:
+        """`client`: an open connection to share (a bulk source searches its server's ConceptMaps with its own).
+        `cohort`: how to find the cohort's patients when the settings say `cohort_only`."""
         super().__init__(resource_types)
         self.settings = settings
-        # Scope to the cohort: only patients with a Procedure coded with one of these (system|code), and their
-        # resources. Empty: everything on the server.
-        self.cohort_codes = ILP_PROCEDURE_CODES if settings.cohort_only else ()
+        # Scope to the cohort: only patients with a procedure of the cohort's kinds, and their resources. None:
+        # everything on the server (the transform keeps the cohort).
+        self.cohort = (cohort or CohortSearch()) if settings.cohort_only else None
         self.client = client or FhirClient(settings)
 
     def close(self) -> None:
@@ -76,7 +95,7 @@ class RestSource(Source):
     def fingerprint(self) -> dict[str, Any]:
         s = self.settings
         return {"kind": self.kind, "base_url": self.client.base_url, "types": list(self.resource_types),
-                "page_size": s.page_size, "cohort_codes": list(self.cohort_codes),
+                "page_size": s.page_size, "cohort": self.cohort.definition.as_record() if self.cohort else None,
                 "server_features": s.server_features.model_dump()}
 
     def pull(self, run: LandingRun, progress: PullProgress) -> dict[str, Any]:
@@ -97,8 +116,10 @@ class RestSource(Source):
         plans = plan_types(capability, resource_types, self.settings.server_features)
         per_patient = [t for t in resource_types if self._scoped(t, plans[t])]
         if per_patient:
-            if not self.cohort_codes and "Patient" in resource_types:
-                self._pull_type(run, "Patient", progress, plans["Patient"])
+            # first what finding the patients needs: every Patient, or the ConceptMaps that translate the codes
+            first = [t for t in resource_types if (t in TERMINOLOGY_TYPES if self.cohort else t == "Patient")]
+            for resource_type in first:
+                self._pull_type(run, resource_type, progress, plans[resource_type])
             self._find_patients(run, plans.get("Procedure"))
         pending = [t for t in resource_types if not run.progress[t].state.get("deletions")]
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="pull") as pool:
@@ -109,7 +130,7 @@ class RestSource(Source):
         """Whether the type is searched per chunk of patients (the cohort's, or within patient compartments)."""
         if resource_type in TERMINOLOGY_TYPES:
             return False
-        return bool(self.cohort_codes) or (not plan.system_search and resource_type != "Patient")
+        return self.cohort is not None or (not plan.system_search and resource_type != "Patient")
 
     def _search_url(self, resource_type: str, plan: TypePlan, since: str | None, patients: list[str] | None = None,
                     page_size: int | None = None, **extra: Any) -> str:
@@ -134,31 +155,48 @@ class RestSource(Source):
         state = run.progress.setdefault(COHORT, StreamProgress())
         if state.done:
             return
-        members = self._cohort(run, procedures) if self.cohort_codes else self._every_patient(run)
+        members = self._cohort(run, procedures, self.cohort) if self.cohort else self._every_patient(run)
         previous = self._previous_patients(run)
         run.stream(COHORT).append([{"patient": p} for p in sorted(members)])
         state.state.update(known=sorted(members & previous), new=sorted(members - previous))
         state.done = True
         run.checkpoint()
 
-    def _cohort(self, run: LandingRun, procedures: TypePlan | None) -> set[str]:
+    def _cohort(self, run: LandingRun, procedures: TypePlan | None, cohort: CohortSearch) -> set[str]:
+        """The patients of the Procedures coded with the cohort's codes (an error when there are none and the
+        centre may not be empty)."""
         if procedures is not None and not procedures.system_search:
             raise SourceProtocolError(
                 f"{self.client.base_url} searches Procedures only within a patient compartment, so the ILP cohort "
                 "cannot be found by code across patients: set cohort_only = false for this source (every patient "
                 "is pulled, and the transform keeps the cohort), or export a Group of the cohort with a bulk source")
-        query = urlencode({"code": ",".join(self.cohort_codes),
+        landed = [m for folder in (*run.zone.runs(), run.folder) for t in TERMINOLOGY_TYPES
+                  for m in iter_lines(folder / f"{t}.ndjson")]
+        codes = cohort.codes(landed)
+        query = urlencode({"code": ",".join(codes),
                            **({"_count": self.settings.page_size} if procedures is None or procedures.count else {})})
         members: set[str] = set()
+        procedures_found = 0
 
         def collect(_: httpx.Response, bundle: dict[str, Any]) -> None:
+            nonlocal procedures_found
             for entry in bundle.get("entry") or []:
-                reference = ((entry.get("resource") or {}).get("subject") or {}).get("reference", "")
+                resource = entry.get("resource") or {}
+                procedures_found += resource.get("resourceType") == "Procedure"
+                reference = (resource.get("subject") or {}).get("reference", "")
                 if "Patient/" in reference:
                     members.add("Patient/" + reference.rsplit("/", 1)[-1])
 
         self._pager(run).walk(f"{self.client.base_url}/Procedure?{query}", StreamProgress(),
-                              "cohort (ILP Procedure) search", collect)
+                              "cohort (procedure code) search", collect)
+        if not members and not cohort.may_be_empty:
+            raise CohortNotFound(
+                f"{self.client.base_url}: the cohort search found no patient ({cohort.definition.describe()}): it "
+                f"searched Procedure?code= with {len(codes)} codes ({', '.join(codes)}) and the server answered "
+                f"{procedures_found} Procedures with a patient subject. If the centre codes the procedure otherwise, "
+                "map its code in the centre's ConceptMap (docs/onboarding.md); if its server cannot search "
+                "Procedures by code, set cohort_only = false (every patient is pulled, and the transform keeps the "
+                "cohort)")
         return members
 
     def _every_patient(self, run: LandingRun) -> set[str]:
@@ -206,7 +244,11 @@ class RestSource(Source):
         """The plan without what the server refused, searching the type again from its first query; or the error
         with what to do about it."""
         status = error.status if isinstance(error, SourceProtocolError | AuthenticationFailed) else None
-        if plan.last_updated and since and status == 400:
+        if plan.count and status == 400 and ("_count" in str(error) or not (plan.last_updated and since)):
+            note = (f"{resource_type}: the server refused _count ({error}); searching with its own page size (set "
+                    "server_features = { count = false } to skip asking)")
+            plan = replace(plan, count=False)
+        elif plan.last_updated and since and status == 400:
             note = (f"{resource_type}: the server refused _lastUpdated ({error}); reading the type whole and keeping "
                     "what changed")
             plan = replace(plan, last_updated=False)

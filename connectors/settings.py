@@ -65,6 +65,16 @@ class TransportSettings(Settings):
     ca_bundle: Path | None = None
 
 
+class ServerFeatures(Settings):
+    """What the server can do, where its CapabilityStatement is wrong or silent. Unset: as the statement says."""
+
+    last_updated: bool | None = None  # searches filter on `_lastUpdated` (else: every run reads all, keeps changes)
+    history: bool | None = None  # type-level `_history` lists deletions (else: deletions by id reconciliation)
+    system_search: bool | None = None  # clinical types searchable across patients (else: per patient compartment)
+    # searches send `_count` (the page size); false for a server that refuses it (one that ignores it needs nothing)
+    count: bool | None = None
+
+
 class ServerSettings(TransportSettings):
     """A FHIR server: its base URL, how to authenticate, and the transport settings."""
 
@@ -73,6 +83,11 @@ class ServerSettings(TransportSettings):
     # Other names of this same server (a host name, any port, or host:port), e.g. the name its next links use when
     # the base URL names it by address: links to them are followed, and get our credentials, as the base URL's do.
     same_server_hosts: tuple[str, ...] = ()
+    server_features: ServerFeatures = ServerFeatures()
+    # Without `_history`, deletions are found by comparing every id the server still serves with what landed (REST:
+    # an id listing; Bulk: a full export instead of an incremental one): every this many days (0: every run), and
+    # on every `--full` pull.
+    reconcile_every_days: Annotated[float, Field(ge=0)] = 7.0
 
     def same_server(self, url: str) -> bool:
         """Whether `url` is on this server: its base URL's scheme and host, or one of its listed other names."""
@@ -93,14 +108,6 @@ def host_listed(url: str, hosts: tuple[str, ...]) -> bool:
     return parts.netloc in hosts or parts.hostname in hosts
 
 
-class ServerFeatures(Settings):
-    """What the server can do, where its CapabilityStatement is wrong or silent. Unset: as the statement says."""
-
-    last_updated: bool | None = None  # searches filter on `_lastUpdated` (else: every run reads all, keeps changes)
-    history: bool | None = None  # type-level `_history` lists deletions (else: deletions by id reconciliation)
-    system_search: bool | None = None  # clinical types searchable across patients (else: per patient compartment)
-
-
 class RestSettings(ServerSettings):
     """REST search, paged by the server's `next` links, incremental by `_lastUpdated`."""
 
@@ -108,10 +115,6 @@ class RestSettings(ServerSettings):
     page_size: Annotated[int, Field(ge=1, le=1000)] = 200
     concurrency: Annotated[int, Field(ge=1, le=16)] = 3
     cohort_only: bool = False  # only patients with an ILP procedure, and their resources
-    server_features: ServerFeatures = ServerFeatures()
-    # Without `_history`, deletions are found by listing every id the server still serves and comparing it with
-    # what landed: every this many days (0: every run), and on every `--full` pull.
-    reconcile_every_days: Annotated[float, Field(ge=0)] = 7.0
 
 
 class BulkSettings(ServerSettings):

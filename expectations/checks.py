@@ -44,7 +44,8 @@ def links(tables: dict[str, DataFrame]) -> DataFrame:
 
 
 def reconciliation(spark: SparkSession, tables: dict[str, DataFrame], manifests: list[SnapshotManifest]) -> DataFrame:
-    """Rows per table and centre against the manifest; resources per type against used + quarantined."""
+    """Rows per table and centre against the manifest; resources per type against used + quarantined + out of the
+    cohort's scope."""
     counted: dict[tuple[str, str], int] = {}
     for name, frame in tables.items():
         for row in frame.groupBy("centre_id").count().collect():
@@ -56,7 +57,8 @@ def reconciliation(spark: SparkSession, tables: dict[str, DataFrame], manifests:
         for name in BY_NAME:
             rows.append(("rows", centre, name, counted.get((name, centre), 0), manifest.rows.get(name, -1)))
         for resource_type, entry in manifest.reconciliation.items():
-            rows.append(("resources", centre, resource_type, entry.used + entry.quarantined, entry.resources))
+            rows.append(("resources", centre, resource_type, entry.used + entry.quarantined + entry.out_of_scope,
+                         entry.resources))
     for (name, centre), count in counted.items():
         if centre not in centres:
             rows.append(("rows", centre, name, count, -1))  # rows of a centre without a manifest

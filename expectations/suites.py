@@ -95,7 +95,8 @@ def links_suite() -> gx.ExpectationSuite:
 def reconciliation_suite() -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name="reconciliation", expectations=[gxe.ExpectColumnPairValuesToBeEqual(
         column_A="observed", column_B="expected", severity=CRITICAL,
-        description="rows in the snapshot = rows in the manifest; resources = used + quarantined")])
+        description="rows in the snapshot = rows in the manifest; resources = used + quarantined + out of "
+                    "scope")])
 
 
 def pooled_suite() -> gx.ExpectationSuite:

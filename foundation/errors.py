@@ -67,6 +67,13 @@ class RunLocked(IlpError):
     exit_code = 7
 
 
+class CohortNotFound(IlpError):
+    """The cohort definition selects no patient of a centre that has patients: nothing is published, and the
+    message says what the centre's data holds instead (its procedure kinds and the codes that mean nothing)."""
+
+    exit_code = 9
+
+
 class PackageRefused(IlpError):
     """A centre package failed verification at the hub: unsigned, signed by another key, or changed since signing."""
 

@@ -91,11 +91,13 @@ class StatePointer(Record):
 
 
 class Reconciled(Record):
-    """Per resource type: every current resource is used by a row or quarantined."""
+    """Per resource type: every current resource is used by a row, quarantined, or out of the cohort's scope
+    (about a patient the cohort definition does not select: counted, never quarantined)."""
 
     resources: int
     used: int
     quarantined: int
+    out_of_scope: int = 0
 
 
 class SnapshotManifest(Record):
@@ -109,6 +111,7 @@ class SnapshotManifest(Record):
     reconciliation: dict[str, Reconciled]
     unmapped_codes: int
     endpoints: list[str]
+    cohort: dict[str, Any] = {}  # the cohort definition the snapshot was built under (`CohortDefinition`)
     unknown_extensions: int = 0  # extension URLs in the centre's data that no view reads
     conceptmaps: list[str] = []
     conceptmaps_rejected: list[str] = []

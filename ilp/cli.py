@@ -50,7 +50,8 @@ def main(
     """Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma.
 
     Exit codes: 0 done; 1 internal error; 2 configuration or usage error; 3 source unreachable; 4 authentication
-    refused; 5 validation blocked publication; 6 a server broke the FHIR protocol; 7 another run holds the lock.
+    refused; 5 validation blocked publication; 6 a server broke the FHIR protocol; 7 another run holds the lock;
+    8 a centre package was refused at the hub; 9 the cohort definition found no patient at a centre.
     Add --debug anywhere for a traceback.
     """
     if log_format not in ("text", "json"):

@@ -9,12 +9,14 @@ ConceptMaps travel together. `docs/configuration.md` documents every key with an
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.settings import SOURCE_KINDS, SourceSettings
+from foundation.cohort import CohortDefinition
 from foundation.errors import ConfigError
 from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from foundation.secrets import SecretRef
@@ -38,6 +40,8 @@ class CentreConfig(_Strict):
     conceptmaps_from_source: bool = False
     # Where this centre keeps an element elsewhere than the project's views say: view -> column -> FHIRPath.
     views: dict[str, dict[str, str]] = {}
+    # A centre none of whose patients the cohort definition selects stops the run, unless this says it may.
+    cohort_may_be_empty: bool = False
 
     @property
     def pulled_types(self) -> tuple[str, ...]:
@@ -62,6 +66,24 @@ class CentreConfig(_Strict):
         return value
 
 
+class CohortConfig(_Strict):
+    """Who is in the study (`foundation.cohort.CohortDefinition`), in the canonical kinds of the shipped ValueSets:
+    each centre's codes select its patients through its ConceptMaps."""
+
+    procedure_kinds: tuple[str, ...] = CohortDefinition.procedure_kinds
+    condition_kinds: tuple[str, ...] = CohortDefinition.condition_kinds
+    performed_from: date | None = None
+    performed_until: date | None = None
+
+    @model_validator(mode="after")
+    def _definition(self) -> CohortConfig:
+        self.definition()  # its checks, with their messages
+        return self
+
+    def definition(self) -> CohortDefinition:
+        return CohortDefinition(self.procedure_kinds, self.condition_kinds, self.performed_from, self.performed_until)
+
+
 class AnalysisConfig(_Strict):
     ci: Literal["log", "log-log", "plain"] = "log"
     horizons_years: tuple[int, ...] = (1, 5, 10)
@@ -77,6 +99,7 @@ class ConsortiumConfig(_Strict):
     shift_dates: bool = False
     spark: dict[str, str] = {}
     analysis: AnalysisConfig = AnalysisConfig()
+    cohort: CohortConfig = CohortConfig()
     centres: list[CentreConfig] = Field(min_length=1)
 
     @field_validator("root", mode="before")

@@ -8,6 +8,7 @@ published snapshot unchanged, audit the whole and publish it, then analyse the p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -63,7 +64,7 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
     state = CurrentState(root, [c.id for c in selected])
     with centre_locks(root, list(state.centre_ids)):
         for centre in selected:
-            with connectors.open_source(centre.source, centre.pulled_types) as source:
+            with connectors.open_source(centre.source, centre.pulled_types, cohort_search(config, centre)) as source:
                 run = connectors.ingest(source, connectors.LandingZone(root, centre.id), progress=progress)
             outcome.landed[centre.id] = connectors.landed_count(run)
             outcome.changes[centre.id] = state.pending_changes(centre.id, centre.pulled_types)
@@ -115,14 +116,21 @@ def _with_preview(blocked: ValidationBlocked, config: ConsortiumConfig, snapshot
                              blocked.failures, blocked.summary)
 
 
+def cohort_search(config: ConsortiumConfig, centre: CentreConfig) -> connectors.CohortSearch:
+    """How the centre's source finds the cohort's patients, where it searches by code (`cohort_only`)."""
+    maps = tuple(json.loads(p.read_text(encoding="utf-8")) for p in sorted(centre.conceptmaps.glob("*.json"))
+                 ) if centre.conceptmaps else ()
+    return connectors.CohortSearch(config.cohort.definition(), maps, centre.cohort_may_be_empty)
+
+
 def centre_settings(centres: list[CentreConfig]) -> list[CentreSettings]:
     """What the transform needs of each centre's configuration."""
     return [CentreSettings(c.id, tuple(sorted(c.conceptmaps.glob("*.json"))) if c.conceptmaps else (),
-                           c.conceptmaps_from_source, c.views) for c in centres]
+                           c.conceptmaps_from_source, c.views, c.cohort_may_be_empty) for c in centres]
 
 
 def transform_options(config: ConsortiumConfig) -> TransformOptions:
-    return TransformOptions(config.identifier_system, config.shift_dates)
+    return TransformOptions(config.identifier_system, config.shift_dates, cohort=config.cohort.definition())
 
 
 def profile_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None, pull: bool = False,
@@ -136,7 +144,8 @@ def profile_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = 
     with centre_locks(config.root, [c.id for c in selected + beside]):
         if pull:
             for centre in selected:
-                with connectors.open_source(centre.source, centre.pulled_types) as source:
+                search = cohort_search(config, centre)
+                with connectors.open_source(centre.source, centre.pulled_types, search) as source:
                     connectors.ingest(source, connectors.LandingZone(config.root, centre.id), progress=progress)
         return profile_centres(get_spark(config.spark), config.root, centre_settings(selected + beside),
                                config.secret.resolve(), transform_options(config), [c.id for c in selected])

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from connectors import RESOURCE_TYPES, BulkSettings, BulkSource, RestSettings, RestSource
+from connectors import RESOURCE_TYPES, BulkSettings, BulkSource, CohortSearch, RestSettings, RestSource
 from demo.fhir_server import FhirTestServer
 
 Versions = dict[str, dict[str, str]]
@@ -24,8 +24,9 @@ def serving(server: FhirTestServer, folder: Path) -> FhirTestServer:
     return server
 
 
-def rest(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPES, **kw: Any) -> RestSource:
-    return RestSource(RestSettings(**{"base_url": server.base, **FAST, **kw}), resource_types)
+def rest(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPES, cohort: CohortSearch | None = None,
+         **kw: Any) -> RestSource:
+    return RestSource(RestSettings(**{"base_url": server.base, **FAST, **kw}), resource_types, cohort=cohort)
 
 
 def bulk(server: FhirTestServer, resource_types: tuple[str, ...] = RESOURCE_TYPES, **kw: Any) -> BulkSource:

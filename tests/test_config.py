@@ -82,6 +82,11 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
                                                          'folder = "x" }\n', "URIs are not supported yet"),
     ('name = "t"\nroot = "z"\nsecret = { env = "A", file = "b" }\n', "secret: give exactly one of"),
     ("name = \n", "not valid TOML"),
+    (TOP + '[cohort]\nprocedure_kinds = ["perfusion"]\n[[centres]]\nid = "a"\n'
+           'source = { kind = "files", folder = "x" }\n',
+     "cohort: procedure_kinds: unknown kinds ['perfusion']; the shipped ValueSet has ilp, resection"),
+    (TOP + '[cohort]\nperformed_from = 2020-01-01\nperformed_until = 2010-01-01\n[[centres]]\nid = "a"\n'
+           'source = { kind = "files", folder = "x" }\n', "performed_from is after performed_until"),
 ])
 def test_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, expected: str) -> None:
     path = _write(tmp_path, text)

@@ -14,7 +14,15 @@ from connectors import LandingZone, ingest
 from connectors.progress import LogProgress, pull_progress
 from demo.fhir_server import FhirTestServer
 from foundation.errors import SourceUnreachable
-from tests.landing_helpers import bulk, landed_lines, landed_versions, manifest, server_versions, serving
+from tests.landing_helpers import (
+    bulk,
+    change_server,
+    landed_lines,
+    landed_versions,
+    manifest,
+    server_versions,
+    serving,
+)
 
 Consortium = tuple[Path, dict[str, Any]]
 
@@ -48,6 +56,25 @@ def test_patient_export_and_error_file(cascade: FhirTestServer, tmp_path: Path) 
     (error,) = landed_lines(run, "export-errors")
     assert error["resourceType"] == "OperationOutcome" and "Encounter" in error["issue"][0]["diagnostics"]
     assert manifest(run)["export"]["error_files"] == 1
+
+
+@pytest.mark.parametrize("history", [True, False], ids=["with _history", "without _history"])
+def test_deletions_an_export_does_not_list_are_found_as_a_rest_pull_finds_them(
+        cascade: FhirTestServer, tmp_path: Path, history: bool) -> None:
+    cascade.configure(bulk={"listsDeleted": False, "pollsBeforeReady": 0, "retryAfter": 0},
+                      features={"history": history})
+    first = _export(cascade, tmp_path)
+    assert manifest(first)["deletions"]["Procedure"]["method"] == "first pull: nothing landed before"
+    deleted = change_server(cascade)["deleted"]
+    second = _export(cascade, tmp_path, reconcile_every_days=0)
+    found = manifest(second)["deletions"]["Procedure"]
+    assert found["method"] == ("history" if history else "id reconciliation with the full export"), found
+    assert {t["id"] for t in landed_lines(second, "tombstones") if t["resourceType"] == "Procedure"} == deleted
+    assert (manifest(second)["source"]["since"] is None) is not history  # without _history: a full export
+    if not history:  # reconciled now: the next run within the period exports incrementally again
+        third = _export(cascade, tmp_path, reconcile_every_days=7)
+        assert manifest(third)["source"]["since"] is not None
+        assert manifest(third)["deletions"]["Procedure"]["method"] == "the export's deleted entries"
 
 
 def test_an_export_that_never_finishes_is_a_bounded_wait_with_a_clear_error(cascade: FhirTestServer,

@@ -77,7 +77,8 @@ def test_each_kind_of_server_pulls_reruns_and_picks_up_changes_and_deletions(
                                               or not honest)
     assert plan["Observation"]["last_updated"] is (features.get("lastUpdated", True) or not honest)
     assert plan["Observation"]["system_search"] is features.get("systemSearch", True)
-    assert plan["Observation"]["count"] is features.get("count", True)
+    # _count is asked for whatever the statement lists, and dropped where the server refuses it (a strict one)
+    assert plan["Observation"]["count"] is not features.get("strict", False)
 
     rerun = _pull(aurora, tmp_path, reconcile_every_days=0)
     assert _resources(rerun) == 0 and not landed_lines(rerun, "tombstones"), "a rerun with nothing new landed data"
@@ -95,6 +96,21 @@ def test_each_kind_of_server_pulls_reruns_and_picks_up_changes_and_deletions(
     if features.get("strict"):
         assert found["method"] == "id reconciliation (ids of whole resources: _elements refused)"
     assert found["deleted"] == 2
+
+
+def test_the_page_size_is_asked_for_when_the_statement_does_not_list_count_and_dropped_where_refused(
+        aurora: FhirTestServer, tmp_path: Path) -> None:
+    aurora.configure(features={"listsCount": False, "pageSize": 10})
+    before = aurora.stats()["requests"]
+    run = _pull(aurora, tmp_path, page_size=200)
+    served = sum(len(ids) for ids in server_versions(aurora.base).values())
+    assert landed_versions(run) == server_versions(aurora.base)
+    assert aurora.stats()["requests"] - before < served / 10 / 4, "pages of the server's 10, not of the 200 asked"
+
+    aurora.configure(features={"strict": True, "count": False})  # refuses _count with HTTP 400
+    refused = _pull(aurora, tmp_path, full=True)
+    assert landed_versions(refused) == server_versions(aurora.base)
+    assert any("refused _count" in w for w in manifest(refused)["warnings"])
 
 
 def test_without_history_deletions_are_reconciled_periodically_and_on_every_full_pull(

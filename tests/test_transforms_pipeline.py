@@ -20,8 +20,10 @@ from pyspark.sql import SparkSession
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 from demo.synth.fhir import NATIONAL_ID_SYSTEM
+from foundation.errors import CohortNotFound
 from foundation.model import TABLES
 from foundation.secrets import Secret
+from foundation.terminology import valueset
 from foundation.zones import Snapshot
 from tests.conftest import read_ndjson
 from tests.test_transforms_roundtrip import assert_same_table, truth
@@ -75,12 +77,38 @@ def test_every_resource_is_used_and_tables_match_the_truth_counts(spark: SparkSe
         assert set(spark.read.parquet(str(snapshot.table(table.name))).columns) == set(table.column_names)
 
 
-def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSession, demo_consortium: Consortium,
-                                                                 tmp_path: Path) -> None:
+def test_a_withheld_conceptmap_is_an_empty_cohort_whose_error_names_the_codes(
+        spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:
+    """Borealis codes everything locally: without its ConceptMap no procedure means ILP, so no patient is in the
+    cohort. That stops the transform, naming the codes to map, instead of publishing an empty centre."""
     folder = demo_consortium[0] / "borealis"
     _land(folder, tmp_path, "borealis")
-    report = _transform(spark, tmp_path, folder, "borealis", "r1", with_maps=False)
-    assert report.rows["tumours"] == 0 and report.rows["perfusions"] == 0 and report.rows["patients"] == 208
+    with pytest.raises(CohortNotFound) as raised:
+        _transform(spark, tmp_path, folder, "borealis", "r1", with_maps=False)
+    message = str(raised.value)
+    assert "selects none of its 208 patients" in message and "a procedure of kind ilp" in message
+    assert "http://borealis.example.org/fhir/CodeSystem/local-codes|B" in message
+    assert not Snapshot.at(tmp_path / "cohort" / "snapshots" / "run=r1").table("patients").exists()
+
+
+def test_codes_a_conceptmap_leaves_out_are_quarantined_and_reported(spark: SparkSession, demo_consortium: Consortium,
+                                                                   tmp_path: Path) -> None:
+    """A ConceptMap that maps borealis's procedures and conditions (the cohort is found) but nothing else."""
+    folder = demo_consortium[0] / "borealis"
+    _land(folder, tmp_path, "borealis")
+    kept = {(c.system, c.code) for name in ("procedure", "condition") for cs in valueset(name).codings.values()
+            for c in cs}
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for path in sorted((folder / "conceptmaps").glob("*.json")):
+        cmap = json.loads(path.read_text())
+        for group in cmap["group"]:
+            group["element"] = [e for e in group["element"]
+                                if any((group["target"], t["code"]) in kept for t in e["target"])]
+        (maps / path.name).write_text(json.dumps(cmap))
+    report = transform(spark, tmp_path, [CentreSettings("borealis", tuple(sorted(maps.glob("*.json"))))], SECRET,
+                       "r1", TransformOptions(NATIONAL_ID_SYSTEM))["borealis"]
+    assert report.rows["patients"] == 208 and report.rows["perfusions"] > 0
     observations = report.reconciliation["Observation"]
     assert observations.used == 0 and observations.quarantined == observations.resources > 0
     quarantined = spark.read.parquet(str(tmp_path / "quarantine" / "stage=harmonise" / "centre=borealis" / "run=r1"))
@@ -90,8 +118,11 @@ def test_a_withheld_conceptmap_quarantines_and_reports_the_codes(spark: SparkSes
     lines = list(csv.DictReader(report_file.open()))
     assert len(lines) == report.unmapped_codes > 5
     assert all(line["system"] == "http://borealis.example.org/fhir/CodeSystem/local-codes" for line in lines)
-    assert sum(int(line["resources"]) for line in lines) == sum(
-        c.quarantined for t, c in report.reconciliation.items() if t != "Patient")
+    own = ("Observation", "MedicationAdministration")  # of no kind: every one quarantined for its own code
+    assert sum(int(line["resources"]) for line in lines if line["resource_type"] in own
+               and line["element"] in ("code", "medicationCodeableConcept")) == sum(
+        report.reconciliation[t].quarantined for t in own)
+    assert {line["resource_type"] for line in lines} > set(own)  # used resources' unmapped elements are listed too
 
 
 def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:

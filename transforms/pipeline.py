@@ -5,9 +5,10 @@ partitioned by centre: a Spark job's fixed cost, not the data, is most of a smal
 the centres together is what makes the transform fast. Nothing in the plan is specific to one centre except
 through the rows' `centre_id` (the ConceptMaps too), so the same code runs on a cluster.
 
-Every current resource ends up used by some canonical row or quarantined with a reason (its code means nothing
-in the canonical ValueSets or its centre's ConceptMaps, or it means something no table uses), so per centre and
-type `resources = used + quarantined`; the counts, with the merge's, go to each centre's manifest in the
+Every current resource about a patient of the cohort (`transforms.scope`) ends up used by some canonical row or
+quarantined with a reason (its code means nothing in the canonical ValueSets or its centre's ConceptMaps, or it
+means something no table uses); the rest is out of the cohort's scope, so per centre and type
+`resources = used + quarantined + out_of_scope`; the counts, with the merge's, go to each centre's manifest in the
 snapshot. The unmapped-codes report lists system, code, display and how many resources each cost.
 
 Snapshots are written under `cohort/snapshots/run=<id>/` (validation and publication are the expectations
@@ -27,8 +28,9 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from foundation.cohort import REFERENCE_STUDY, CohortDefinition
 from foundation.completeness import WrittenCompleteness, gap_warning, gaps
-from foundation.errors import IlpError
+from foundation.errors import CohortNotFound, IlpError
 from foundation.manifests import Reconciled, SnapshotManifest
 from foundation.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
 from foundation.progress import steps as progress_steps
@@ -41,6 +43,7 @@ from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts
 from transforms.landed import completed_runs
 from transforms.pseudonym import check_secret, date_shift_days
 from transforms.quarantine import write_quarantine
+from transforms.scope import describe_procedures, near_misses
 from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
 from transforms.tables.links import linked
@@ -63,6 +66,9 @@ class CentreSettings:
     conceptmaps: tuple[Path, ...] = ()  # ConceptMap JSON files
     conceptmaps_from_source: bool = False  # also the ConceptMaps landed from the centre's source
     views: CentreOverrides = field(default_factory=dict)  # view -> column -> FHIRPath, where the centre differs
+    # A centre none of whose patients the cohort definition selects is an error (a code it cannot map, say),
+    # unless it is expected: a centre that has no patient of the study yet.
+    cohort_may_be_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class TransformOptions:
     national_id_system: str | None = None  # identifier system that makes a patient the same at every centre
     shift_dates: bool = False  # move each patient's dates by a keyed offset (intervals and endpoints unchanged)
     endpoints: tuple[Endpoint, ...] = DEFAULT_ENDPOINTS
+    cohort: CohortDefinition = REFERENCE_STUDY  # who is in the study; resources of other patients are out of scope
 
 
 @dataclass
@@ -87,9 +94,10 @@ class TransformReport:
     def lines(self) -> list[str]:
         """What the transform made of the centre, for the log: one line, then a line per warning."""
         quarantined = sum(c.quarantined for c in self.reconciliation.values())
+        outside = sum(c.out_of_scope for c in self.reconciliation.values())
         return [f"{self.centre_id}: transformed {self.rows.get('cohort', 0)} patients, {quarantined} resources "
-                f"quarantined, {self.unmapped_codes} unmapped codes, {self.unknown_extensions} extensions no view "
-                f"reads -> {self.snapshot.folder}",
+                f"quarantined, {outside} out of the cohort's scope, {self.unmapped_codes} unmapped codes, "
+                f"{self.unknown_extensions} extensions no view reads -> {self.snapshot.folder}",
                 *[f"warning: {w}" for w in self.warnings]]
 
 
@@ -116,7 +124,10 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
         state = CurrentState(root, ids)
         with steps.step("merge"):
             merges = state.merge(spark, RESOURCE_TYPES, lookup, facts, run_id)
-        with ResourceView.load(spark, state, lookup, secret, facts) as view:
+        with ResourceView.load(spark, state, lookup, secret, facts, options.cohort) as view:
+            scope = view.scope_counts()
+            _check_cohort(view, centres, scope, options.cohort)
+            missed = near_misses(view.marked, options.cohort, view.members)
             snapshot = zones.snapshot(run_id)
             completeness = WrittenCompleteness(ids)
             written: dict[str, DataFrame] = {}
@@ -137,23 +148,60 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
     for settings in centres:
         centre, report = settings.centre_id, reports[settings.centre_id]
         report.rows = {name: counts.get(centre, {}).get(name, {}).get("rows", 0) for name in written}
-        report.reconciliation = reconciliation.get(centre, {})
+        report.reconciliation = _with_out_of_scope(reconciliation.get(centre, {}), scope[centre])
         report.unmapped_codes = unmapped.get(centre, 0)
         report.unknown_extensions = _write_extensions(zones, centre, run_id,
                                                       [r for r in extensions if r["centre_id"] == centre])
         report.warnings = [gap_warning(centre, c, counts) for c in missing_columns.get(centre, [])]
+        if missed.get(centre):
+            cohort = options.cohort
+            report.warnings.append(
+                f"{centre}: {missed[centre]} patients with a procedure of kind {' or '.join(cohort.procedure_kinds)} "
+                f"have no condition of kind {' or '.join(cohort.condition_kinds)}: out of the cohort's scope "
+                "(another disease perfused, or a condition coded with a code the centre's ConceptMap does not map)")
         SnapshotManifest(
             run_id=run_id, centre_id=centre, merged_landing_runs=report.merged_runs,
             merge_counts=state.centre(centre).counts(), rows=report.rows,
             reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
             unknown_extensions=report.unknown_extensions,
-            endpoints=[e.name for e in options.endpoints], conceptmaps=maps[centre].sources,
+            endpoints=[e.name for e in options.endpoints], cohort=options.cohort.as_record(),
+            conceptmaps=maps[centre].sources,
             conceptmaps_rejected=maps[centre].rejected,
             completeness={t: dict(c) for t, c in counts.get(centre, {}).items()},
             gaps=missing_columns.get(centre, []), warnings=report.warnings,
             timings={f"{step}_seconds": round(seconds, 3) for step, seconds in steps.timings.items()},
             finished_at=datetime.now(UTC).isoformat()).write(snapshot.manifest_path(centre))
     return reports
+
+
+def _check_cohort(view: ResourceView, centres: list[CentreSettings], scope: dict[str, dict[tuple[str, bool], int]],
+                  cohort: CohortDefinition) -> None:
+    """Stop before any table is written when the definition selects none of a centre's patients (unless that is
+    expected of the centre): an empty publication would hide a code nobody mapped."""
+    for settings in centres:
+        counts = scope[settings.centre_id]
+        if counts.get(("Patient", True)) or settings.cohort_may_be_empty:
+            continue
+        patients = counts.get(("Patient", False), 0)
+        raise CohortNotFound(f"{settings.centre_id}: the cohort definition ({cohort.describe()}) selects none of its "
+                             f"{patients} patients. {describe_procedures(view.marked, settings.centre_id)} Map the "
+                             "centre's code for the procedure to its kind in the centre's ConceptMap "
+                             "(docs/onboarding.md), or set cohort_may_be_empty = true for a centre that has no "
+                             "patient of the study yet")
+
+
+def _with_out_of_scope(reconciled: dict[str, Reconciled],
+                       scope: dict[tuple[str, bool], int]) -> dict[str, Reconciled]:
+    """The reconciliation of the resources in scope, with those out of scope added: resources = used +
+    quarantined + out_of_scope per type."""
+    counts = dict(reconciled)
+    for (resource_type, in_scope), count in scope.items():
+        if in_scope:
+            continue
+        entry = counts.get(resource_type, Reconciled(resources=0, used=0, quarantined=0))
+        counts[resource_type] = entry.model_copy(update={"resources": entry.resources + count,
+                                                         "out_of_scope": count})
+    return dict(sorted(counts.items()))
 
 
 def _write(spark: SparkSession, table: DataFrame, snapshot: Snapshot, name: str,

@@ -16,23 +16,29 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from foundation.cohort import REFERENCE_STUDY, CohortDefinition
 from foundation.model import RESOURCE_TYPES
 from foundation.secrets import Secret
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState
 from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts, stored_name
 from transforms.pseudonym import pseudonym_column
+from transforms.scope import kept_subjects, mark, members
 from transforms.views.catalogue import Catalogue, view_for
 
 
 @dataclass
 class ResourceView:
     centres: tuple[str, ...]
-    # The centres' current resources (`CurrentState.read`): keys, json (as landed), their facts.
+    # The centres' current resources in the cohort's scope (`transforms.scope`): keys, json (as landed), their
+    # facts.
     resources: DataFrame
+    # Every current resource, in scope or not, with `in_scope` (`transforms.scope.mark`): for the counts.
+    marked: DataFrame
     lookup: CodeLookup
     secret: Secret
     stored_facts: ResourceFacts  # what the facts were merged under (views, overrides, national id system)
+    members: DataFrame  # subject_id of the cohort's patients (`transforms.scope.members`)
     # Pseudonyms are computed once (and cached: small).
     _patient_ids: DataFrame | None = field(default=None, repr=False)
     # (centre_id, ref, reason): resources a table read but could not use, and what would make them usable.
@@ -41,9 +47,22 @@ class ResourceView:
 
     @classmethod
     def load(cls, spark: SparkSession, state: CurrentState, lookup: CodeLookup, secret: Secret,
-             facts: ResourceFacts) -> ResourceView:
-        """The current resources of the state's centres, as merged under `facts`; nothing is read yet."""
-        return cls(state.centre_ids, state.read(spark, facts), lookup, secret, facts)
+             facts: ResourceFacts, cohort: CohortDefinition = REFERENCE_STUDY) -> ResourceView:
+        """The current resources of the state's centres that the cohort definition keeps in scope, as merged under
+        `facts`; nothing is read yet."""
+        everything = state.read(spark, facts)
+        chosen = members(everything, cohort).cache()  # small: the cohort's patients
+        kept = kept_subjects(everything, chosen).cache()  # and orphans' subjects: read by every table
+        marked = mark(everything, kept)
+        return cls(state.centre_ids, marked.where("in_scope").drop("in_scope"), marked, lookup, secret, facts,
+                   chosen, _cached=[chosen, kept])
+
+    def scope_counts(self) -> dict[str, dict[tuple[str, bool], int]]:
+        """Per centre, (resource type, in scope) -> current resources: one job."""
+        counts: dict[str, dict[tuple[str, bool], int]] = {c: {} for c in self.centres}
+        for row in self.marked.groupBy("centre_id", "resource_type", "in_scope").count().collect():
+            counts.setdefault(row["centre_id"], {})[(row["resource_type"], row["in_scope"])] = row["count"]
+        return counts
 
     def read_all(self) -> DataFrame:
         """Every resource as FACT_KEYS, TRACE_KEYS, `identity` and the columns of its type's view (`stored_name`):

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from demo.synth.case import simulate
 from demo.synth.dialects import renderer_for, views_toml
 from demo.synth.fhir import Resource
+from demo.synth.population import population as general_population
 from demo.synth.profiles import CentreProfile
 from demo.synth.truth import Row, TruthBuilder
 from foundation.fileio import sha256_file
@@ -66,8 +67,11 @@ class _TruthWriter:
             writer.close()
 
 
-def generate_centre(profile: CentreProfile, seed: int, out: Path, bundle_patients: int = 50) -> dict[str, Any]:
-    """Simulate, render and write one centre; return its counts. `bundle_patients` 0 writes no Bundles."""
+def generate_centre(profile: CentreProfile, seed: int, out: Path, bundle_patients: int = 50,
+                    population: int = 0) -> dict[str, Any]:
+    """Simulate, render and write one centre; return its counts. `bundle_patients` 0 writes no Bundles.
+    `population`: as many of the hospital's other patients beside the cohort (`demo.synth.population`), in the
+    same files; the truth is the cohort's alone."""
     if out.exists():
         shutil.rmtree(out)
     for sub in ("fhir", "bundles", "truth"):
@@ -82,19 +86,27 @@ def generate_centre(profile: CentreProfile, seed: int, out: Path, bundle_patient
         ndjson: dict[str, IO[str]] = {
             t: stack.enter_context((out / "fhir" / f"{t}.ndjson").open("w", encoding="utf-8", newline="\n"))
             for t in RESOURCE_TYPES}
-        for index in range(profile.patients):
-            case = simulate(profile, index, seed)
-            rendered = renderer.render(case)
-            for resource in rendered.resources:
+        patients = profile.patients + population
+
+        def write(index: int, records: list[Resource]) -> None:
+            nonlocal bundle, bundles
+            for resource in records:
                 ndjson[resource["resourceType"]].write(_json_line(resource))
                 resources[resource["resourceType"]] += 1
                 if bundle_patients:
                     bundle.append(renderer.transaction_entry(resource))
-            truth_writer.add(truth.rows(case, rendered))
-            if bundle and ((index + 1) % bundle_patients == 0 or index + 1 == profile.patients):
+            if bundle and ((index + 1) % bundle_patients == 0 or index + 1 == patients):
                 bundles += 1
                 _write_bundle(out / "bundles" / f"bundle-{bundles:05d}.json", bundle)
                 bundle = []
+
+        for index in range(profile.patients):
+            case = simulate(profile, index, seed)
+            rendered = renderer.render(case)
+            write(index, rendered.resources)
+            truth_writer.add(truth.rows(case, rendered))
+        for index, records in enumerate(general_population(renderer, population, seed), profile.patients):
+            write(index, records)
     truth_writer.close()
     if (cmap := renderer.conceptmap()) is not None:
         (out / "conceptmaps").mkdir()
@@ -102,7 +114,7 @@ def generate_centre(profile: CentreProfile, seed: int, out: Path, bundle_patient
             json.dumps(cmap, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if views := renderer.views():
         (out / "views.toml").write_text(views_toml(views), encoding="utf-8")
-    return {"patients": profile.patients, "resources": resources, "bundles": bundles,
+    return {"patients": profile.patients, "population": population, "resources": resources, "bundles": bundles,
             "truth_rows": truth_writer.counts}
 
 
@@ -111,13 +123,15 @@ def _write_bundle(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps(bundle, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
 
 
-def generate(profiles: Iterable[CentreProfile], seed: int, out: Path, bundle_patients: int = 50) -> dict[str, Any]:
-    """Write the consortium under `out` and its description to `out/consortium.json`; return the description."""
+def generate(profiles: Iterable[CentreProfile], seed: int, out: Path, bundle_patients: int = 50,
+             population: int = 0) -> dict[str, Any]:
+    """Write the consortium under `out` and its description to `out/consortium.json`; return the description.
+    `population`: general patients beside each centre's cohort, as a whole hospital's data holds them."""
     out.mkdir(parents=True, exist_ok=True)
     centres = []
     for profile in profiles:
         folder = out / profile.centre_id
-        counts = generate_centre(profile, seed, folder, bundle_patients)
+        counts = generate_centre(profile, seed, folder, bundle_patients, population)
         files = {str(p.relative_to(out)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
         centres.append({"centre_id": profile.centre_id, "name": profile.name, "dialect": profile.dialect,
                         "calibrated_to": profile.calibrated_to, **counts, "files": files})

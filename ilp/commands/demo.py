@@ -25,6 +25,9 @@ def synth_command(
                          "and is written only when named.")] = None,
     bundle_patients: Annotated[int, typer.Option(
         "--bundle-patients", min=0, help="Patients per transaction Bundle; 0 writes no Bundles.")] = 50,
+    population: Annotated[int, typer.Option(
+        "--population", min=0, help="The hospital's other patients beside each centre's cohort (vital signs, "
+                                    "laboratory results, other diagnoses, deaths): a whole-hospital export.")] = 0,
 ) -> None:
     """Write the synthetic demo consortium: FHIR per centre dialect, ConceptMaps and ground truth.
 
@@ -37,6 +40,8 @@ def synth_command(
       ilp synth --centre borealis --seed 7
 
       ilp synth --centre dorado --out /tmp/onboarding     (docs/onboarding.md)
+
+      ilp synth --centre borealis --population 2000 --out /tmp/hospital
     """
     profiles = synth.scaled_consortium(patients) + synth.OTHER_CENTRES
     known = {p.centre_id for p in profiles}
@@ -46,9 +51,10 @@ def synth_command(
         raise typer.Exit(2)
     chosen = [p for p in profiles if p.centre_id in centre or (not centre and p not in synth.OTHER_CENTRES)]
     started = time.perf_counter()
-    description = synth.generate(chosen, seed, out, bundle_patients)
+    description = synth.generate(chosen, seed, out, bundle_patients, population)
     for c in description["centres"]:
-        typer.echo(f"{c['centre_id']:<10} {c['dialect']:<12} {c['patients']:>7} patients "
+        others = f" (+{c['population']} other patients)" if c["population"] else ""
+        typer.echo(f"{c['centre_id']:<10} {c['dialect']:<12} {c['patients']:>7} patients{others} "
                    f"{sum(c['resources'].values()):>9} resources")
     typer.echo(f"wrote {out} in {time.perf_counter() - started:.1f} s")
 

@@ -3,7 +3,7 @@
 The outcome of a case is what a reviewer needs to judge it: what was rejected at landing and why, what was
 quarantined by the transform and why, the table rows, the error if the pull stopped, and whether the counts
 reconcile (landing: lines in = landed + duplicates + rejected; merge: in = current + superseded + deleted +
-quarantined; tables: resources = used + quarantined).
+quarantined; tables: resources = used + quarantined + out of scope).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def run_corpus(spark: SparkSession, record: list[Resource], root: Path,
             continue
         landed.append(case.name)
         _landing_outcome(outcomes[case.name], run, folder)
-    reports = transform(spark, root, [CentreSettings(c) for c in landed], SECRET, "corpus",
+    reports = transform(spark, root, [CentreSettings(c, cohort_may_be_empty=True) for c in landed], SECRET, "corpus",
                         TransformOptions(NATIONAL_ID_SYSTEM))
     for centre, report in reports.items():
         outcome = outcomes[centre]
@@ -79,7 +79,7 @@ def run_corpus(spark: SparkSession, record: list[Resource], root: Path,
             if counts["in"] != counts["current"] + counts["superseded"] + counts["deleted"] + counts["quarantined"]:
                 outcome.unreconciled.append(f"merge {resource_type}: {counts}")
         for resource_type, entry in report.reconciliation.items():
-            if entry.resources != entry.used + entry.quarantined:
+            if entry.resources != entry.used + entry.quarantined + entry.out_of_scope:
                 outcome.unreconciled.append(f"tables {resource_type}: {entry}")
     return outcomes
 

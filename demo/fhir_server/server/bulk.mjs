@@ -34,6 +34,7 @@ export class Bulk {
     this.requiresAccessToken = null; // null: as the server's auth says
     this.errorLines = 0;
     this.hostileNames = false;
+    this.listsDeleted = true; // an incremental export's manifest lists deletions (`deleted`); servers may omit them
     this.fileRequests = []; // { name, authorization } per file download, so tests see where the token went
   }
 
@@ -47,6 +48,7 @@ export class Bulk {
     this.requiresAccessToken = cfg.requiresAccessToken ?? this.requiresAccessToken;
     this.errorLines = cfg.errorLines ?? this.errorLines;
     this.hostileNames = cfg.hostileNames ?? this.hostileNames;
+    this.listsDeleted = cfg.listsDeleted ?? this.listsDeleted;
   }
 
   fileUrl(baseUrl, id, name) {
@@ -94,7 +96,7 @@ export class Bulk {
         files.set(name, ndjson(chunk));
         output.push({ type, url: this.fileUrl(baseUrl, id, name), count: chunk.length });
       }
-      if (since) {
+      if (since && this.listsDeleted) {
         const gone = this.repo.changesSince(type, since).filter((c) => c.deleted
           && (!patients || patients.has(patientOf(this.repo.lastVersion(c.resourceType, c.id) ?? {}))));
         if (gone.length) {

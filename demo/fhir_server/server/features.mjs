@@ -22,12 +22,13 @@ export class Features {
     this.systemSearch = true; // searches of types other than Patient without a patient are refused
     this.honest = true; // the CapabilityStatement says what is missing
     this.strict = false; // parameters it lacks are refused (400), not ignored: _count without `count`, and _elements
+    this.listsCount = true; // the CapabilityStatement lists _count among the search parameters (most do not)
     this.pages = new Map();
   }
 
   configure(cfg) {
     this.reset();
-    for (const key of ['history', 'lastUpdated', 'count', 'pageSize', 'opaquePaging', 'systemSearch', 'honest', 'strict']) {
+    for (const key of ['history', 'lastUpdated', 'count', 'pageSize', 'opaquePaging', 'systemSearch', 'honest', 'strict', 'listsCount']) {
       if (cfg[key] !== undefined) this[key] = cfg[key];
     }
   }
@@ -40,7 +41,7 @@ export class Features {
       interaction: interactions.filter((code) => !honest || this.history || code !== 'history-type')
         .map((code) => ({ code })),
       searchParam: searchParams.filter((name) => !honest || (this.lastUpdated || name !== '_lastUpdated')
-        && (this.count || name !== '_count'))
+        && (this.count || name !== '_count') && (this.listsCount || name !== '_count'))
         .map((name) => ({ name, type: name === '_lastUpdated' ? 'date' : name === 'patient' ? 'reference' : 'token' })),
     };
     if (honest && !this.systemSearch && COMPARTMENT_TYPES.has(type)) {
