@@ -40,6 +40,15 @@ def classify(item: Any, wanted: tuple[str, ...]) -> str | None:
     return None
 
 
+def kept_of(item: Any, raw: str, wanted: tuple[str, ...]) -> dict[str, Any]:
+    """What a reject keeps of its input: a resource of a type not asked for (a whole hospital's Encounters, say)
+    only its type and id, so an export of everything does not copy what is out of scope; anything else its text,
+    to show what was wrong with it."""
+    if isinstance(item, dict) and isinstance(item.get("resourceType"), str) and item["resourceType"] not in wanted:
+        return {"resourceType": item["resourceType"], "id": item.get("id")}
+    return {"raw": raw[:100_000]}
+
+
 def land_items(run: LandingRun, items: Iterable[tuple[int, Any, str]], source: str, wanted: tuple[str, ...]
                ) -> dict[str, int]:
     """Land (line number, parsed value or None, raw text) items; return counts per stream written to."""
@@ -53,7 +62,7 @@ def land_items(run: LandingRun, items: Iterable[tuple[int, Any, str]], source: s
         reason = ("not valid JSON" if item is None else item.reason if isinstance(item, Unreadable)
                   else classify(item, wanted))
         if reason:
-            name, record = REJECTED, {"source": source, "line": number, "reason": reason, "raw": raw[:100_000]}
+            name, record = REJECTED, {"source": source, "line": number, "reason": reason, **kept_of(item, raw, wanted)}
         else:
             name, record = item["resourceType"], item
         batches.setdefault(name, []).append(record)

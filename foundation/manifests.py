@@ -111,7 +111,9 @@ class SnapshotManifest(Record):
     reconciliation: dict[str, Reconciled]
     unmapped_codes: int
     endpoints: list[str]
-    cohort: dict[str, Any] = {}  # the cohort definition the snapshot was built under (`CohortDefinition`)
+    # The cohort found: its `definition` (`CohortDefinition`), `patients` in it and `other_patients` (out of scope),
+    # patients perfused `without_condition`, the procedure `codes` that selected them (patients each), a `warning`.
+    cohort: dict[str, Any] = {}
     unknown_extensions: int = 0  # extension URLs in the centre's data that no view reads
     conceptmaps: list[str] = []
     conceptmaps_rejected: list[str] = []

@@ -56,7 +56,10 @@ class RunOutcome:
 
 
 def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None,
-                   echo: Callable[[str], None] = print, progress: connectors.PullProgress | None = None) -> RunOutcome:
+                   echo: Callable[[str], None] = print, progress: connectors.PullProgress | None = None,
+                   accept_smaller_cohort: bool = False) -> RunOutcome:
+    """Pull, transform, audit and publish, analyse; `accept_smaller_cohort`: a centre's cohort may be less than
+    half the published one's (patients withdrawn), which otherwise stops the run."""
     started = time.perf_counter()
     root = config.root
     selected = [config.centre(c) for c in centre_ids] if centre_ids else list(config.centres)
@@ -78,7 +81,7 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
             outcome.seconds = time.perf_counter() - started
             echo(f"nothing new: the published cohort ({pointer.snapshot if pointer else '-'}) is unchanged")
             return outcome
-        outcome.snapshot = _transform(config, changed, new_run_id(), echo)
+        outcome.snapshot = _transform(config, changed, new_run_id(), echo, accept_smaller_cohort)
         if pointer:
             _carry_over(published_snapshot(root), outcome.snapshot, {c.id for c in changed})
         plan = AnalysisPlan(ci_method=config.analysis.ci, horizons_years=config.analysis.horizons_years,
@@ -129,8 +132,9 @@ def centre_settings(centres: list[CentreConfig]) -> list[CentreSettings]:
                            c.conceptmaps_from_source, c.views, c.cohort_may_be_empty) for c in centres]
 
 
-def transform_options(config: ConsortiumConfig) -> TransformOptions:
-    return TransformOptions(config.identifier_system, config.shift_dates, cohort=config.cohort.definition())
+def transform_options(config: ConsortiumConfig, accept_smaller_cohort: bool = False) -> TransformOptions:
+    return TransformOptions(config.identifier_system, config.shift_dates, cohort=config.cohort.definition(),
+                            accept_smaller_cohort=accept_smaller_cohort)
 
 
 def profile_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None, pull: bool = False,
@@ -152,10 +156,10 @@ def profile_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = 
 
 
 def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: str,
-               echo: Callable[[str], None]) -> Snapshot:
+               echo: Callable[[str], None], accept_smaller_cohort: bool) -> Snapshot:
     spark = get_spark(config.spark)
     reports = transform(spark, config.root, centre_settings(centres), config.secret.resolve(), run_id,
-                        transform_options(config))
+                        transform_options(config, accept_smaller_cohort))
     for report in reports.values():
         for line in report.lines():
             echo(line)

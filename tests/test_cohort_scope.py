@@ -86,7 +86,8 @@ def _assert_cohort_found(spark: SparkSession, report: TransformReport, cohort_al
         assert counts.quarantined == 0, f"{resource_type}: {counts}"
     assert report.unmapped_codes == 0  # the others' heart rates and glucose are not codes to map
     manifest = report.snapshot.manifest("borealis")
-    assert manifest.cohort["procedure_kinds"] == ["ilp"] and manifest.reconciliation == report.reconciliation
+    assert manifest.cohort["definition"]["procedure_kinds"] == ["ilp"] and manifest.cohort["patients"] == 208
+    assert sum(manifest.cohort["codes"].values()) >= 208 and manifest.reconciliation == report.reconciliation
 
 
 def test_a_whole_hospital_export_as_files_publishes_the_cohort_alone(

@@ -188,6 +188,10 @@ def test_files_source_rejects_what_is_not_a_resource_and_counts_reconcile(tmp_pa
     reasons = {r["line"]: r["reason"] for r in landed_lines(run, "rejected")}
     assert reasons == {4: "not valid JSON", 5: "not a JSON object", 6: "no resourceType",
                        7: "resource type Encounter was not asked for", 8: "resource has no id"}
+    kept = {r["line"]: {k: v for k, v in r.items() if k not in ("source", "line", "reason")}
+            for r in landed_lines(run, "rejected")}
+    assert kept[7] == {"resourceType": "Encounter", "id": "e1"}  # out of scope: its type and id, not a copy
+    assert kept[4] == {"raw": '{"resourceType":"Patient"'}  # what was wrong with it, to see
     files = manifest(run)["files"]
     assert files["Patient"]["count"] + files["rejected"]["count"] + 1 == 8  # the repeated version
 

@@ -188,4 +188,8 @@ def test_profile_lists_each_trace_with_what_would_fix_it(spark: SparkSession, zo
     assert any(reason.startswith("not linked to a tumour") for reason in dorado.unused)
     report = (zones.profile("dorado", dorado.run_id) / "profile.md").read_text(encoding="utf-8")
     assert "perfusion-level" in report and "perfusions.ilp_level" in report
+    assert dorado.cohort["patients"] == DORADO.patients and dorado.cohort["other_patients"] == 0
+    assert dorado.cohort_line().startswith(f"cohort: {DORADO.patients} of {DORADO.patients} patients qualify, by the "
+                                           "procedure codes ")
+    assert f"{DORADO.patients} of {DORADO.patients} patients qualify" in report
     assert not zones.snapshot(dorado.run_id).folder.exists()  # the scratch snapshot is gone

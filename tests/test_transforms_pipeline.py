@@ -22,6 +22,7 @@ from connectors.progress import LogProgress
 from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from foundation.errors import CohortNotFound
 from foundation.model import TABLES
+from foundation.publication import publish
 from foundation.secrets import Secret
 from foundation.terminology import valueset
 from foundation.zones import Snapshot
@@ -123,6 +124,25 @@ def test_codes_a_conceptmap_leaves_out_are_quarantined_and_reported(spark: Spark
                and line["element"] in ("code", "medicationCodeableConcept")) == sum(
         report.reconciliation[t].quarantined for t in own)
     assert {line["resource_type"] for line in lines} > set(own)  # used resources' unmapped elements are listed too
+
+
+def test_a_cohort_less_than_half_the_published_one_stops_the_transform(
+        spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:
+    """A ConceptMap that lost the lower-limb sarcoma codes (most of borealis's patients) after a publication."""
+    folder = demo_consortium[0] / "borealis"
+    _land(folder, tmp_path, "borealis")
+    first = _transform(spark, tmp_path, folder, "borealis", "r1")
+    publish(tmp_path, first.snapshot, tmp_path / "validation", 0, 0)
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for path in sorted((folder / "conceptmaps").glob("*.json")):
+        cmap = json.loads(path.read_text())
+        for group in cmap["group"]:
+            group["element"] = [e for e in group["element"] if not e["target"][0]["code"].startswith("C49.2")]
+        (maps / path.name).write_text(json.dumps(cmap))
+    with pytest.raises(CohortNotFound, match=r"borealis: the cohort has \d+ patients where .* published 208"):
+        transform(spark, tmp_path, [CentreSettings("borealis", tuple(sorted(maps.glob("*.json"))))], SECRET, "r2",
+                  TransformOptions(NATIONAL_ID_SYSTEM))
 
 
 def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:

@@ -327,10 +327,10 @@ def _parse(lines: DataFrame, lookup: CodeLookup, facts: ResourceFacts) -> DataFr
     problem = (F.when(F.col("r.resourceType").isNull() | F.col("r.id").isNull(),
                       "unparseable JSON, or no resourceType or id")
                .when(F.col("r.resourceType") != F.col("resource_type"), "resourceType differs from its stream"))
-    resources = lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json",
-                             parsed().alias("r")).withColumn("reason", problem)
+    resources = (lines.select("centre_id", F.col("stream").alias("resource_type"), "run_id", "json",
+                              parsed().alias("r")).withColumn("reason", problem).withColumn("kind", lookup.kind()))
     rows = (with_impossibility(resources)
-            .select("centre_id", "resource_type", lookup.kind().alias("kind"), F.col("r.id").alias("id"),
+            .select("centre_id", "resource_type", "kind", F.col("r.id").alias("id"),
                     F.col("r.meta.versionId").alias("version_id"), F.col("r.meta.lastUpdated").alias("last_updated"),
                     "run_id", "impossible", "reason", "json", F.monotonically_increasing_id().alias("row"), "r"))
     return rows.select(*[c for c in rows.columns if c != "r"], *facts.columns(lines.sparkSession))

@@ -34,6 +34,7 @@ from foundation.errors import CohortNotFound, IlpError
 from foundation.manifests import Reconciled, SnapshotManifest
 from foundation.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
 from foundation.progress import steps as progress_steps
+from foundation.publication import read_pointer
 from foundation.secrets import Secret
 from foundation.terminology import ConceptMapIndex
 from foundation.zones import Snapshot, Zones
@@ -43,7 +44,7 @@ from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts
 from transforms.landed import completed_runs
 from transforms.pseudonym import check_secret, date_shift_days
 from transforms.quarantine import write_quarantine
-from transforms.scope import describe_procedures, near_misses
+from transforms.scope import cohort_found, describe_procedures, near_misses, qualifying_codes
 from transforms.tables import BASE_TABLES
 from transforms.tables.cohort import build_cohort
 from transforms.tables.links import linked
@@ -77,6 +78,9 @@ class TransformOptions:
     shift_dates: bool = False  # move each patient's dates by a keyed offset (intervals and endpoints unchanged)
     endpoints: tuple[Endpoint, ...] = DEFAULT_ENDPOINTS
     cohort: CohortDefinition = REFERENCE_STUDY  # who is in the study; resources of other patients are out of scope
+    # A centre's cohort less than half the published one's is an error (a ConceptMap lost, a code changed) unless
+    # this says it is expected (patients withdrawn, a narrower definition).
+    accept_smaller_cohort: bool = False
 
 
 @dataclass
@@ -126,8 +130,10 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             merges = state.merge(spark, RESOURCE_TYPES, lookup, facts, run_id)
         with ResourceView.load(spark, state, lookup, secret, facts, options.cohort) as view:
             scope = view.scope_counts()
-            _check_cohort(view, centres, scope, options.cohort)
+            _check_cohort(view, centres, scope, options)
+            _check_not_shrunk(zones, scope, options)
             missed = near_misses(view.marked, options.cohort, view.members)
+            codes = qualifying_codes(view.resources, options.cohort, view.members)
             snapshot = zones.snapshot(run_id)
             completeness = WrittenCompleteness(ids)
             written: dict[str, DataFrame] = {}
@@ -153,31 +159,29 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
         report.unknown_extensions = _write_extensions(zones, centre, run_id,
                                                       [r for r in extensions if r["centre_id"] == centre])
         report.warnings = [gap_warning(centre, c, counts) for c in missing_columns.get(centre, [])]
-        if missed.get(centre):
-            cohort = options.cohort
-            report.warnings.append(
-                f"{centre}: {missed[centre]} patients with a procedure of kind {' or '.join(cohort.procedure_kinds)} "
-                f"have no condition of kind {' or '.join(cohort.condition_kinds)}: out of the cohort's scope "
-                "(another disease perfused, or a condition coded with a code the centre's ConceptMap does not map)")
+        found = cohort_found(centre, options.cohort, scope[centre], missed.get(centre, 0), codes.get(centre, {}))
         SnapshotManifest(
             run_id=run_id, centre_id=centre, merged_landing_runs=report.merged_runs,
             merge_counts=state.centre(centre).counts(), rows=report.rows,
             reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
             unknown_extensions=report.unknown_extensions,
-            endpoints=[e.name for e in options.endpoints], cohort=options.cohort.as_record(),
+            endpoints=[e.name for e in options.endpoints], cohort=found,
             conceptmaps=maps[centre].sources,
             conceptmaps_rejected=maps[centre].rejected,
             completeness={t: dict(c) for t, c in counts.get(centre, {}).items()},
             gaps=missing_columns.get(centre, []), warnings=report.warnings,
             timings={f"{step}_seconds": round(seconds, 3) for step, seconds in steps.timings.items()},
             finished_at=datetime.now(UTC).isoformat()).write(snapshot.manifest_path(centre))
+        if "warning" in found:  # in the log, beside the gaps (the manifest keeps it with the cohort)
+            report.warnings.append(found["warning"])
     return reports
 
 
 def _check_cohort(view: ResourceView, centres: list[CentreSettings], scope: dict[str, dict[tuple[str, bool], int]],
-                  cohort: CohortDefinition) -> None:
+                  options: TransformOptions) -> None:
     """Stop before any table is written when the definition selects none of a centre's patients (unless that is
     expected of the centre): an empty publication would hide a code nobody mapped."""
+    cohort = options.cohort
     for settings in centres:
         counts = scope[settings.centre_id]
         if counts.get(("Patient", True)) or settings.cohort_may_be_empty:
@@ -188,6 +192,28 @@ def _check_cohort(view: ResourceView, centres: list[CentreSettings], scope: dict
                              "centre's code for the procedure to its kind in the centre's ConceptMap "
                              "(docs/onboarding.md), or set cohort_may_be_empty = true for a centre that has no "
                              "patient of the study yet")
+
+
+def _check_not_shrunk(zones: Zones, scope: dict[str, dict[tuple[str, bool], int]], options: TransformOptions) -> None:
+    """Stop when a centre's cohort is less than half of what is published for it under the same definition: what
+    changed is more likely a lost ConceptMap or a recoded procedure than half the patients withdrawn."""
+    pointer = read_pointer(zones.root)
+    if pointer is None or options.accept_smaller_cohort:
+        return
+    published = Snapshot(zones.cohort / pointer.snapshot)
+    for centre, counts in scope.items():
+        if not published.manifest_path(centre).exists():
+            continue
+        before = published.manifest(centre)
+        previous, now = before.rows.get("cohort", 0), counts.get(("Patient", True), 0)
+        same = before.cohort.get("definition", options.cohort.as_record()) == options.cohort.as_record()
+        if same and now * 2 < previous:
+            raise CohortNotFound(
+                f"{centre}: the cohort has {now} patients where {pointer.snapshot} published {previous} under the "
+                f"same definition ({options.cohort.describe()}); {counts.get(('Patient', False), 0)} of the centre's "
+                "patients are now out of its scope. A ConceptMap that no longer maps the procedure, or a recoded "
+                "procedure, would do this: check the centre's landed ConceptMaps and codes (ilp profile). If the "
+                "patients were withdrawn, rerun with --accept-smaller-cohort")
 
 
 def _with_out_of_scope(reconciled: dict[str, Reconciled],

@@ -73,6 +73,17 @@ class CentreFindings:
     extensions: list[Extension] = field(default_factory=list)
     unmapped: list[dict[str, Any]] = field(default_factory=list)
     unused: dict[str, int] = field(default_factory=dict)  # reason -> resources
+    cohort: dict[str, Any] = field(default_factory=dict)  # the cohort found (`SnapshotManifest.cohort`)
+
+    def cohort_line(self) -> str:
+        """How many of the centre's patients the cohort definition selects, and by which codes."""
+        found = self.cohort
+        if not found:
+            return "cohort: not recorded"
+        total = found["patients"] + found["other_patients"]
+        codes = ", ".join(f"{code} ({n})" for code, n in found["codes"].items()) or "none"
+        line = f"cohort: {found['patients']} of {total} patients qualify, by the procedure codes {codes}"
+        return line + (f"; {found['warning']}" if found.get("warning") else "")
 
     def markdown(self) -> str:
         return "\n".join(_markdown(self)) + "\n"
@@ -140,7 +151,7 @@ def profile_centres(spark: SparkSession, root: Path, centres: list[CentreSetting
                 centre, run_id, {t: c.resources for t, c in manifest.reconciliation.items()}, manifest.completeness,
                 extensions=extensions,
                 unmapped=_csv_rows(zones.unmapped_codes(centre, run_id) / "unmapped_codes.csv"),
-                unused=_unused(zones.quarantine("harmonise", centre, run_id)))
+                unused=_unused(zones.quarantine("harmonise", centre, run_id)), cohort=manifest.cohort)
             profile.gaps = [Gap(c, w, _feeders(c, catalogue, centre))
                             for c, w in zip(manifest.gaps, manifest.warnings, strict=True)]
             folder = zones.profile(centre, run_id)
@@ -177,6 +188,10 @@ def _markdown(profile: CentreFindings) -> Iterator[str]:
     yield f"# Profile of centre {profile.centre_id}"
     yield ""
     yield "Resources landed and current: " + ", ".join(f"{t} {n}" for t, n in sorted(profile.resources.items()))
+    yield ""
+    yield "## Cohort"
+    yield ""
+    yield profile.cohort_line().removeprefix("cohort: ").capitalize() + "."
     yield ""
     yield f"## Columns empty here that other centres fill ({len(profile.gaps)})"
     for gap in profile.gaps:

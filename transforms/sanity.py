@@ -41,14 +41,16 @@ def _backwards(period: str) -> tuple[Column, str]:
             f"{period} ends before it starts")
 
 
-# What a Quantity cannot be: (test of the Quantity, reason after the element's name).
+# What a Quantity cannot be: (test of the Quantity, reason after the element's name). A unit nothing converts is
+# only a problem for a resource the tables read (one of a known kind): a heart rate in /min is no impossibility.
 QUANTITY_TESTS: tuple[tuple[Callable[[Column], Column], str], ...] = (
     (lambda q: q["value"].isNotNull() & q["value"].try_cast("double").isNull(), ".value is not a number"),
     (lambda q: q["value"].try_cast("double") < 0, ".value is negative"),
     (lambda q: (F.coalesce(q["code"], q["unit"]) == "%") & (q["value"].try_cast("double") > 100),
      " is a percentage above 100"),
     (lambda q: q["value"].isNotNull() & F.coalesce(q["code"], q["unit"]).isNull(), " has no unit"),
-    (lambda q: ~F.coalesce(q["code"], q["unit"]).isin(*KNOWN_UNITS), " has an unknown unit"),
+    (lambda q: F.col("kind").isNotNull() & ~F.coalesce(q["code"], q["unit"]).isin(*KNOWN_UNITS),
+     " has an unknown unit"),
 )
 
 
@@ -60,8 +62,8 @@ def _on_components(test: Callable[[Column], Column]) -> Column:
 
 
 def with_impossibility(rows: DataFrame) -> DataFrame:
-    """`rows` (the resource parsed in column `r`) with `impossible`: why it is internally impossible (the first
-    reason found), or null.
+    """`rows` (the resource parsed in column `r`, with its canonical `kind`) with `impossible`: why it is
+    internally impossible (the first reason found), or null.
 
     Each date element is parsed once, in a projection of its own, and tested twice from there: inline, each date
     was parsed twice and the check cost more than parsing the resource."""

@@ -13,6 +13,8 @@ Members are few (the cohort), so they are broadcast; the resources are never col
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -90,3 +92,34 @@ def describe_procedures(resources: DataFrame, centre_id: str, most: int = 5) -> 
         listed = "; ".join(f"{r['system']}|{r['code']} ({r['count']})" for r in codes)
         text += f", {kinds[None]} whose code means nothing (commonest: {listed or 'no coding'})"
     return text + "."
+
+
+def qualifying_codes(resources: DataFrame, cohort: CohortDefinition, chosen: DataFrame) -> dict[str, dict[str, int]]:
+    """Per centre, `system|code` of the procedures that put the cohort's patients in it, with how many patients
+    each: what `ilp profile` shows a data manager. Reads the code from the few qualifying procedures' JSON."""
+    procedures = (resources.where((F.col("resource_type") == "Procedure") & F.col("kind").isin(*cohort.procedure_kinds))
+                  .join(chosen, "subject_id", "left_semi"))
+    codings = F.from_json("json", "code struct<coding: array<struct<system: string, code: string>>>")
+    rows = (procedures.select("centre_id", "subject_id", F.explode(codings["code"]["coding"]).alias("c"))
+            .groupBy("centre_id", F.concat_ws("|", "c.system", "c.code").alias("code"))
+            .agg(F.countDistinct("subject_id").alias("patients")).collect())
+    found: dict[str, dict[str, int]] = {}
+    for row in sorted(rows, key=lambda r: (-r["patients"], r["code"])):
+        found.setdefault(row["centre_id"], {})[row["code"]] = row["patients"]
+    return found
+
+
+def cohort_found(centre_id: str, cohort: CohortDefinition, counts: dict[tuple[str, bool], int], without_condition: int,
+                 codes: dict[str, int]) -> dict[str, Any]:
+    """What the snapshot manifest says of the cohort found at a centre (`SnapshotManifest.cohort`): the definition,
+    its patients and the centre's others, the perfused patients without the condition (with a warning), and the
+    codes that selected them."""
+    found: dict[str, Any] = {"definition": cohort.as_record(), "patients": counts.get(("Patient", True), 0),
+                             "other_patients": counts.get(("Patient", False), 0),
+                             "without_condition": without_condition, "codes": codes}
+    if without_condition:
+        found["warning"] = (
+            f"{centre_id}: {without_condition} patients with a procedure of kind {' or '.join(cohort.procedure_kinds)} "
+            f"have no condition of kind {' or '.join(cohort.condition_kinds)}: out of the cohort's scope (another "
+            "disease perfused, or a condition coded with a code the centre's ConceptMap does not map)")
+    return found

@@ -11,14 +11,13 @@ import typer
 
 from foundation.errors import ConfigError
 from foundation.model import dictionary
-from ilp.commands.options import (
-    ConfigOption,
-)
+from ilp.commands.options import AcceptSmallerCohort, ConfigOption
 
 
 def run_command(
     config: ConfigOption,
     centre: Annotated[list[str] | None, typer.Option("--centre", help="Only this centre (repeatable).")] = None,
+    accept_smaller_cohort: AcceptSmallerCohort = False,
 ) -> None:
     """Every stage for the consortium (or some centres): pull, transform, audit and publish, analyse.
 
@@ -37,7 +36,7 @@ def run_command(
     from ilp.run import run_consortium
 
     log = logging.getLogger("ilp.run")
-    outcome = run_consortium(load_config(config), centre, echo=log.info)
+    outcome = run_consortium(load_config(config), centre, echo=log.info, accept_smaller_cohort=accept_smaller_cohort)
     if outcome.nothing_new:
         log.info(f"done in {outcome.seconds:.1f} s: nothing new")
         return
@@ -68,6 +67,7 @@ def profile_command(
         typer.echo(f"{centre_id}: {len(profile.gaps)} columns empty where other centres fill them, "
                    f"{len(profile.extensions)} extensions no view reads, {len(profile.unmapped)} codes that mean "
                    f"nothing, {sum(profile.unused.values())} resources no table used")
+        typer.echo(f"    {profile.cohort_line()}")
         for gap in profile.gaps:
             typer.echo(f"    empty: {gap.column} (fed by {', '.join(f for f, _ in gap.feeders) or '-'})")
         for extension in profile.extensions:

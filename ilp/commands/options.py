@@ -20,6 +20,9 @@ SuppressOption = Annotated[bool, typer.Option(
     help="Blank counts below --min-cell and the counts that would give them back (off: outputs that stay inside "
          "the centre only).")]
 MinCellOption = Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")]
+AcceptSmallerCohort = Annotated[bool, typer.Option(
+    "--accept-smaller-cohort", help="A centre's cohort may be less than half the published one's (patients "
+                                    "withdrawn); otherwise that stops the run (exit 9).")]
 GridOption = Annotated[float | None, typer.Option(
     "--grid-months", min=0.01, help="Round times up to this grid before counting (aggregates).")]
 

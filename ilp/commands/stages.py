@@ -14,6 +14,7 @@ import connectors
 from foundation.errors import ConfigError
 from ilp.commands.options import (
     ZONES,
+    AcceptSmallerCohort,
     MinCellOption,
     SparkConf,
     SuppressOption,
@@ -82,6 +83,7 @@ def transform_command(
     spark_conf: SparkConf = None,
     shift_dates: Annotated[bool, typer.Option(
         "--shift-dates", help="Move each patient's dates by a keyed offset of up to a year (intervals kept).")] = False,
+    accept_smaller_cohort: AcceptSmallerCohort = False,
 ) -> None:
     """Merge new landings and build the canonical tables of each centre into a new cohort snapshot.
 
@@ -105,7 +107,8 @@ def transform_command(
                                conceptmaps_from_source) for c in centre]
     with centre_locks(root, centre):  # not beside an `ilp run` or `ilp ingest` of the same centres
         reports = transform(get_spark(spark_overrides(spark_conf)), root, settings, secret, new_run_id(),
-                            TransformOptions(identifier_system, shift_dates))
+                            TransformOptions(identifier_system, shift_dates,
+                                             accept_smaller_cohort=accept_smaller_cohort))
     for report in reports.values():
         for line in report.lines():
             typer.echo(line)
