@@ -90,6 +90,9 @@ def main() -> None:
                 for step, (driver, java, wall) in (("ceiling", ceiling), ("transform", cost)):
                     print(f"{name:<28} {resources:>9} {step:<10} {driver:>12.1f} {java:>10.1f} {wall:>7.1f}"
                           + ("  (warm-up)" if sitting == "warm-up" else ""))
+                timings = Zones(zones).snapshot("bench").manifest("borealis").timings
+                print(f"{'':<28} {'':>9} wall s by step: "
+                      + ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}" for k, v in timings.items()))
                 totals[name] = (resources, ceiling[0] + ceiling[1], cost[0] + cost[1])
         (alone_n, alone_ceiling, alone), (whole_n, whole_ceiling, whole) = totals.values()
         extra, reading = whole - alone, whole_ceiling - alone_ceiling

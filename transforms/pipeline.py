@@ -130,6 +130,9 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             merges = state.merge(spark, RESOURCE_TYPES, lookup, facts, run_id)
         with ResourceView.load(spark, state, lookup, secret, facts, options.cohort) as view:
             scope = view.scope_counts()
+            inside = sum(n for counts in scope.values() for (_, in_scope), n in counts.items() if in_scope)
+            if sum(n for counts in scope.values() for n in counts.values()) > 2 * inside:
+                view.keep_in_scope_in_memory()  # most of what is stored is out of scope: read the cohort once
             _check_cohort(view, centres, scope, options)
             _check_not_shrunk(zones, scope, options)
             missed = near_misses(view.marked, options.cohort, view.members)
