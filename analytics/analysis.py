@@ -115,8 +115,10 @@ def _figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, li
                 [(descriptive.POOLED, subset)] + [(c, subset.for_centre(c)) for c in centres]
             fitted = [(label, survival_tables.fit_km(d.cohort, endpoint, plan, label)) for label, d in labelled]
             curves[endpoint.name] = [(label, km) for label, km in fitted if km is not None]
-        figures[group] = save(figure1({k: c for k, c in curves.items() if c}, plan, _title(group), hide_below), folder,
-                              f"figure1_{group}")
+        drawn = {k: c for k, c in curves.items() if c and k in plan.figure_endpoints}
+        # a group with no curve to draw (no patients yet) has no figure, rather than an empty one
+        figures[group] = save(figure1(drawn, plan, _title(group), hide_below), folder, f"figure1_{group}") \
+            if drawn else []
     return figures
 
 
@@ -148,7 +150,7 @@ def _report(tables: dict[str, pd.DataFrame], figures: dict[str, list[Path]], inc
             data: CohortData, plan: AnalysisPlan, title: str, path: Path, unpublished: Sequence[str]) -> None:
     sections = table_sections(tables, plan)
     sections.append(Section(FIGURE1.title, FIGURE1.note,
-                            figures=[(f"Figure 1 ({group})", paths[0]) for group, paths in figures.items()]))
+                            figures=[(f"Figure 1 ({group})", paths[0]) for group, paths in figures.items() if paths]))
     sections.append(Section(FIGURE2.title, FIGURE2.note,
                             figures=[(f"Figure 2 ({group})", paths[0]) for group, paths in incidence.items()]))
     provenance = {"snapshot": data.source, "manifests": data.manifests, "version": version("ilp-cohort")}

@@ -49,6 +49,8 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame:
     if not folder.is_dir():
         raise FileNotFoundError(f"the cohort snapshot has no {name!r} table at {folder}")
     table = pq.read_table(folder, partitioning="hive")
+    if "centre_id" not in table.column_names:  # no centre has a row: the table was written with no partition
+        table = BY_NAME[name].arrow_schema().empty_table()
     frame = table.to_pandas()
     frame["centre_id"] = frame["centre_id"].astype(str)
     return frame[[c for c in BY_NAME[name].column_names if c in frame.columns]]

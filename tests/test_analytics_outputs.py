@@ -14,9 +14,10 @@ import pytest
 from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
-from analytics import AnalysisPlan, CohortData, read_snapshot
+from analytics import AnalysisPlan, CohortData, analyse, read_snapshot
 from analytics.outputs import OUTPUTS
 from analytics.survival_tables import table3
+from foundation import model
 from ilp.cli import app
 from tests.conftest import DemoRun
 
@@ -125,3 +126,17 @@ def test_small_cells_are_suppressed_when_asked(demo_run: DemoRun, tmp_path: Path
 def test_a_wrong_ci_method_is_a_config_error(demo_run: DemoRun) -> None:
     result = CliRunner().invoke(app, ["analyse", "--snapshot", str(_snapshot(demo_run)), "--ci", "logit"])
     assert result.exit_code != 0 and "--ci must be one of" in str(result.exception or result.output)
+
+
+def test_a_cohort_with_no_patient_is_analysed_without_a_crash(tmp_path: Path) -> None:
+    """Every centre published empty (each with cohort_may_be_empty): the transform writes each table with no
+    partition, as Spark does for no rows. The analyses still write their tables and the report; no Figure 1."""
+    snapshot = tmp_path / "cohort" / "snapshots" / "run=empty"
+    for table in model.TABLES:
+        (snapshot / table.name).mkdir(parents=True)
+        (snapshot / table.name / "_SUCCESS").write_text("")
+    data = read_snapshot(snapshot)
+    assert data.cohort.empty and "centre_id" in data.cohort.columns and "os_months" in data.cohort.columns
+    result = analyse(data, tmp_path / "report", AnalysisPlan())
+    assert result.report.is_file() and not list((tmp_path / "report").rglob("figure1_*"))  # no curve to draw
+    assert {p.stem for p in (result.folder / "tables").glob("*.csv")} == set(result.tables)
