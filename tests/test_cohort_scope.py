@@ -113,7 +113,7 @@ def test_a_whole_hospital_server_searched_by_the_cohort_s_codes_lands_only_the_c
     report = _transform(spark, tmp_path, None, from_source=True)
     melanoma_resources = Counter(r["resourceType"] for t in RESOURCE_TYPES
                                  for r in read_ndjson(hospital / "fhir" / f"{t}.ndjson")
-                                 if any(r["id"].startswith(m) for m in melanoma))
+                                 if any(r["id"] == m or r["id"].startswith(f"{m}-") for m in melanoma))
     _assert_cohort_found(spark, report, cohort_alone, melanoma_resources)
 
 
