@@ -1,6 +1,7 @@
 """Analytics: survival, toxicity and response outputs, pooled and per centre, from a cohort snapshot.
 
-Verbs: `read_snapshot` (the cohort tables), `analyse` (every table, figure and the report). The estimators
+Verbs: `read_snapshot` (the cohort tables), `analyse` (every table, figure and the report, under the plan's
+`OutputPolicy`). The estimators
 (`KaplanMeier`, `LogRankTest`, `CoxModel`) follow lifelines: `fit` returns self, results are attributes.
 """
 
@@ -10,7 +11,8 @@ from analytics.cox import CoxModel
 from analytics.kaplan_meier import KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan, Factor
+from analytics.policy import UNPROTECTED, OutputPolicy
 from analytics.proportions import compare_groups, exact_rate
 
-__all__ = ["AnalysisPlan", "AnalysisResult", "CohortData", "CoxModel", "Factor", "KaplanMeier", "LogRankTest",
-           "analyse", "compare_groups", "exact_rate", "read_snapshot"]
+__all__ = ["UNPROTECTED", "AnalysisPlan", "AnalysisResult", "CohortData", "CoxModel", "Factor", "KaplanMeier",
+           "LogRankTest", "OutputPolicy", "analyse", "compare_groups", "exact_rate", "read_snapshot"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,7 +21,6 @@ import pandas as pd
 from analytics import descriptive, survival_tables
 from analytics.cohort import CohortData
 from analytics.competing_risks import CumulativeIncidence
-from analytics.disclosure import suppress
 from analytics.figures import cumulative_incidence_figure, figure1, save
 from analytics.kaplan_meier import KaplanMeier
 from analytics.outputs import FIGURE1, FIGURE2, HEADINGS, OUTPUTS
@@ -68,31 +67,16 @@ def analyse(data: CohortData, folder: Path, plan: AnalysisPlan | None = None,
 
 
 def _tables(data: CohortData, plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
-    """Every registered output, small cells suppressed where the plan asks."""
-    return protected({output.name: output.build(data, plan) for output in OUTPUTS}, plan)
+    """Every registered output, as it may leave under the plan's output policy."""
+    return published({output.name: output.build(data, plan) for output in OUTPUTS}, plan)
 
 
-def protected(tables: dict[str, pd.DataFrame], plan: AnalysisPlan) -> dict[str, pd.DataFrame]:
-    """Registered outputs with their small cells, and the counts that would give them back, suppressed where the
-    plan asks; outputs of one family (counts tied across tables) together."""
-    if not plan.suppress_small_cells:
-        return tables
-    done: dict[str, pd.DataFrame] = {}
-    for family in dict.fromkeys(o.family for o in OUTPUTS if o.family and o.name in tables):
-        names = [o.name for o in OUTPUTS if o.family == family and o.name in tables]
-        joined = suppressed(names[0], pd.concat([tables[n].assign(output=n) for n in names], ignore_index=True), plan)
-        done |= {n: joined[joined["output"] == n].drop(columns="output").reset_index(drop=True) for n in names}
-    return {name: done[name] if name in done else suppressed(name, table, plan) for name, table in tables.items()}
-
-
-def suppressed(name: str, table: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
-    """A registered output's table with its small cells, and the counts that would give them back, suppressed,
-    and what it never publishes under suppression withheld, where the plan asks (outputs of a family: the
-    first's rules, which its members share)."""
-    output = next(o for o in OUTPUTS if o.name == name)
-    if not (plan.suppress_small_cells and output.counts):
-        return table
-    return output.withhold(suppress(table, output.counts, output.derived, plan.min_cell, output.links))
+def published(tables: dict[str, pd.DataFrame], plan: AnalysisPlan, released: Collection[str] = ()
+              ) -> dict[str, pd.DataFrame]:
+    """Registered outputs as they may leave under the plan's output policy (`OutputPolicy`); those named in
+    `released` were pooled from what the centres released (`Output.published`)."""
+    return {o.name: o.published(tables[o.name], plan.policy, o.name in released) for o in OUTPUTS
+            if o.name in tables}
 
 
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
@@ -105,7 +89,6 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
 
 def _figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, list[Path]]:
     """Figure 1 pooled (a curve per centre and the pooled one) and per centre."""
-    hide_below = plan.min_cell if plan.suppress_small_cells else 0
     figures: dict[str, list[Path]] = {}
     centres = data.centres
     for group, subset in descriptive.groups(data):
@@ -117,7 +100,7 @@ def _figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, li
             curves[endpoint.name] = [(label, km) for label, km in fitted if km is not None]
         drawn = {k: c for k, c in curves.items() if c and k in plan.figure_endpoints}
         # a group with no curve to draw (no patients yet) has no figure, rather than an empty one
-        figures[group] = save(figure1(drawn, plan, _title(group), hide_below), folder, f"figure1_{group}") \
+        figures[group] = save(figure1(drawn, plan, _title(group)), folder, f"figure1_{group}") \
             if drawn else []
     return figures
 
@@ -128,7 +111,6 @@ def _title(group: str) -> str:
 
 def _incidence_figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, list[Path]]:
     """Figure 2 per group: the cumulative incidence of local relapse and of distant metastasis, death competing."""
-    hide_below = plan.min_cell if plan.suppress_small_cells else 0
     figures: dict[str, list[Path]] = {}
     for group, subset in descriptive.groups(data):
         curves: dict[str, list[tuple[str, CumulativeIncidence]]] = {}
@@ -142,7 +124,7 @@ def _incidence_figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> di
             curves[endpoint.name] = [(what, cif) for what, cif in fitted if cif is not None]
             labels[endpoint.name] = event
         figures[group] = save(cumulative_incidence_figure({k: c for k, c in curves.items() if c}, labels,
-                                                          _title(group), hide_below), folder, f"figure2_{group}")
+                                                          _title(group), plan.policy), folder, f"figure2_{group}")
     return figures
 
 
@@ -174,5 +156,5 @@ def table_sections(tables: dict[str, pd.DataFrame], plan: AnalysisPlan, notes: d
 
 def _summary(data: CohortData, tables: dict[str, pd.DataFrame], plan: AnalysisPlan) -> dict[str, object]:
     return {"snapshot": data.source, "centres": data.centres, "patients": len(data.cohort),
-            "ci_method": plan.ci_method, "small_cells_suppressed": plan.suppress_small_cells,
-            "min_cell": plan.min_cell, "tables": {name: len(t) for name, t in tables.items()}}
+            "ci_method": plan.ci_method, "output_policy": asdict(plan.policy),
+            "tables": {name: len(t) for name, t in tables.items()}}

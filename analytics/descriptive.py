@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analytics.cohort import CohortData
+from analytics.policy import UNPROTECTED, OutputPolicy
 from analytics.proportions import compare_groups, exact_rate
 from foundation.model import vocabulary as v
 
@@ -109,8 +110,9 @@ def outcomes(data: CohortData) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def centre_comparisons(data: CohortData) -> pd.DataFrame:
-    """Each categorical variable compared between centres, by the study's chi-square/Fisher rule."""
+def centre_comparisons(data: CohortData, policy: OutputPolicy = UNPROTECTED) -> pd.DataFrame:
+    """Each categorical variable compared between centres, by the study's chi-square/Fisher rule, on the counts
+    the centres release under `policy` (so a test says nothing the counts do not)."""
     rows = []
     if len(data.centres) > 1:
         for section, variable, column, levels in (*TABLE1_CATEGORIES, *RESPONSE_CATEGORIES, *OUTCOME_CATEGORIES):
@@ -118,7 +120,7 @@ def centre_comparisons(data: CohortData) -> pd.DataFrame:
             # a yes/no variable compares yes against everyone else; a categorical one its listed levels
             category = frame[column].eq(levels[0][0]) if len(levels) == 1 else frame[column].map(dict(levels))
             counts = pd.crosstab(frame["centre_id"], category)
-            result = compare_groups(counts.to_numpy())
+            result = compare_groups(policy.counts(counts.to_numpy()))
             rows.append({"section": section, "variable": variable, "test": result.test,
                          "statistic": result.statistic, "p_value": result.p_value})
     return pd.DataFrame(rows, columns=["section", "variable", "test", "statistic", "p_value"])

@@ -14,7 +14,7 @@ import pandas as pd
 
 from analytics.descriptive import COUNT, MEDIAN
 
-SUPPRESSED = "suppressed"
+WITHHELD = "withheld_because"
 
 
 def _number(value: object, digits: int = 1) -> str:
@@ -39,19 +39,23 @@ def _percent(value: object) -> str:
 def descriptive(table: pd.DataFrame) -> pd.DataFrame:
     """Rows (section, variable, level) by group columns."""
     def text(row: pd.Series) -> str:
-        if row.get("disclosure"):
-            return SUPPRESSED
+        reason = row.get(WITHHELD)
+        if pd.notna(reason) and (pd.isna(row["n"]) or pd.isna(row["estimate"])):
+            return f"withheld: {reason}"
+        return formatted(row) + (f" ({reason})" if pd.notna(reason) else "")
+
+    def formatted(row: pd.Series) -> str:
         if row["statistic"] == COUNT:
             # the denominator is said: a rate over the resected, or over those with the variable recorded
             return f"{int(row['n'])}/{int(row['total'])} ({row['estimate']:.1f}%)" if row["total"] else "0"
         if row["statistic"] == MEDIAN:
             if pd.isna(row["estimate"]):
                 return "n/a"
-            if pd.isna(row["lower"]):  # suppression withholds a range: its ends are single patients' values
+            if pd.isna(row["lower"]):  # the policy withholds a range: its ends are single patients' values
                 return f"{_number(row['estimate'])} [range withheld]"
             return f"{_number(row['estimate'])} [{_number(row['lower'])}-{_number(row['upper'])}]"
         return str(int(row["n"]))
-    shown = table.assign(text=table.apply(text, axis=1))
+    shown = table.assign(text=[text(row) for _, row in table.iterrows()])
     order = list(dict.fromkeys(shown["group"]))
     wide = shown.pivot_table(index=["section", "variable", "level"], columns="group", values="text",
                              aggfunc="first", sort=False)
@@ -81,15 +85,11 @@ def competing_risks(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFr
 def _by_horizon(table: pd.DataFrame, horizons: tuple[int, ...], estimate: str, counted: str,
                 counts: Callable[[dict[str, Any]], str],
                 more: Callable[[dict[str, Any]], dict[str, str]] = lambda _: {}) -> pd.DataFrame:
-    """One row per endpoint and group: the counts, `more`, and `<estimate>_<years>y` in % with its CI per horizon
-    (a suppressed row shows only that it is suppressed)."""
+    """One row per endpoint and group: the counts, `more`, and `<estimate>_<years>y` in % with its CI per horizon,
+    and what the output policy withheld."""
     rows = []
     for record in table.to_dict("records"):
         row = {"Endpoint": record["label"], "Group": record["group"]}
-        if record.get("disclosure"):
-            row[counted] = SUPPRESSED
-            rows.append(row)
-            continue
         row[counted] = counts(record)
         row.update(more(record))
         for years in horizons:
@@ -97,6 +97,7 @@ def _by_horizon(table: pd.DataFrame, horizons: tuple[int, ...], estimate: str, c
             row[f"{years}-year, % (95% CI)"] = "n/a" if value is None or pd.isna(value) else (
                 f"{100 * value:.0f} ({_percent(record[f'{estimate}_{years}y_lower'])}-"
                 f"{_percent(record[f'{estimate}_{years}y_upper'])})")
+        row["Withheld"] = record.get(WITHHELD) or ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -104,12 +105,10 @@ def _by_horizon(table: pd.DataFrame, horizons: tuple[int, ...], estimate: str, c
 def logrank(table: pd.DataFrame) -> pd.DataFrame:
     """Endpoint and factor rows, one column per group: 'chi2 3.21, p=0.073'."""
     def text(row: pd.Series) -> str:
-        if row.get("disclosure"):
-            return SUPPRESSED
         if pd.isna(row["p_value"]):
             return row["note"] or "n/a"
         return f"chi2 {row['chi_square']:.2f} (df {int(row['df'])}), p={row['p_value']:.3g}"
-    shown = table.assign(text=table.apply(text, axis=1))
+    shown = table.assign(text=[text(row) for _, row in table.iterrows()])
     order = list(dict.fromkeys(shown["group"]))
     wide = shown.pivot_table(index=["endpoint", "factor"], columns="group", values="text", aggfunc="first",
                              sort=False)
@@ -126,15 +125,14 @@ def cox(table: pd.DataFrame, ratio: str = "HR") -> pd.DataFrame:
     def hr(row: pd.Series) -> str:
         if row.get("note"):
             return row["note"]
-        if row.get("disclosure") or pd.isna(row["hazard_ratio"]):
-            return SUPPRESSED
+        if pd.isna(row["hazard_ratio"]):
+            return "n/a"
         return f"{row['hazard_ratio']:.2f} ({row['hr_lower']:.2f}-{row['hr_upper']:.2f})"
     shown = pd.DataFrame({"Endpoint": table["endpoint"], "Model": table["model"], "Term": table.get("term"),
-                          f"{ratio} (95% CI)": table.apply(hr, axis=1)})
+                          f"{ratio} (95% CI)": [hr(row) for _, row in table.iterrows()]})
     if "p" in table.columns:
         shown["p"] = table["p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
         if "ph_test_p" in table.columns:
             shown["PH test p"] = table["ph_test_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
-        shown["n / events"] = [SUPPRESSED if r.get("disclosure") else f"{_count(r['n'])} / {_count(r['events'])}"
-                               for r in table.to_dict("records")]
+        shown["n / events"] = [f"{_count(r['n'])} / {_count(r['events'])}" for r in table.to_dict("records")]
     return shown

@@ -35,8 +35,10 @@ from analytics.cox import coefficient_table
 from analytics.kaplan_meier import KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan, Factor
+from analytics.policy import Refused
+from analytics.protection import WITHHELD, pool_centres, protect_centres
 from analytics.risksets import PartialLikelihood, Ties, newton, partial_likelihood
-from analytics.survival_tables import endpoint_data
+from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, endpoint_data, model_withheld, protected_rows
 
 Transport = Callable[[dict[str, Any]], dict[str, Any]]
 ALL = "all"
@@ -78,29 +80,45 @@ class Site:
             "descriptive": self._descriptive}
         kind = request.get("kind")
         if kind not in handlers:
-            raise ValueError(f"unknown request {kind!r}; expected one of {', '.join(handlers)}")
+            raise Refused(f"unknown request {kind!r}; expected one of {', '.join(handlers)}")
+        self._allowed(request)
         return handlers[str(kind)](request)
+
+    def _allowed(self, request: Mapping[str, Any]) -> None:
+        """Only the plan's declared endpoints, factors and model covariates may be asked about (an allow-list,
+        as DataSHIELD's server-side functions): a column outside it (a pseudonym, a date) is refused."""
+        endpoint = request.get("endpoint")
+        if endpoint is not None and endpoint not in {e.name for e in self.plan.endpoints}:
+            raise Refused(f"endpoint {endpoint!r} is not in the analysis plan")
+        factor = request.get("factor")
+        if factor is not None and factor not in {f.column for f in self.plan.factors}:
+            raise Refused(f"factor {factor!r} is not a prognostic factor of the analysis plan")
+        outside = sorted(set(request.get("covariates", ())) - set(COX_COVARIATES)
+                         | set(request.get("categorical", ())) - set(CATEGORICAL))
+        if outside:
+            raise Refused(f"{', '.join(outside)}: not a covariate of the plan's models")
 
     def _endpoint(self, request: Mapping[str, Any]) -> pd.DataFrame:
         return endpoint_data(self.data.cohort, self.plan.endpoint(str(request["endpoint"])))
 
     def _survival_counts(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The centre's protected risk table (per factor level): what the report's estimates are fitted on."""
         frame = self._endpoint(request)
         factor = _factor(self.plan, request.get("factor"))
         groups = frame[factor.column].map(factor.label_of) if factor else pd.Series(ALL, index=frame.index)
-        kept = groups.notna()
-        counted = pd.DataFrame({"time": coarsen(frame.loc[kept, "time"].to_numpy(float), self.grid_months),
-                                "event": frame.loc[kept, "event"].to_numpy(bool), "group": groups[kept].to_numpy()})
+        rows = protected_rows(frame.assign(group=groups), "event", self.plan.policy, by="group")
+        counted = rows.assign(time=coarsen(rows["time"].to_numpy(float), self.grid_months))
         table = counted.groupby(["time", "event", "group"]).size().reset_index(name="count")
         return {"counts": [[float(r.time), bool(r.event), str(r.group), int(r.count)] for r in table.itertuples()]}
 
     def _descriptive(self, _: Mapping[str, Any]) -> dict[str, Any]:
-        """The centre's rows of Tables 1-2 and the outcomes: counts of each level with their denominators, and
-        each median with its n (its range too: the hub's report withholds ranges when it protects small cells)."""
+        """The centre's rows of Tables 1-2 and the outcomes as it releases them under the policy: counts of each
+        level with their denominators, each median with its n (`protection.protect_centres`)."""
         rows = []
         for name, build in DESCRIPTIVE.items():
             table = build(self.data)
-            for record in table[table["group"] != descriptive.POOLED].to_dict("records"):
+            released = protect_centres(table[table["group"] != descriptive.POOLED], self.plan.policy)
+            for record in released.to_dict("records"):
                 rows.append({"output": name, **{k: None if isinstance(v, float) and np.isnan(v) else v
                                                 for k, v in record.items() if k != "group"}})
         return {"rows": rows}
@@ -122,17 +140,24 @@ class Site:
         return {"levels": described}
 
     def _cox_terms(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The centre's part of the partial likelihood at the hub's coefficients, refused where the policy would
+        not publish a model on its own rows (a term of fewer than the threshold decodes their values)."""
         frame = self._model_frame(request)
         terms = list(request["terms"])
         beta = np.asarray(request["beta"], float)
+        design = pd.DataFrame(_design(frame, terms), columns=terms, index=frame.index)
+        withheld = model_withheld(pd.concat([frame[["event"]], design], axis=1), "event", terms, self.plan.policy)
+        if withheld:
+            raise Refused(f"centre's rows for this model: {withheld}")
         if frame.empty or not frame["event"].astype(bool).any():
             terms_at = PartialLikelihood(0.0, np.zeros(len(terms)), np.zeros((len(terms), len(terms))))
         else:
             terms_at = partial_likelihood(_design(frame, terms), beta, frame["time"].to_numpy(float),
                                           frame["event"].to_numpy(bool), None, self.ties)
+        policy = self.plan.policy
         return {"loglik": terms_at.loglik, "score": terms_at.score.tolist(),
-                "information": terms_at.information.tolist(), "n": len(frame),
-                "events": int(frame["event"].astype(bool).sum())}
+                "information": terms_at.information.tolist(), "n": policy.count(len(frame)),
+                "events": policy.count(int(frame["event"].astype(bool).sum()))}
 
 
 def _factor(plan: AnalysisPlan, column: object) -> Factor | None:
@@ -163,23 +188,13 @@ def standard_requests(plan: AnalysisPlan) -> list[dict[str, Any]]:
 
 
 def descriptive_tables(sites: Mapping[str, Transport]) -> dict[str, pd.DataFrame]:
-    """Tables 1-2 and the outcomes from the centres' descriptive rows: each centre as it sent them, and pooled,
-    where counts and denominators add up (percent and Clopper-Pearson interval computed again) and a median cannot
-    be pooled from medians (its n is the sum; the estimate is left empty)."""
+    """Tables 1-2 and the outcomes from the centres' released descriptive rows: each centre as it sent them, and
+    pooled as their sums (`protection.pool_centres`, as the report pools them)."""
     answers = {centre: pd.DataFrame(answer["rows"]) for centre, answer in
                _ask(sites, {"kind": "descriptive"}).items()}
     every = pd.concat([rows.assign(group=centre) for centre, rows in answers.items()], ignore_index=True)
-    keys = ["output", "section", "variable", "level", "statistic"]
-    pooled = every.groupby(keys, sort=False, dropna=False)["n"].sum().reset_index()
-    # a level some centres lack (nobody "Not recorded" there) still has every centre's patients as denominator
-    variable = ["output", "section", "variable"]
-    denominators = every.groupby([*variable, "group"], sort=False)["total"].first().groupby(variable).sum()
-    pooled["total"] = [int(denominators[tuple(key)]) for key in pooled[variable].itertuples(index=False)]
-    pooled = pd.DataFrame([{"output": r["output"], **descriptive.rate_row(
-        r["section"], r["variable"], r["level"], int(r["n"]), int(r["total"]))} if r["statistic"] == descriptive.COUNT
-        else {**r, "estimate": None, "lower": None, "upper": None} for r in pooled.to_dict("records")])
-    both = pd.concat([pooled.assign(group=descriptive.POOLED), every], ignore_index=True)
-    return {name: both[both["output"] == name][list(descriptive.COLUMNS)].reset_index(drop=True)
+    both = pd.concat([pool_centres(every), every], ignore_index=True)
+    return {name: both[both["output"] == name][[*descriptive.COLUMNS, WITHHELD]].reset_index(drop=True)
             for name in DESCRIPTIVE}
 
 

@@ -5,7 +5,8 @@ some sent aggregates, it writes what their counts allow, exactly: Tables 1-2 and
 medians per centre), Table 3 (Kaplan-Meier per centre and pooled),
 log-rank tests by each factor and between centres, Figure 1 from the same estimates; the centre-stratified Cox
 model needs live rounds with every centre (`federated.FederatedCox`), so a note says which centres' aggregates
-cannot answer it. Small cells are suppressed as the plan says, by the same registry entries as the full report.
+cannot answer it. Every figure comes from what the centres released under the output policy, and the tables
+are published by the same registry entries as the full report.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics.analysis import AnalysisResult, analyse, protected, table_sections, write_tables
+from analytics.analysis import AnalysisResult, analyse, published, table_sections, write_tables
 from analytics.cohort import CohortData
 from analytics.descriptive import POOLED
 from analytics.federated import (
+    DESCRIPTIVE,
     FederatedCox,
     Transport,
     descriptive_tables,
@@ -35,7 +37,7 @@ from analytics.kaplan_meier import KaplanMeier
 from analytics.outputs import PROGNOSTIC, TABLE1, TABLE3
 from analytics.plan import AnalysisPlan
 from analytics.report import Section, render
-from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, logrank_row, model_rows, table3_rows
+from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, logrank_row, model_rows, model_table, table3_rows
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,14 @@ def hub_report(contributions: list[Contribution], folder: Path, plan: AnalysisPl
     aggregates_only = sorted(c.centre_id for c in contributions if c.rounds is None)
     if not aggregates_only:
         tables["cox"] = _stratified_cox(rounds, plan)
-    tables = protected(tables, plan)
+    tables = published(tables, plan, released=DESCRIPTIVE)
     result = AnalysisResult(folder, tables)
     write_tables(tables, folder / "tables")
     curves: dict[str, list[tuple[str, KaplanMeier]]] = {}
     for group, endpoint, km in fits:
         if km is not None and (group == POOLED or len(sites) > 1):
             curves.setdefault(endpoint.name, []).append((group, km))
-    result.figures = save(figure1(curves, plan, "Pooled consortium",
-                                  plan.min_cell if plan.suppress_small_cells else 0), folder / "figures", "figure1")
+    result.figures = save(figure1(curves, plan, "Pooled consortium"), folder / "figures", "figure1")
     cox = (f"The centre-stratified Cox model is not in this report: centres {', '.join(aggregates_only)} sent "
            "aggregates only, and the model needs live rounds with every centre (`ilp serve`, `ilp pool --live`)."
            if aggregates_only else "The centre-stratified Cox model comes from rounds with the centres (`ilp serve`).")
@@ -120,7 +121,7 @@ def _logrank_tests(counts: Mapping[tuple[str, str | None], pd.DataFrame], groups
                 labels = pd.Series(expanded(part, by)[2], dtype=object)
                 test = logrank_of(part, by) if labels.nunique() >= 2 else None
                 rows.append({"group": group, "endpoint": endpoint.name, "factor": label,
-                             **logrank_row(test, labels)})
+                             **logrank_row(test, labels, plan.policy)})
     return pd.DataFrame(rows)
 
 
@@ -129,5 +130,6 @@ def _stratified_cox(rounds: Mapping[str, Transport], plan: AnalysisPlan) -> pd.D
     rows = []
     for endpoint in plan.endpoints:
         rows += model_rows({"endpoint": endpoint.name, "model": "stratified by centre"}, partial(
-            FederatedCox(plan.alpha).fit, rounds, endpoint.name, COX_COVARIATES, CATEGORICAL))
-    return pd.DataFrame(rows)
+            FederatedCox(plan.alpha).fit, rounds, endpoint.name, COX_COVARIATES, CATEGORICAL), plan.policy,
+            released=True)
+    return model_table(rows)

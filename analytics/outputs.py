@@ -1,6 +1,6 @@
-"""The analytics' result tables, declared once: how each is computed, which of its counts make a cell small, and
-where the report shows it. A new output is one entry here; `analysis` computes, suppresses, writes and reports
-whatever this registry lists.
+"""The analytics' result tables, declared once: how each is computed, how it is protected for release, and where
+the report shows it. A new output is one entry here; `analysis` computes, protects, writes and reports whatever
+this registry lists.
 """
 
 from __future__ import annotations
@@ -12,23 +12,19 @@ import pandas as pd
 
 from analytics import descriptive, display, survival_tables
 from analytics.cohort import CohortData
-from analytics.disclosure import (
-    Links,
-    Withhold,
-    across_centres,
-    descriptive_links,
-    model_links,
-    no_links,
-    withhold_columns,
-    withhold_nothing,
-    withhold_ranges,
-)
 from analytics.plan import AnalysisPlan
+from analytics.policy import OutputPolicy, significant
+from analytics.protection import protect_descriptive
 
 _ESTIMATES = ("estimate", "lower", "upper")
 
 
 def _as_is(table: pd.DataFrame, _: AnalysisPlan) -> pd.DataFrame:
+    return table
+
+
+def _released(table: pd.DataFrame, _: OutputPolicy) -> pd.DataFrame:
+    """A table whose builder already applied the policy (survival, models: they need the rows to)."""
     return table
 
 
@@ -61,26 +57,30 @@ FIGURE1 = Heading("Figure 1. Survival curves", "a recurrence-free, b metastasis-
 class Output:
     """One result table, written as `tables/<name>.csv` and `.parquet` and shown in the report under `caption`.
 
-    `counts` are the columns whose small values are suppressed (when the plan asks), and `derived` the columns
-    computed from them, blanked with them (`name*`: every column whose name starts so); `links` say which counts
-    a reader can combine (`disclosure`), outputs of one `family` are protected together (their counts are tied
-    across tables), and `withhold` removes what such an output never publishes under suppression."""
+    `build` applies the plan's output policy where it needs the rows to (survival from protected risk tables,
+    models that may not be published); `protect` applies it to the built table (rounded counts), and `estimates`
+    and `p_values` name the columns that leave with the policy's significant figures."""
 
     name: str
     build: Callable[[CohortData, AnalysisPlan], pd.DataFrame]
     heading: Heading
     caption: str
     show: Callable[[pd.DataFrame, AnalysisPlan], pd.DataFrame] = _as_is
-    counts: tuple[str, ...] = ()
-    derived: tuple[str, ...] = ()
-    links: Links = no_links
-    family: str = ""
-    withhold: Withhold = withhold_nothing  # what is not published at all under suppression
+    protect: Callable[[pd.DataFrame, OutputPolicy], pd.DataFrame] = _released
+    estimates: tuple[str, ...] = ()
+    p_values: tuple[str, ...] = ()
+
+    def published(self, table: pd.DataFrame, policy: OutputPolicy, released: bool = False) -> pd.DataFrame:
+        """The built table as it may leave under `policy` (`released`: pooled at a hub from what the centres
+        released, so its counts are protected already and only the figures are rounded)."""
+        protected = table if released else self.protect(table, policy)
+        estimates = [c for c in protected.columns if any(c == e or (e.endswith("*") and c.startswith(e[:-1]))
+                                                         for e in self.estimates)]
+        return significant(protected, estimates, self.p_values, policy)
 
 
-_MODEL_ESTIMATES = ("coef", "se", "hazard_ratio", "hr_lower", "hr_upper", "z", "p", "ph_test_p")
-_DESCRIPTIVE = {"counts": ("n", "total"), "derived": _ESTIMATES, "links": descriptive_links, "family": "descriptive",
-                "withhold": withhold_ranges(descriptive.MEDIAN)}
+_MODEL = {"estimates": ("coef", "se", "hazard_ratio", "hr_lower", "hr_upper", "z"), "p_values": ("p", "ph_test_p")}
+_DESCRIPTIVE = {"protect": protect_descriptive, "estimates": _ESTIMATES}
 OUTPUTS = (
     Output("table1", lambda data, _: descriptive.table1(data), TABLE1, "Table 1",
            lambda table, _: display.descriptive(table), **_DESCRIPTIVE),  # type: ignore[arg-type]
@@ -88,27 +88,19 @@ OUTPUTS = (
            lambda table, _: display.descriptive(table), **_DESCRIPTIVE),  # type: ignore[arg-type]
     Output("outcomes", lambda data, _: descriptive.outcomes(data), TOXICITY, "Toxicity and treatment",
            lambda table, _: display.descriptive(table), **_DESCRIPTIVE),  # type: ignore[arg-type]
-    Output("centre_comparisons", lambda data, _: descriptive.centre_comparisons(data), TOXICITY,
-           "Between-centre comparisons"),
+    Output("centre_comparisons", lambda data, plan: descriptive.centre_comparisons(data, plan.policy), TOXICITY,
+           "Between-centre comparisons", estimates=("statistic",), p_values=("p_value",)),
     Output("table3", survival_tables.table3, TABLE3, "Table 3",
-           lambda table, plan: display.survival_summary(table, plan.horizons_years), ("n", "events", "at_risk_*"),
-           ("median_years", "median_lower_years", "median_upper_years", "survival_*"),
-           across_centres(("endpoint",), ("n", "events", "at_risk_*"))),
-    # a row's `levels` text carries each group's n and events, which add up across centres and equal Table 1's
-    # counts: under suppression a row with a small group is blanked with another centre's row of the same
-    # comparison, and no group count is published at all (only the test)
+           lambda table, plan: display.survival_summary(table, plan.horizons_years),
+           estimates=("median_*", "survival_*")),
     Output("logrank", survival_tables.logrank_tests, PROGNOSTIC, "Log-rank tests",
-           lambda table, _: display.logrank(table), ("smallest_group", "fewest_events"), ("levels",),
-           across_centres(("endpoint", "factor"), ("smallest_group", "fewest_events")),
-           withhold=withhold_columns(("levels", "smallest_group", "fewest_events"))),
+           lambda table, _: display.logrank(table)),
     Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table),
-           ("n", "events"), _MODEL_ESTIMATES, model_links),
+           **_MODEL),  # type: ignore[arg-type]
     Output("competing_risks", survival_tables.competing_risks, COMPETING, "Cumulative incidence",
-           lambda table, plan: display.competing_risks(table, plan.horizons_years),
-           ("n", "events", "competing_deaths"), ("incidence_*",),
-           across_centres(("endpoint",), ("n", "events", "competing_deaths"))),
+           lambda table, plan: display.competing_risks(table, plan.horizons_years), estimates=("incidence_*",)),
     Output("fine_gray", survival_tables.fine_gray_models, COMPETING, "Fine-Gray models (subdistribution hazard ratios)",
-           lambda table, _: display.cox(table, ratio="SHR"), ("n", "events"), _MODEL_ESTIMATES, model_links),
+           lambda table, _: display.cox(table, ratio="SHR"), **_MODEL),  # type: ignore[arg-type]
 )
 HEADINGS = (TABLE1, TABLE2, TOXICITY, TABLE3, PROGNOSTIC, COMPETING)  # the tables' sections; then the figures
 FIGURE2 = Heading("Figure 2. Cumulative incidence", "a local relapse, b distant metastasis, each with death "

@@ -1,4 +1,4 @@
-"""The analysis declaration: which endpoints, horizons, prognostic factors and disclosure threshold to use.
+"""The analysis declaration: which endpoints, horizons and prognostic factors, under which output policy.
 
 The defaults are the reference study's (Methods, "Statistical analysis" and the prognostic factors it lists);
 a consortium can declare its own in the configuration.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from analytics.kaplan_meier import CiMethod
+from analytics.policy import OutputPolicy
 from foundation.model import DEFAULT_ENDPOINTS, Endpoint
 
 
@@ -49,8 +50,8 @@ class AnalysisPlan:
     factors: tuple[Factor, ...] = DEFAULT_FACTORS
     ci_method: CiMethod = "log"
     alpha: float = 0.05
-    min_cell: int = 5
-    suppress_small_cells: bool = True  # on by default: outputs leave the centre unless someone decides otherwise
+    # protected by default: outputs leave the centre unless someone decides otherwise
+    policy: OutputPolicy = field(default_factory=OutputPolicy)
     figure_endpoints: tuple[str, ...] = field(default=("rfs", "mfs", "lrfs", "os"))
 
     def endpoint(self, name: str) -> Endpoint:

@@ -122,16 +122,7 @@ def _methods(plan: AnalysisPlan) -> str:
         "Proportions": "Clopper-Pearson exact 95% CI; between centres: chi-square when every expected count is "
                        "at least 5 (Yates for 2x2), else Fisher's exact test (Monte Carlo over "
                        f"{MONTE_CARLO_TABLES} tables for tables larger than 2x2)",
-        "Small cells": (f"counts from 1 to {plan.min_cell - 1} are suppressed, with what derives from them; so is "
-                        "every count that would give one back by subtraction from a total, a pooled count or another "
-                        "table (complementary suppression), and a row says which ('disclosure'). Medians are shown "
-                        "without their range (its ends are single patients' values), log-rank tests without their "
-                        "groups' counts (they repeat Table 1's); curves of fewer than "
-                        f"{plan.min_cell} patients or events are not drawn, and small numbers at risk show as "
-                        f"'<{plan.min_cell}'"
-                        if plan.suppress_small_cells else
-                        f"not suppressed (threshold {plan.min_cell}): suppression was turned off, so these outputs "
-                        "must not leave the centre"),
+        "Output policy": plan.policy.describe(),
         "Time unit": "months of 30.4375 days in the data; medians and horizons shown in years",
     }
     return (f"<section><h2>Methods</h2>{_definition_list(methods)}<h3>Endpoints</h3>"

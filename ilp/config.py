@@ -84,11 +84,23 @@ class CohortConfig(_Strict):
         return CohortDefinition(self.procedure_kinds, self.condition_kinds, self.performed_from, self.performed_until)
 
 
+class PolicyConfig(_Strict):
+    """`[analysis.policy]`: the output policy (`analytics.policy.OutputPolicy`, whose docstring says why each)."""
+
+    protect: bool = True  # false only for outputs that stay inside the centre
+    threshold: Annotated[int, Field(ge=1)] = 5
+    rounding: Annotated[int, Field(ge=1)] = 5
+    time_grid_months: Annotated[float, Field(gt=0)] = 1.0
+    significant_figures: Annotated[int, Field(ge=1)] = 3
+    p_figures: Annotated[int, Field(ge=1)] = 2
+    levels_density: Annotated[float, Field(gt=0, le=1)] = 0.33
+    model_density: Annotated[float, Field(gt=0, le=1)] = 0.33
+
+
 class AnalysisConfig(_Strict):
     ci: Literal["log", "log-log", "plain"] = "log"
     horizons_years: tuple[int, ...] = (1, 5, 10)
-    min_cell: Annotated[int, Field(ge=1)] = 5
-    suppress_small_cells: bool = True  # off only for outputs that stay inside the centre
+    policy: PolicyConfig = PolicyConfig()
 
 
 class ConsortiumConfig(_Strict):

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from analytics.federated import Site
-from foundation.errors import IlpError, SourceUnreachable
+from analytics.policy import Refused
+from foundation.errors import SourceUnreachable
 from foundation.fileio import write_json_atomically
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class FolderTransport:
             time.sleep(self.poll_s)
         answer: dict[str, Any] = json.loads(answer_path.read_text(encoding="utf-8"))
         if "refused" in answer:
-            raise IlpError(f"the centre at {self.folder} refused request {number}: {answer['refused']}")
+            raise Refused(f"the centre at {self.folder} refused request {number}: {answer['refused']}")
         return answer
 
 
@@ -73,10 +74,14 @@ def serve(site: Site, folder: Path, idle_timeout_s: float | None = None, poll_s:
                 return answered
             try:
                 answer = site.answer(request)
-            except (ValueError, KeyError) as error:  # an unknown request or endpoint: say so, answer nothing
+            except (ValueError, KeyError) as error:  # outside the allow-list or the policy: say why, answer nothing
                 answer = {"refused": str(error)}
             write_json_atomically(answers / path.name, answer)
-            answered += 1
-            log.info("answered request %s: %s", path.stem, {k: v for k, v in request.items() if k != "beta"})
+            asked = {k: v for k, v in request.items() if k != "beta"}
+            if "refused" in answer:
+                log.warning("refused request %s: %s: %s", path.stem, asked, answer["refused"])
+            else:
+                answered += 1
+                log.info("answered request %s: %s", path.stem, asked)
         idle_since = time.monotonic()
     return answered

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import connectors
-from analytics import AnalysisPlan, analyse, read_snapshot
+from analytics import AnalysisPlan, OutputPolicy, analyse, read_snapshot
 from expectations import audit_and_publish
 from foundation.errors import ValidationBlocked
 from foundation.manifests import ValidationSummary
@@ -85,8 +85,7 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
         if pointer:
             _carry_over(published_snapshot(root), outcome.snapshot, {c.id for c in changed})
         plan = AnalysisPlan(ci_method=config.analysis.ci, horizons_years=config.analysis.horizons_years,
-                            min_cell=config.analysis.min_cell,
-                            suppress_small_cells=config.analysis.suppress_small_cells)
+                            policy=OutputPolicy(**config.analysis.policy.model_dump()))
         try:
             publication = audit_and_publish(get_spark(config.spark), root, outcome.snapshot)
         except ValidationBlocked as blocked:

@@ -20,6 +20,11 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "spark.default.parallelism": "4",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
+    # With the UI off, the status store still keeps the plans of the last 1,000 SQL executions, which nothing
+    # reads; a long-lived session (a consortium's run over many centres) need not carry them.
+    "spark.sql.ui.retainedExecutions": "20",
+    "spark.ui.retainedJobs": "100",
+    "spark.ui.retainedStages": "100",
     "spark.driver.memory": "2g",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -14,7 +15,24 @@ from pyspark.sql import SparkSession
 from demo.fhir_server import FhirTestServer
 from demo.synth import DEMO_CONSORTIUM, DEMO_SEED, RESOURCE_TYPES, generate
 from ilp.demo import DemoResult, run_demo
-from ilp.spark import get_spark
+from ilp.spark import LOCAL_DEFAULTS, get_spark
+
+# One JVM serves every in-process workload of the suite (whichever fixture starts it: `spark`, or the demo run in
+# this process), and together they need more than one run's 2 GB: with it, the JVM ran out of heap and Spark
+# exited, failing every later test. Subprocesses (the CLI) keep the default.
+LOCAL_DEFAULTS["spark.driver.memory"] = "4g"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_spark_memory() -> Iterator[None]:
+    """After each module, let go of what its Spark work left behind: Python's references to JVM objects, then a
+    JVM collection, after which Spark's cleaner drops the broadcasts and shuffles nothing refers to (it runs on
+    a collection, which an idle driver otherwise does every 30 minutes)."""
+    yield
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        gc.collect()
+        session.sparkContext._jvm.System.gc()  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from lifelines.datasets import load_lung, load_rossi
 from lifelines.statistics import multivariate_logrank_test
 
 from analytics import CoxModel, KaplanMeier, LogRankTest, compare_groups, descriptive, display, exact_rate
-from analytics.disclosure import suppress
+from analytics.policy import UNPROTECTED, OutputPolicy, protected_outcomes
 
 
 def sig3(value: float, expected: float) -> bool:
@@ -126,11 +126,30 @@ def test_group_comparisons_match_r() -> None:
     assert simulated.test.startswith("Fisher's exact (Monte Carlo") and abs(simulated.p_value - 0.7827) < 0.015
 
 
-def test_small_counts_and_what_derives_from_them_are_suppressed() -> None:
-    table = pd.DataFrame({"level": ["a", "b", "c"], "n": [0, 3, 12], "estimate": [0.0, 10.0, 40.0]})
-    shown = suppress(table, ["n"], ["estimate"], min_cell=5)
-    assert shown["n"].tolist() == [0, None, 12] and shown["estimate"].tolist() == [0.0, None, 40.0]
-    assert shown["disclosure"].tolist() == ["", "suppressed: count below 5", ""]
+def test_counts_leave_as_the_midpoints_of_their_bands() -> None:
+    policy = OutputPolicy()
+    assert [policy.count(x) for x in (0, 1, 4, 5, 6, 10, 11, 41)] == [0, 3, 3, 3, 8, 8, 13, 43]
+    assert policy.counts([0, 2, 7]).tolist() == [0, 3, 8] and UNPROTECTED.count(4) == 4
+    assert OutputPolicy(rounding=6).count(7) == 9  # OpenSAFELY's midpoint 6: 1-6 -> 3, 7-12 -> 9
+    assert policy.estimate(0.123456) == 0.123 and policy.p_value(0.0123456) == 0.012
+    assert policy.times(np.array([0.0, 0.2, 1.0, 7.01])).tolist() == [0.0, 1.0, 1.0, 8.0]
+
+
+def test_a_protected_risk_table_steps_only_on_bands_of_patients() -> None:
+    """Each outcome's cumulative count is rounded: the rows it stands for grow by 3 at the first patient and by 5
+    at each fifth after, at times on the grid; nothing of a single patient's time is left."""
+    rng = np.random.default_rng(7)
+    times = rng.uniform(0, 60, 37)
+    events = rng.random(37) < 0.6
+    rows = protected_outcomes(times, events, OutputPolicy())
+    assert np.allclose(rows["time"] % 1.0, 0.0)
+    for outcome in (True, False):
+        cumulative = rows[rows["outcome"] == outcome].groupby("time").size().cumsum().to_numpy()
+        true_total = int((events == outcome).sum())
+        assert cumulative[-1] == OutputPolicy().count(true_total)
+        assert set(np.diff(np.concatenate([[0], cumulative]))) <= {3, 5, 10, 15}
+    exact = protected_outcomes(times, events, UNPROTECTED)
+    assert len(exact) == 37 and np.allclose(np.sort(exact["time"]), np.sort(times))
 
 
 def test_median_limits_are_missing_where_r_reports_na() -> None:

@@ -1,6 +1,8 @@
 """Federated analysis: the hub, from what each centre answers in JSON (aggregates only), gets the pooled
-Kaplan-Meier, log-rank tests and centre-stratified Cox model that the pooled rows give, to 1e-8: on the demo
-consortium and on random consortia with ties, missing covariates and centres lacking a category."""
+Kaplan-Meier, log-rank tests and centre-stratified Cox model that the pooled rows give, to 1e-8 where no output
+protection changes the input: on the demo consortium and on random consortia with ties, missing covariates and
+centres lacking a category. Under the default policy a centre answers only what its plan declares and its policy
+releases (tests/test_packages.py checks the hub then equals the report computed under the same policy)."""
 
 from __future__ import annotations
 
@@ -27,10 +29,12 @@ from analytics.federated import (
 from analytics.kaplan_meier import KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan
-from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, endpoint_data
+from analytics.policy import UNPROTECTED, Refused
+from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, endpoint_data, protected_rows
 
 DemoRun = tuple[Path, str]
-PLAN = AnalysisPlan()
+PLAN = AnalysisPlan(policy=UNPROTECTED)  # exactness against the pooled rows, where no protection changes them
+PROTECTED = AnalysisPlan()
 EXACT = 1e-8
 
 
@@ -134,22 +138,41 @@ def test_a_centre_answers_with_aggregates_only(demo_run: DemoRun) -> None:
     snapshot = sorted((demo_run[0] / "zones" / "cohort" / "snapshots").glob("run=*"))[-1]
     data = read_snapshot(snapshot)
     centre = data.centres[0]
-    site = Site(data.for_centre(centre), PLAN)
+    site = Site(data.for_centre(centre), PROTECTED)
     answers: list[dict[str, Any]] = [
         site.answer({"kind": "survival_counts", "endpoint": "os", "factor": "sex"}),
         site.answer({"kind": "levels", "endpoint": "os", "covariates": list(COX_COVARIATES),
                      "categorical": list(CATEGORICAL)}),
-        site.answer({"kind": "cox_terms", "endpoint": "os", "covariates": ["age_over_65", "sex"],
-                     "terms": ["age_over_65", "sex=male"], "beta": [0.1, -0.2]})]
+        site.answer({"kind": "cox_terms", "endpoint": "os", "covariates": ["sex", "size_over_10cm"],
+                     "terms": ["sex=male", "size_over_10cm"], "beta": [0.1, -0.2]})]
     text = repr(answers)
     identifiers = data.for_centre(centre).cohort["patient_id"].astype(str)
     assert not any(patient in text for patient in identifiers), "a patient identifier left the centre"
-    counts = answers[0]["counts"]
-    frame = endpoint_data(data.for_centre(centre).cohort, PLAN.endpoint("os"))
-    assert sum(row[3] for row in counts) == frame["sex"].isin(["male", "female"]).sum()
+    counts = pd.DataFrame(answers[0]["counts"], columns=["time", "event", "group", "count"])
+    frame = endpoint_data(data.for_centre(centre).cohort, PROTECTED.endpoint("os"))
+    released = protected_rows(frame.assign(group=frame["sex"]), "event", PROTECTED.policy, by="group")
+    assert counts["count"].sum() == len(released) and np.allclose(counts["time"] % 1.0, 0.0)  # the protected table
     assert set(answers[2]) == {"loglik", "score", "information", "n", "events"}
-    with pytest.raises(ValueError, match="unknown request"):
-        site.answer({"kind": "rows"})
+    assert answers[2]["n"] % 5 == 3  # a count, as the policy releases it
+
+
+@pytest.mark.parametrize(("request_", "says"), [
+    ({"kind": "rows"}, "unknown request"),
+    ({"kind": "levels", "endpoint": "os", "covariates": ["patient_id"]}, "not a covariate of the plan's models"),
+    ({"kind": "levels", "endpoint": "os", "covariates": ["sex"], "categorical": ["first_ilp_date"]},
+     "not a covariate"),
+    ({"kind": "survival_counts", "endpoint": "os", "factor": "death_date"}, "not a prognostic factor"),
+    ({"kind": "survival_counts", "endpoint": "anything"}, "not in the analysis plan"),
+    ({"kind": "cox_terms", "endpoint": "os", "covariates": ["bmi_over_30"], "terms": ["bmi_over_30"], "beta": [0.3]},
+     "term bmi_over_30: fewer than 5 patients on one side"),
+])
+def test_a_centre_refuses_what_its_plan_does_not_declare_or_its_policy_does_not_release(
+        demo_run: DemoRun, request_: dict[str, Any], says: str) -> None:
+    """An allow-list of declared endpoints, factors and covariates, and DataSHIELD's filters on a model's terms:
+    aurora has 4 patients with a BMI over 30, so a term of theirs would decode their values from its score."""
+    data = read_snapshot(sorted((demo_run[0] / "zones" / "cohort" / "snapshots").glob("run=*"))[-1])
+    with pytest.raises(Refused, match=says):
+        Site(data.for_centre("aurora"), PROTECTED).answer(request_)
 
 
 def test_a_coarser_time_grid_is_what_the_hub_estimates_from() -> None:

@@ -4,6 +4,7 @@ package that is unsigned, signed by another key, or changed after signing is ref
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import AnalysisPlan, descriptive, read_snapshot
+from analytics import UNPROTECTED, AnalysisPlan, descriptive, read_snapshot
+from analytics.analysis import published
 from analytics.hub import Contribution, hub_report
 from analytics.survival_tables import cox_models, logrank_tests, table3
 from foundation.errors import PackageRefused
@@ -23,7 +25,7 @@ from ilp.exchange import STOP, FolderTransport
 from ilp.packages import export_package, generate_keys, open_package, verify_package
 
 DemoRun = tuple[Path, str]
-PLAN = AnalysisPlan(suppress_small_cells=False)  # exactness is checked on the unsuppressed figures
+PLAN = AnalysisPlan()  # the default output policy, as the packages were exported under
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,10 @@ def packages(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> dic
     return made
 
 
-def _contributions(packages: dict[str, Path], centres: list[str]) -> list[Contribution]:
+def _contributions(packages: dict[str, Path], centres: list[str], plan: AnalysisPlan = PLAN) -> list[Contribution]:
     contributions = []
     for centre in centres:
-        manifest, site, rows = open_package(packages[centre], packages["trust"], PLAN)
+        manifest, site, rows = open_package(packages[centre], packages["trust"], plan)
         contributions.append(Contribution(manifest.centre_id, site, rows, manifest.kind))
     return contributions
 
@@ -63,25 +65,29 @@ def test_a_package_carries_its_manifest_hashes_version_and_validation(packages: 
 
 def test_the_hub_pools_rows_and_aggregates_into_the_pooled_figures(demo_run: DemoRun, packages: dict[str, Path],
                                                                     tmp_path: Path) -> None:
+    """Under the same output policy, the hub computes from what the centres released exactly what the report
+    computes from the pooled rows: each centre protects its own figures, and the pooled ones are fitted on them."""
     result = hub_report(_contributions(packages, ["aurora", "borealis", "cascade"]), tmp_path / "hub", PLAN)
     data = read_snapshot(published_snapshot(demo_run[0] / "zones"))
-    expected = table3(data, PLAN).set_index(["group", "endpoint"]).sort_index()
+    report = published({"table3": table3(data, PLAN), "logrank": logrank_tests(data, PLAN),
+                        **{n: b(data) for n, b in (("table1", descriptive.table1), ("table2", descriptive.table2),
+                                                   ("outcomes", descriptive.outcomes))}}, PLAN)
+    expected = report["table3"].set_index(["group", "endpoint"]).sort_index()
     got = result.tables["table3"].set_index(["group", "endpoint"]).sort_index()
     numbers = [c for c in expected.columns if pd.api.types.is_numeric_dtype(expected[c])]
     np.testing.assert_allclose(got[numbers].to_numpy(float), expected[numbers].to_numpy(float), atol=1e-10)
-    tests = logrank_tests(data, PLAN).set_index(["group", "endpoint", "factor"]).sort_index()
+    tests = report["logrank"].set_index(["group", "endpoint", "factor"]).sort_index()
     pooled = result.tables["logrank"].set_index(["group", "endpoint", "factor"]).sort_index()
     np.testing.assert_allclose(pooled["chi_square"], tests["chi_square"], atol=1e-8)
     assert (pooled["levels"] == tests["levels"]).all()
-    report = result.report.read_text(encoding="utf-8")
-    assert "centres borealis, cascade sent aggregates only" in report and "Table 3" in report
+    html = result.report.read_text(encoding="utf-8")
+    assert "centres borealis, cascade sent aggregates only" in html and "Table 3" in html
     keys = ["group", "section", "variable", "level", "statistic"]
-    for name, build in (("table1", descriptive.table1), ("table2", descriptive.table2),
-                        ("outcomes", descriptive.outcomes)):
-        rows = build(data).merge(result.tables[name], on=keys, how="outer", suffixes=("", "_hub"), indicator=True)
+    for name in ("table1", "table2", "outcomes"):
+        rows = report[name].merge(result.tables[name], on=keys, how="outer", suffixes=("", "_hub"), indicator=True)
         assert (rows["_merge"] == "both").all(), name
-        np.testing.assert_array_equal(rows["n"], rows["n_hub"])
-        np.testing.assert_array_equal(rows["total"], rows["total_hub"])
+        np.testing.assert_array_equal(rows["n"].astype(float), rows["n_hub"].astype(float))
+        np.testing.assert_array_equal(rows["total"].astype(float), rows["total_hub"].astype(float))
         exact = (rows["statistic"] == descriptive.COUNT) | (rows["group"] != "pooled")  # a median cannot be pooled
         np.testing.assert_allclose(rows.loc[exact, ["estimate", "lower", "upper"]].to_numpy(float),
                                    rows.loc[exact, ["estimate_hub", "lower_hub", "upper_hub"]].to_numpy(float),
@@ -89,41 +95,51 @@ def test_the_hub_pools_rows_and_aggregates_into_the_pooled_figures(demo_run: Dem
 
 
 def test_the_hub_report_is_protected_by_default(packages: dict[str, Path], tmp_path: Path) -> None:
-    result = hub_report(_contributions(packages, ["aurora", "borealis", "cascade"]), tmp_path / "hub", AnalysisPlan())
-    table3 = result.tables["table3"]
-    counts = table3[["n", "events", *(c for c in table3.columns if c.startswith("at_risk_"))]]
-    counts = counts.apply(pd.to_numeric, errors="coerce")
-    assert not ((counts > 0) & (counts < 5)).any().any() and table3["disclosure"].notna().any()
-    assert "counts from 1 to 4 are suppressed" in result.report.read_text(encoding="utf-8")
+    """The packages carry protected figures only: every count the hub publishes is a rounded one (a sum of the
+    centres' midpoints), and the report says the policy."""
+    result = hub_report(_contributions(packages, ["aurora", "borealis", "cascade"]), tmp_path / "hub", PLAN)
+    table1 = result.tables["table1"]
+    centres = table1[table1["group"] != "pooled"]
+    counts = pd.to_numeric(centres["n"], errors="coerce").dropna().astype(int)
+    assert ((counts == 0) | (counts % 5 == 3)).all(), "a centre's count left unrounded"
+    assert "rounded to the midpoint of its band of 5" in result.report.read_text(encoding="utf-8")
 
 
 def test_centres_serving_rounds_give_the_hub_the_stratified_cox_model(demo_run: DemoRun, packages: dict[str, Path],
                                                                       tmp_path: Path) -> None:
-    """borealis and cascade sent aggregates, and answer the Cox model's rounds over a shared folder."""
+    """borealis and cascade sent aggregates, and answer the Cox model's rounds over a shared folder. Unprotected
+    (for a consortium that trusts its hub with exact rounds), the hub's model is the pooled rows' model; under the
+    default policy aurora refuses a term of fewer than 5 of its patients (4 have a BMI over 30), which the report
+    says."""
     root = demo_run[0] / "zones"
-    serving = {centre: subprocess.Popen([sys.executable, "-m", "ilp", "serve", "--root", str(root), "--centre",
-                                         centre, "--exchange", str(tmp_path / "exchange" / centre),
-                                         "--idle-timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
-               for centre in ("borealis", "cascade")}
-    exchange = tmp_path / "exchange"
-    contributions = [replace(c, live=None if c.rows is not None else FolderTransport(exchange / c.centre_id, 120))
-                     for c in _contributions(packages, ["aurora", "borealis", "cascade"])]
-    result = hub_report(contributions, tmp_path / "hub", PLAN)
-    for contribution in contributions:
-        if contribution.live is not None:
-            assert contribution.live(STOP) == {"stopped": True}
-    for centre, process in serving.items():
-        _, errors = process.communicate(timeout=60)
-        assert process.returncode == 0 and "answered request" in errors, (centre, errors[-500:])
-    pooled = cox_models(read_snapshot(published_snapshot(root)), PLAN)
-    expected = pooled[pooled["model"] == "stratified by centre"].reset_index(drop=True)
-    got = result.tables["cox"]
-    assert len(got) == len(expected) and got["note"].eq("").all()  # the same terms, in the same order
-    np.testing.assert_allclose(got["coef"], expected["coef"], atol=1e-5)
-    np.testing.assert_allclose(got["se"], expected["se"], atol=1e-5)
-    assert (got["n"].to_numpy() == expected["n"].to_numpy()).all()
-    assert "Cox models" in result.report.read_text(encoding="utf-8")
+    exact = AnalysisPlan(policy=UNPROTECTED)
+    for plan, flags in ((exact, ["--unprotected"]), (PLAN, [])):
+        exchange = tmp_path / ("exact" if flags else "protected")
+        serving = {centre: subprocess.Popen([sys.executable, "-m", "ilp", "serve", "--root", str(root), "--centre",
+                                             centre, "--exchange", str(exchange / centre), "--idle-timeout", "120",
+                                             *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for centre in ("borealis", "cascade")}
+        contributions = [replace(c, live=None if c.rows is not None else FolderTransport(exchange / c.centre_id, 120))
+                         for c in _contributions(packages, ["aurora", "borealis", "cascade"], plan)]
+        result = hub_report(contributions, exchange / "hub", plan)
+        for contribution in contributions:
+            if contribution.live is not None:
+                assert contribution.live(STOP) == {"stopped": True}
+        for centre, process in serving.items():
+            _, errors = process.communicate(timeout=60)
+            assert process.returncode == 0 and "answered request" in errors, (centre, errors[-500:])
+        got = result.tables["cox"]
+        if plan is PLAN:
+            assert got["note"].str.contains("not published: .*term [a-z_0-9=.]+: fewer than 5").all(), got["note"]
+            assert got["note"].str.contains("bmi_over_30").any()
+            continue
+        pooled = cox_models(read_snapshot(published_snapshot(root)), exact)
+        expected = pooled[pooled["model"] == "stratified by centre"].reset_index(drop=True)
+        assert len(got) == len(expected) and got["note"].eq("").all()  # the same terms, in the same order
+        np.testing.assert_allclose(got["coef"], expected["coef"], atol=1e-5)
+        np.testing.assert_allclose(got["se"], expected["se"], atol=1e-5)
+        assert (got["n"].to_numpy() == expected["n"].to_numpy()).all()
+        assert "Cox models" in result.report.read_text(encoding="utf-8")
 
 
 def test_rows_from_every_centre_give_the_full_report(packages: dict[str, Path], tmp_path: Path) -> None:
@@ -137,7 +153,10 @@ def _tamper(package: Path, how: str, packages: dict[str, Path]) -> None:
         (package / "manifest.sig").unlink()
     elif how == "data changed":
         answers = package / "data" / "answers.json"
-        answers.write_text(answers.read_text().replace('"count"', '"count"', 1).replace("1]", "2]", 1))
+        text = answers.read_text()  # one count changed by one
+        count = re.search(r"(\d+)\]", text)
+        assert count is not None
+        answers.write_text(f"{text[:count.start()]}{int(count[1]) + 1}]{text[count.end():]}")
     elif how == "manifest changed":
         manifest = json.loads((package / "manifest.json").read_text())
         manifest["software"] = "9.9.9"

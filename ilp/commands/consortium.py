@@ -12,8 +12,8 @@ from foundation.errors import ConfigError
 from ilp.commands.options import (
     ZONES,
     GridOption,
-    MinCellOption,
-    SuppressOption,
+    ProtectOption,
+    ThresholdOption,
 )
 
 
@@ -65,20 +65,24 @@ def serve_command(
     grid_months: GridOption = None,
     idle_timeout: Annotated[float | None, typer.Option(
         "--idle-timeout", min=1, help="Stop after this many seconds without a request.")] = None,
+    protect: ProtectOption = True,
+    threshold: ThresholdOption = 5,
 ) -> None:
     """The centre's side of federated rounds: answer the hub's requests (the Cox model's iterations, survival
-    counts) from the published, validated cohort with aggregates only, until the hub says stop.
+    counts) from the published, validated cohort with aggregates only, until the hub says stop. Only requests
+    about the analysis plan's endpoints, factors and covariates are answered, under the output policy; anything
+    else is refused with its reason, and every request is logged.
 
     Example: ilp serve --root /data/ilp --centre aurora --exchange /mnt/consortium/aurora
     """
-    from analytics import AnalysisPlan, read_snapshot
+    from analytics import AnalysisPlan, OutputPolicy, read_snapshot
     from analytics.federated import Site
     from ilp.exchange import serve
     from ilp.packages import published_centre
 
     snapshot, _ = published_centre(root, centre)
-    answered = serve(Site(read_snapshot(snapshot).for_centre(centre), AnalysisPlan(), grid_months), exchange,
-                     idle_timeout)
+    plan = AnalysisPlan(policy=OutputPolicy(threshold, threshold, protect=protect))
+    answered = serve(Site(read_snapshot(snapshot).for_centre(centre), plan, grid_months), exchange, idle_timeout)
     logging.getLogger("ilp.exchange").info("answered %d requests", answered)
 
 
@@ -89,20 +93,20 @@ def pool_command(
     live: Annotated[Path | None, typer.Option(
         "--live", help="Folder of per-centre exchange folders (`ilp serve`): the Cox model for aggregates centres.")]
         = None,
-    suppress_small_cells: SuppressOption = True,
-    min_cell: MinCellOption = 5,
+    protect: ProtectOption = True,
+    threshold: ThresholdOption = 5,
 ) -> None:
     """The hub: verify every centre's signed package (exit 8 if one is unsigned or tampered with) and pool them,
     rows or aggregates, into one report.
 
     Example: ilp pool --trust /etc/ilp/trusted --out /share/consortium-report /inbox/*
     """
-    from analytics import AnalysisPlan
+    from analytics import AnalysisPlan, OutputPolicy
     from analytics.hub import Contribution, hub_report
     from ilp.exchange import STOP, FolderTransport
     from ilp.packages import open_package
 
-    plan = AnalysisPlan(suppress_small_cells=suppress_small_cells, min_cell=min_cell)
+    plan = AnalysisPlan(policy=OutputPolicy(threshold, threshold, protect=protect))
     contributions = []
     for folder in packages:
         manifest, site, rows = open_package(folder, trust, plan)

@@ -15,11 +15,13 @@ ZONES = DEMO_OUT / "zones"  # every stage run alone reads and writes here unless
 SparkConf = Annotated[list[str] | None, typer.Option(
     "--spark-conf", help="A Spark setting as key=value (repeatable), e.g. spark.master=yarn.")]
 ConfigOption = Annotated[Path, typer.Option("--config", help="The consortium's TOML configuration file.")]
-SuppressOption = Annotated[bool, typer.Option(
-    "--suppress-small-cells/--no-suppress-small-cells",
-    help="Blank counts below --min-cell and the counts that would give them back (off: outputs that stay inside "
-         "the centre only).")]
-MinCellOption = Annotated[int, typer.Option("--min-cell", min=1, help="Small-cell threshold.")]
+ProtectOption = Annotated[bool, typer.Option(
+    "--protect/--unprotected",
+    help="Apply the output policy: rounded counts, survival from protected risk tables, no test or model on a "
+         "small group (--unprotected: exact outputs that stay inside the centre only).")]
+ThresholdOption = Annotated[int, typer.Option(
+    "--threshold", min=1, help="The output policy's threshold: the smallest group a published figure rests on, "
+                               "and the band counts are rounded in.")]
 AcceptSmallerCohort = Annotated[bool, typer.Option(
     "--accept-smaller-cohort", help="A centre's cohort may be less than half the published one's (patients "
                                     "withdrawn); otherwise that stops the run (exit 9).")]

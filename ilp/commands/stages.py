@@ -15,9 +15,9 @@ from foundation.errors import ConfigError
 from ilp.commands.options import (
     ZONES,
     AcceptSmallerCohort,
-    MinCellOption,
+    ProtectOption,
     SparkConf,
-    SuppressOption,
+    ThresholdOption,
     spark_overrides,
 )
 from ilp.locks import centre_locks
@@ -152,8 +152,8 @@ def analyse_command(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder for tables, figures and the report (default: <root>/reports/<snapshot name>).")] = None,
     ci: Annotated[str, typer.Option("--ci", help="Survival CI method: log (R's default), log-log or plain.")] = "log",
-    suppress_small_cells: SuppressOption = True,
-    min_cell: MinCellOption = 5,
+    protect: ProtectOption = True,
+    threshold: ThresholdOption = 5,
 ) -> None:
     """Survival, toxicity and response outputs (Tables 1-3, Figure 1, HTML report), pooled and per centre.
 
@@ -163,11 +163,11 @@ def analyse_command(
 
       ilp analyse --root /data/ilp
 
-      ilp analyse --root /data/ilp --min-cell 10 --out /share/ilp-report
+      ilp analyse --root /data/ilp --threshold 10 --out /share/ilp-report
 
-      ilp analyse --root /data/ilp --no-suppress-small-cells --out /secure/centre-only-report
+      ilp analyse --root /data/ilp --unprotected --out /secure/centre-only-report
     """
-    from analytics import AnalysisPlan, analyse, read_snapshot
+    from analytics import AnalysisPlan, OutputPolicy, analyse, read_snapshot
     from analytics.kaplan_meier import CI_METHODS
     from foundation.publication import published_snapshot
 
@@ -178,7 +178,7 @@ def analyse_command(
     source = Snapshot.at(snapshot) if snapshot else published_snapshot(root)
     if not source.exists():
         raise ConfigError(f"no cohort snapshot at {source.folder}")
-    plan = AnalysisPlan(ci_method=ci, suppress_small_cells=suppress_small_cells, min_cell=min_cell)
+    plan = AnalysisPlan(ci_method=ci, policy=OutputPolicy(threshold, threshold, protect=protect))
     result = analyse(read_snapshot(source), out or Zones(root).reports(source), plan)
     typer.echo(f"report: {result.report}")
     typer.echo(f"tables: {result.folder / 'tables'} ({len(result.tables)} as CSV and Parquet)")
