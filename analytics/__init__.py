@@ -13,6 +13,7 @@ from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan, Factor
 from analytics.policy import UNPROTECTED, OutputPolicy
 from analytics.proportions import compare_groups, exact_rate
+from analytics.releases import ReleaseLedger
 
 __all__ = ["UNPROTECTED", "AnalysisPlan", "AnalysisResult", "CohortData", "CoxModel", "Factor", "KaplanMeier",
-           "LogRankTest", "OutputPolicy", "analyse", "compare_groups", "exact_rate", "read_snapshot"]
+           "LogRankTest", "OutputPolicy", "ReleaseLedger", "analyse", "compare_groups", "exact_rate", "read_snapshot"]

@@ -78,3 +78,10 @@ class PackageRefused(IlpError):
     """A centre package failed verification at the hub: unsigned, signed by another key, or changed since signing."""
 
     exit_code = 8
+
+
+class ReleaseHeld(IlpError):
+    """An export of protected aggregates is held back: a few patients apart from an earlier release, it would
+    give theirs away (`analytics.releases`). Nothing is wrong; the next export goes once enough have changed."""
+
+    exit_code = 10

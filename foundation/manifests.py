@@ -115,6 +115,7 @@ class SnapshotManifest(Record):
     # patients perfused `without_condition`, the procedure `codes` that selected them (patients each), a `warning`.
     cohort: dict[str, Any] = {}
     unknown_extensions: int = 0  # extension URLs in the centre's data that no view reads
+    dates_shifted: bool = False  # every date moved by the patient's keyed offset (intervals unchanged)
     conceptmaps: list[str] = []
     conceptmaps_rejected: list[str] = []
     timings: dict[str, float] = {}
@@ -185,6 +186,8 @@ class PackageManifest(Record):
     created_at: str
     software: str  # the ilp-cohort version that wrote it
     snapshot: str  # the published snapshot it comes from
-    validation: dict[str, Any]  # that snapshot's validation summary
+    validation: dict[str, Any]  # that snapshot's validation verdict: passed, and how many checks (no row keys)
     grid_months: float | None = None  # times rounded up to this grid before counting (aggregates)
+    output_policy: dict[str, Any] = {}  # the policy its aggregates were released under (`OutputPolicy`)
+    dates_shifted: bool = False  # rows: every date moved by the patient's keyed offset
     files: dict[str, dict[str, Any]]  # path in the package: {"sha256", "bytes"}

@@ -193,6 +193,11 @@ class Zones:
     def reports(self, snapshot: Snapshot) -> Path:
         return self.root / "reports" / snapshot.name
 
+    @property
+    def releases(self) -> Path:
+        """The centre's ledger of the protected outputs it released (`analytics.releases`); it never leaves."""
+        return self.root / "reports" / "releases.json"
+
     def preview(self, snapshot: Snapshot) -> Path:
         """The analyses of a snapshot that failed validation: a preview, kept apart from the published reports."""
         return self.root / "reports" / "unpublished" / snapshot.name

@@ -51,7 +51,8 @@ def main(
 
     Exit codes: 0 done; 1 internal error; 2 configuration or usage error; 3 source unreachable; 4 authentication
     refused; 5 validation blocked publication; 6 a server broke the FHIR protocol; 7 another run holds the lock;
-    8 a centre package was refused at the hub; 9 the cohort definition found no patient at a centre.
+    8 a centre package was refused at the hub; 9 the cohort definition found no patient at a centre; 10 a
+    package of aggregates is held back (too few patients changed since the last release).
     Add --debug anywhere for a traceback.
     """
     if log_format not in ("text", "json"):

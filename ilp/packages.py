@@ -1,8 +1,9 @@
 """Centre packages: what a centre that runs the pipeline on its own premises sends to the consortium's hub.
 
 A package is a folder: `data/` (either the centre's pseudonymised, validated cohort tables, kind `rows`, or its
-answers to the hub's standard aggregate requests, kind `aggregates`), `manifest.json` (centre, kind, software
-version, the snapshot and its validation summary, and every file's SHA-256 and size) and `manifest.sig`, an
+answers to the hub's standard aggregate requests under its output policy, kind `aggregates`), `manifest.json`
+(centre, kind, software version, the snapshot, its validation verdict without row keys or local paths, the output
+policy or whether dates were shifted, and every file's SHA-256 and size) and `manifest.sig`, an
 Ed25519 signature of the manifest's bytes by the centre's private key. The hub holds each centre's public key
 (`<centre>.pub` in its trust folder) and refuses a package that is unsigned, signed by another key, or whose
 files differ from what was signed (`PackageRefused`, exit code 8). Keys and signatures are the `cryptography`
@@ -11,14 +12,19 @@ library's (Ed25519, PEM files); nothing here is hand-made cryptography.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import secrets
 import shutil
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -26,7 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from analytics.cohort import CohortData, read_snapshot
 from analytics.federated import Site, StoredAnswers, Transport, standard_requests
 from analytics.plan import AnalysisPlan
-from foundation.errors import ConfigError, PackageRefused
+from analytics.releases import ReleaseLedger
+from foundation.errors import ConfigError, PackageRefused, ReleaseHeld
 from foundation.fileio import sha256_file
 from foundation.manifests import PackageManifest, PublicationRecord, ValidationSummary
 from foundation.publication import published_snapshot
@@ -92,9 +99,11 @@ def export_package(root: Path, centre_id: str, kind: PackageKind, private_key_pe
                    plan: AnalysisPlan | None = None, grid_months: float | None = None) -> Path:
     """Write the centre's signed package of its published, validated cohort to `out/<centre>-<snapshot>-<kind>/`."""
     key = _private_key(private_key_pem, "the signing key")
+    plan = plan or AnalysisPlan()
     snapshot, pointer = published_centre(root, centre_id)
     summary = ValidationSummary.read(Zones(root).root / pointer.validation / VALIDATION_SUMMARY)
     target = out / f"{centre_id}-{snapshot.run_id}-{kind}"
+    ledger = ReleaseLedger(Zones(root).releases)
     with staging_folder(out, target.name) as staging:
         data = staging / "package" / "data"
         if kind == "rows":
@@ -104,22 +113,54 @@ def export_package(root: Path, centre_id: str, kind: PackageKind, private_key_pe
                 else:
                     (data / table).mkdir(parents=True)
             shutil.copyfile(snapshot.manifest_path(centre_id), data / snapshot.manifest_path(centre_id).name)
+            _without_source_ids(data)
         else:
-            site = Site(read_snapshot(snapshot).for_centre(centre_id), plan or AnalysisPlan(), grid_months)
-            answers = [{"request": r, "answer": site.answer(r)} for r in standard_requests(plan or AnalysisPlan())]
+            released = read_snapshot(snapshot).for_centre(centre_id)
+            held = ledger.check(released, plan.policy)
+            if held is not None:
+                raise ReleaseHeld(f"the aggregates of {snapshot.name} are {held}")
+            site = Site(released, plan, grid_months)
+            answers = [{"request": r, "answer": site.answer(r)} for r in standard_requests(plan)]
             data.mkdir(parents=True)
             (data / ANSWERS).write_text(json.dumps(answers), encoding="utf-8")
         files = {str(p.relative_to(data.parent)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                  for p in sorted(data.rglob("*")) if p.is_file()}
         manifest = PackageManifest(
             centre_id=centre_id, kind=kind, created_at=datetime.now(UTC).isoformat(), software=version("ilp-cohort"),
-            snapshot=snapshot.name, validation=summary.model_dump(mode="json"), grid_months=grid_months, files=files)
+            snapshot=snapshot.name, validation=_verdict(summary), grid_months=grid_months, files=files,
+            output_policy=asdict(plan.policy) if kind == "aggregates" else {},
+            dates_shifted=kind == "rows" and snapshot.manifest(centre_id).dates_shifted)
         manifest.write(data.parent / MANIFEST)
+        if kind == "aggregates":  # rows are no aggregate release: the consortium holds them
+            ledger.record(released, snapshot.name, plan.policy)
         (data.parent / SIGNATURE).write_bytes(key.sign((data.parent / MANIFEST).read_bytes()))
         if target.exists():
             shutil.rmtree(target)
         os.replace(data.parent, target)
     return target
+
+
+def _verdict(summary: ValidationSummary) -> dict[str, Any]:
+    """What the hub needs of the validation: that it passed, over how many checks; not its findings (their
+    sample keys are patients' pseudonyms) nor where its Data Docs lie on the centre's disk."""
+    return {"snapshot": summary.snapshot, "passed": summary.passed, "evaluated": summary.evaluated,
+            "critical_failures": summary.critical_failures, "warnings": summary.warnings}
+
+
+def _without_source_ids(data: Path) -> None:
+    """Rows leave without the ids of their FHIR resources on the hospital's server: each id becomes a hash under
+    a key drawn for this package and then discarded, so a row still says how many resources it came from (and
+    which rows shared one), not which resources they are."""
+    key = secrets.token_bytes(32)
+    for path in sorted(data.rglob("*.parquet")):
+        table = pq.ParquetFile(path).read()
+        if "source_resource_ids" not in table.column_names:
+            continue
+        index = table.column_names.index("source_resource_ids")
+        hashed = [[hmac.new(key, i.encode(), "sha256").hexdigest()[:32] for i in ids]
+                  for ids in table.column(index).to_pylist()]
+        field = table.schema.field(index)
+        pq.write_table(table.set_column(index, field, pa.array(hashed, type=field.type)), path)
 
 
 def verify_package(package: Path, trust: Path) -> PackageManifest:

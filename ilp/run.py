@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import connectors
-from analytics import AnalysisPlan, OutputPolicy, analyse, read_snapshot
+from analytics import AnalysisPlan, CohortData, OutputPolicy, ReleaseLedger, analyse, read_snapshot
 from expectations import audit_and_publish
 from foundation.errors import ValidationBlocked
 from foundation.manifests import ValidationSummary
@@ -94,10 +94,23 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
         echo(f"published {outcome.snapshot.name}: {publication.report.evaluated} expectations, "
              f"{len(publication.report.findings)} warnings")
         in_force = published_snapshot(root)
-        outcome.report = analyse(read_snapshot(in_force), Zones(root).reports(in_force), plan,
-                                 title=config.name).report
+        outcome.report = released_report(read_snapshot(in_force), Zones(root), in_force, plan, config.name, echo)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def released_report(data: CohortData, zones: Zones, snapshot: Snapshot, plan: AnalysisPlan, title: str,
+                    echo: Callable[[str], None], folder: Path | None = None) -> Path | None:
+    """The snapshot's report, unless the release ledger holds it back (`analytics.releases`): then the earlier
+    reports stay the latest, and the reason is said."""
+    ledger = ReleaseLedger(zones.releases)
+    held = ledger.check(data, plan.policy)
+    if held is not None:
+        echo(f"report of {snapshot.name} {held}")
+        return None
+    report = analyse(data, folder or zones.reports(snapshot), plan, title=title).report
+    ledger.record(data, snapshot.name, plan.policy)
+    return report
 
 
 def _with_preview(blocked: ValidationBlocked, config: ConsortiumConfig, snapshot: Snapshot,

@@ -79,6 +79,9 @@ def test_a_third_run_picks_up_exactly_the_server_changes(second_run: tuple[DemoR
     assert "borealis: landed 0 resources, 0 new versions or deletions" in output
     snapshot = published_snapshot(zones).folder
     assert snapshot != first
+    # published, but its report is held back: one patient apart from the first release, it would give theirs away
+    assert "held back: at aurora, 1 patient(s) changed since release" in output
+    assert not (zones / "reports" / snapshot.name).exists() and (zones / "reports" / first.name).is_dir()
     changed = query(zones, f"SELECT sex FROM patients WHERE centre_id = 'aurora' AND sex = '{patient['gender']}'")
     before = duckdb.sql(f"SELECT count(*) FROM read_parquet('{first}/patients/centre_id=aurora/*.parquet') "
                         f"WHERE sex = '{patient['gender']}'").fetchall()

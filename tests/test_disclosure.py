@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import UNPROTECTED, AnalysisPlan, CohortData, OutputPolicy, analyse, read_snapshot
+from analytics import UNPROTECTED, AnalysisPlan, CohortData, OutputPolicy, ReleaseLedger, analyse, read_snapshot
 from analytics.analysis import published
 from analytics.descriptive import COUNT
 from analytics.outputs import OUTPUTS
@@ -277,3 +277,30 @@ def test_the_report_shows_every_estimate_its_own_risk_set_allows(demo_run: DemoR
         if record["events"] >= POLICY.threshold and pd.isna(record["median_years"]):
             assert not (record["withheld_because"] or "").startswith("median")
     assert shown >= 30
+
+
+def test_two_releases_a_few_patients_apart_are_not_both_published(demo_run: DemoRun, tmp_path: Path) -> None:
+    """Differencing: a release one patient apart from an earlier one changes counts only where that patient is,
+    so the ledger holds it back until the threshold of patients have changed; a rerun of the same data goes."""
+    data = _consortia(demo_run)["demo"]
+    ledger = ReleaseLedger(tmp_path / "releases.json")
+    assert ledger.check(data, POLICY) is None
+    ledger.record(data, "first", POLICY)
+
+    def joined(patients: int) -> CohortData:
+        """`patients` new patients at aurora, copies of existing ones under new keys."""
+        new = data.for_centre("aurora").cohort.head(patients).assign(
+            patient_id=[f"new-{i}" for i in range(patients)])
+        return CohortData(pd.concat([data.cohort, new], ignore_index=True), data.toxicities, "next")
+
+    one = joined(1)
+    first = published({"table1": OUTPUTS[0].build(data, AnalysisPlan())}, AnalysisPlan())["table1"]
+    second = published({"table1": OUTPUTS[0].build(one, AnalysisPlan())}, AnalysisPlan())["table1"]
+    assert (first["n"].astype(float) != second["n"].astype(float)).any(), "rounding alone: the difference shows"
+    held = ledger.check(one, POLICY)
+    assert held is not None and (held.centre, held.release, held.patients) == ("aurora", "first", 1)
+    assert ledger.check(joined(POLICY.threshold), POLICY) is None
+    assert ledger.check(data, POLICY) is None  # the same release again
+    ledger.record(data, "again", POLICY)
+    assert len(ledger.releases()) == 1
+    assert ledger.check(one, UNPROTECTED) is None  # the centre's own, unprotected outputs are not releases

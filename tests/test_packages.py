@@ -61,6 +61,24 @@ def test_a_package_carries_its_manifest_hashes_version_and_validation(packages: 
     identifiers = read_snapshot(packages["aurora"] / "data").cohort["patient_id"].astype(str)
     answers = (packages["borealis"] / "data" / "answers.json").read_text()
     assert not any(i in answers for i in identifiers), "an aggregates package carries a patient identifier"
+    # the verdict, not the findings (their sample keys are pseudonyms) nor the Data Docs' path on the centre's disk
+    assert set(manifest.validation) == {"snapshot", "passed", "evaluated", "critical_failures", "warnings"}
+    assert manifest.output_policy["protect"] is True and manifest.output_policy["threshold"] == 5
+    assert rows.dates_shifted is False and rows.output_policy == {}
+
+
+def test_rows_leave_without_the_hospital_s_resource_ids(demo_run: DemoRun, packages: dict[str, Path]) -> None:
+    """Each FHIR id becomes a hash under a key drawn for the package and discarded: as many per row as before,
+    shared where they were shared, and none of the server's own."""
+    sent = read_snapshot(packages["aurora"] / "data").cohort.sort_values("patient_id")
+    kept = read_snapshot(published_snapshot(demo_run[0] / "zones")).for_centre("aurora").cohort.sort_values(
+        "patient_id")
+    assert sent["patient_id"].tolist() == kept["patient_id"].tolist()
+    assert [len(i) for i in sent["source_resource_ids"]] == [len(i) for i in kept["source_resource_ids"]]
+    original = {i for ids in kept["source_resource_ids"] for i in ids}
+    hashed = {i for ids in sent["source_resource_ids"] for i in ids}
+    assert len(hashed) == len(original) and not hashed & original
+    assert not any("/" in i for i in hashed)
 
 
 def test_the_hub_pools_rows_and_aggregates_into_the_pooled_figures(demo_run: DemoRun, packages: dict[str, Path],

@@ -168,7 +168,7 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             merge_counts=state.centre(centre).counts(), rows=report.rows,
             reconciliation=report.reconciliation, unmapped_codes=report.unmapped_codes,
             unknown_extensions=report.unknown_extensions,
-            endpoints=[e.name for e in options.endpoints], cohort=found,
+            endpoints=[e.name for e in options.endpoints], cohort=found, dates_shifted=options.shift_dates,
             conceptmaps=maps[centre].sources,
             conceptmaps_rejected=maps[centre].rejected,
             completeness={t: dict(c) for t, c in counts.get(centre, {}).items()},

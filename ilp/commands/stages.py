@@ -167,9 +167,10 @@ def analyse_command(
 
       ilp analyse --root /data/ilp --unprotected --out /secure/centre-only-report
     """
-    from analytics import AnalysisPlan, OutputPolicy, analyse, read_snapshot
+    from analytics import AnalysisPlan, OutputPolicy, read_snapshot
     from analytics.kaplan_meier import CI_METHODS
     from foundation.publication import published_snapshot
+    from ilp.run import released_report
 
     if ci not in CI_METHODS:
         raise ConfigError(f"--ci must be one of {', '.join(CI_METHODS)}, not {ci!r}")
@@ -179,6 +180,10 @@ def analyse_command(
     if not source.exists():
         raise ConfigError(f"no cohort snapshot at {source.folder}")
     plan = AnalysisPlan(ci_method=ci, policy=OutputPolicy(threshold, threshold, protect=protect))
-    result = analyse(read_snapshot(source), out or Zones(root).reports(source), plan)
-    typer.echo(f"report: {result.report}")
-    typer.echo(f"tables: {result.folder / 'tables'} ({len(result.tables)} as CSV and Parquet)")
+    # the release ledger is the zones' the snapshot lies in (a snapshot named with --snapshot: its own)
+    zones = Zones(source.folder.parents[2]) if snapshot and source.folder.parent.name == "snapshots" else Zones(root)
+    report = released_report(read_snapshot(source), zones, source, plan, "Isolated limb perfusion cohort",
+                             typer.echo, out)
+    if report is not None:
+        typer.echo(f"report: {report}")
+        typer.echo(f"tables: {report.parent / 'tables'} (as CSV and Parquet)")
