@@ -24,7 +24,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -76,6 +76,13 @@ class StreamProgress:
     done: bool = False
     watermark: str | None = None
     state: dict[str, Any] = field(default_factory=dict)  # connector-specific (e.g. bulk files finished)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The progress as checkpointed. Each resource type is pulled by its own thread, which adds keys to its
+        `state` between pages while another type's thread checkpoints every stream: iterating the live dict
+        then fails ("dictionary changed size during iteration", seen in a pull under load). `dict.copy` is one
+        call that no other Python thread interleaves with, so the copy is whole."""
+        return asdict(replace(self, state=self.state.copy()))
 
 
 class NdjsonStream:
@@ -157,7 +164,7 @@ class LandingRun:
         with self._lock:
             write_json_atomically(self.zone.checkpoint_path, {
                 "run_id": self.run_id, "fingerprint": self.fingerprint, "since": self.since,
-                "started_at": self.started_at, "streams": {k: asdict(v) for k, v in self.progress.items()},
+                "started_at": self.started_at, "streams": {k: v.snapshot() for k, v in self.progress.items()},
                 "failures": self.failures})
 
     def failed(self, error: BaseException) -> None:
