@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 from demo.synth import DEMO_SEED, generate
-from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from demo.synth.profiles import BOREALIS
 from foundation.secrets import Secret
 from foundation.zones import Zones
@@ -86,7 +85,7 @@ def main() -> None:
                 maps = tuple(sorted((folder / "conceptmaps").glob("*.json")))
                 cost = measured(jvm, lambda zones=zones, maps=maps: transform(
                     spark, zones, [CentreSettings("borealis", maps)], secret, "bench",
-                    TransformOptions(NATIONAL_ID_SYSTEM)))
+                    TransformOptions()))
                 for step, (driver, java, wall) in (("ceiling", ceiling), ("transform", cost)):
                     print(f"{name:<28} {resources:>9} {step:<10} {driver:>12.1f} {java:>10.1f} {wall:>7.1f}"
                           + ("  (warm-up)" if sitting == "warm-up" else ""))

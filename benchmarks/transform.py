@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
 from demo.synth import generate, scaled_consortium
-from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from expectations import validate_snapshot
 from foundation.model import TABLES
 from foundation.secrets import Secret
@@ -75,7 +74,7 @@ def main() -> None:
         started = time.perf_counter()
         centres = [CentreSettings(p.centre_id, tuple(sorted((work / "synthetic" / p.centre_id / "conceptmaps")
                                                             .glob("*.json")))) for p in profiles]
-        transform(spark, zones, centres, secret, "bench", TransformOptions(NATIONAL_ID_SYSTEM))
+        transform(spark, zones, centres, secret, "bench", TransformOptions())
         transform_s = time.perf_counter() - started
         rate = total / transform_s
         print(f"transform: landing -> staged cohort: {transform_s:.1f} s ({rate:,.0f} resources/s), "

@@ -20,6 +20,7 @@ from foundation.cohort import CohortDefinition
 from foundation.errors import ConfigError
 from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
 from foundation.secrets import SecretRef
+from transforms import Linkage
 from transforms.views.catalogue import check_overrides
 from transforms.views.fhirpath import ViewError
 
@@ -97,6 +98,17 @@ class PolicyConfig(_Strict):
     model_density: Annotated[float, Field(gt=0, le=1)] = 0.33
 
 
+class LinkageConfig(_Strict):
+    """`[linkage]`: the consortium's opt-in to one pseudonym per person across centres
+    (`transforms.pseudonym.Linkage`). Without it each centre keys its patients under its own secret."""
+
+    identifier_system: Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:.+")]  # a URI, as FHIR requires
+    secret: SecretRef  # shared by the consortium's centres; never the centre's own `secret`
+
+    def resolve(self) -> Linkage:
+        return Linkage(self.identifier_system, self.secret.resolve())
+
+
 class AnalysisConfig(_Strict):
     ci: Literal["log", "log-log", "plain"] = "log"
     horizons_years: tuple[int, ...] = (1, 5, 10)
@@ -106,13 +118,22 @@ class AnalysisConfig(_Strict):
 class ConsortiumConfig(_Strict):
     name: str
     root: Path
-    secret: SecretRef
-    identifier_system: str | None = None
+    secret: SecretRef  # the centre's own pseudonymisation key: shared with no other centre
+    linkage: LinkageConfig | None = None
     shift_dates: bool = False
     spark: dict[str, str] = {}
     analysis: AnalysisConfig = AnalysisConfig()
     cohort: CohortConfig = CohortConfig()
     centres: list[CentreConfig] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "identifier_system" in data:
+            raise ValueError("`identifier_system` links a person's pseudonyms across centres under a shared key: "
+                             "declare it, with that key, in a [linkage] section (`identifier_system`, `secret`), "
+                             "or remove it to keep each centre's pseudonyms its own")
+        return data
 
     @field_validator("root", mode="before")
     @classmethod

@@ -23,7 +23,6 @@ from jwt.algorithms import RSAAlgorithm
 
 from demo import synth
 from demo.fhir_server import FhirTestServer
-from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from foundation.errors import ConfigError
 from ilp.config import load_config
 from ilp.run import RunOutcome, run_consortium
@@ -109,7 +108,7 @@ def run_demo(out: Path, echo: Callable[[str], None] = print, keep_servers: ExitS
                  f"resources, asks for {DEMO_AUTH[n % len(DEMO_AUTH)]} credentials")
         config_path = out / "consortium.toml"
         config_path.write_text(
-            f'name = "ILP demo consortium"\nroot = "zones"\nsecret = {{ file = "secrets/consortium.key" }}\n'
-            f'identifier_system = "{NATIONAL_ID_SYSTEM}"\n\n' + "\n".join(centres), encoding="utf-8")
+            'name = "ILP demo consortium"\nroot = "zones"\nsecret = { file = "secrets/consortium.key" }\n\n'
+            + "\n".join(centres), encoding="utf-8")
         outcome = run_consortium(load_config(config_path), echo=echo)
     return DemoResult(out / "synthetic", config_path, outcome, time.perf_counter() - started, handles)

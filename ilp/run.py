@@ -145,8 +145,8 @@ def centre_settings(centres: list[CentreConfig]) -> list[CentreSettings]:
 
 
 def transform_options(config: ConsortiumConfig, accept_smaller_cohort: bool = False) -> TransformOptions:
-    return TransformOptions(config.identifier_system, config.shift_dates, cohort=config.cohort.definition(),
-                            accept_smaller_cohort=accept_smaller_cohort)
+    return TransformOptions(config.linkage.resolve() if config.linkage else None, config.shift_dates,
+                            cohort=config.cohort.definition(), accept_smaller_cohort=accept_smaller_cohort)
 
 
 def profile_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None, pull: bool = False,

@@ -20,7 +20,6 @@ from connectors import CohortSearch, FilesSettings, FilesSource, LandingZone, in
 from connectors.progress import LogProgress
 from demo.fhir_server import FhirTestServer
 from demo.synth import DEMO_SEED, generate
-from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from demo.synth.profiles import BOREALIS
 from foundation.errors import CohortNotFound
 from foundation.model import RESOURCE_TYPES, TABLES, TERMINOLOGY_TYPES
@@ -54,7 +53,7 @@ def _land_files(folder: Path, root: Path) -> None:
 def _transform(spark: SparkSession, root: Path, maps: Path | None, from_source: bool = False) -> TransformReport:
     files = tuple(sorted(maps.glob("*.json"))) if maps else ()
     return transform(spark, root, [CentreSettings("borealis", files, from_source)], SECRET, "r1",
-                     TransformOptions(NATIONAL_ID_SYSTEM))["borealis"]
+                     TransformOptions())["borealis"]
 
 
 def _tables(spark: SparkSession, report: TransformReport) -> Tables:
@@ -159,7 +158,6 @@ def test_a_centre_with_no_patient_of_the_study_publishes_when_its_configuration_
 
     config = tmp_path / "consortium.toml"
     config.write_text(f'name = "t"\nroot = "zones"\nsecret = {{ file = "key" }}\n'
-                      f'identifier_system = "{NATIONAL_ID_SYSTEM}"\n'
                       f'[[centres]]\nid = "aurora"\nsource = {{ kind = "files", folder = "{aurora}" }}\n'
                       f'[[centres]]\nid = "newcomer"\nsource = {{ kind = "files", folder = "{others / "fhir"}" }}\n'
                       'cohort_may_be_empty = true\n')

@@ -87,6 +87,10 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
      "cohort: procedure_kinds: unknown kinds ['perfusion']; the shipped ValueSet has ilp, resection"),
     (TOP + '[cohort]\nperformed_from = 2020-01-01\nperformed_until = 2010-01-01\n[[centres]]\nid = "a"\n'
            'source = { kind = "files", folder = "x" }\n', "performed_from is after performed_until"),
+    (TOP + 'identifier_system = "urn:oid:1.2.3"\n[[centres]]\nid = "a"\nsource = { kind = "files", folder = "x" }\n',
+     "declare it, with that key, in a [linkage] section"),
+    (TOP + '[linkage]\nidentifier_system = "urn:oid:1.2.3"\n[[centres]]\nid = "a"\n'
+           'source = { kind = "files", folder = "x" }\n', "linkage.secret: required key is missing"),
 ])
 def test_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, expected: str) -> None:
     path = _write(tmp_path, text)

@@ -19,7 +19,6 @@ from pyspark.sql import SparkSession
 
 from connectors import FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
-from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from foundation.errors import CohortNotFound
 from foundation.model import TABLES
 from foundation.publication import publish
@@ -27,7 +26,7 @@ from foundation.secrets import Secret
 from foundation.terminology import valueset
 from foundation.zones import Snapshot
 from tests.conftest import read_ndjson
-from tests.test_transforms_roundtrip import assert_same_table, truth
+from tests.test_transforms_roundtrip import LINKAGE, assert_same_table, truth
 from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, transform
 
 SECRET = Secret("test-consortium-secret-0123456789")
@@ -43,7 +42,7 @@ def _transform(spark: SparkSession, root: Path, folder: Path, centre: str, run_i
                shift_dates: bool = False) -> TransformReport:
     maps = tuple(sorted((folder / "conceptmaps").glob("*.json"))) if with_maps else ()
     return transform(spark, root, [CentreSettings(centre, maps)], SECRET, run_id,
-                     TransformOptions(NATIONAL_ID_SYSTEM, shift_dates))[centre]
+                     TransformOptions(LINKAGE, shift_dates))[centre]
 
 
 def _rows(spark: SparkSession, snapshot: Path | Snapshot, table: str) -> list[tuple[Any, ...]]:
@@ -59,7 +58,7 @@ def test_every_resource_is_used_and_tables_match_the_truth_counts(spark: SparkSe
         _land(demo_consortium[0] / centre, tmp_path, centre)
     settings = [CentreSettings(c, tuple(sorted((demo_consortium[0] / c / "conceptmaps").glob("*.json"))))
                 for c in centres]
-    reports = transform(spark, tmp_path, settings, SECRET, "r1", TransformOptions(NATIONAL_ID_SYSTEM))
+    reports = transform(spark, tmp_path, settings, SECRET, "r1", TransformOptions(LINKAGE))
     for centre, report in reports.items():
         folder = demo_consortium[0] / centre
         for table in TABLES:
@@ -108,7 +107,7 @@ def test_codes_a_conceptmap_leaves_out_are_quarantined_and_reported(spark: Spark
                                 if any((group["target"], t["code"]) in kept for t in e["target"])]
         (maps / path.name).write_text(json.dumps(cmap))
     report = transform(spark, tmp_path, [CentreSettings("borealis", tuple(sorted(maps.glob("*.json"))))], SECRET,
-                       "r1", TransformOptions(NATIONAL_ID_SYSTEM))["borealis"]
+                       "r1", TransformOptions(LINKAGE))["borealis"]
     assert report.rows["patients"] == 208 and report.rows["perfusions"] > 0
     observations = report.reconciliation["Observation"]
     assert observations.used == 0 and observations.quarantined == observations.resources > 0
@@ -142,7 +141,7 @@ def test_a_cohort_less_than_half_the_published_one_stops_the_transform(
         (maps / path.name).write_text(json.dumps(cmap))
     with pytest.raises(CohortNotFound, match=r"borealis: the cohort has \d+ patients where .* published 208"):
         transform(spark, tmp_path, [CentreSettings("borealis", tuple(sorted(maps.glob("*.json"))))], SECRET, "r2",
-                  TransformOptions(NATIONAL_ID_SYSTEM))
+                  TransformOptions(LINKAGE))
 
 
 def test_reruns_leave_identical_tables(spark: SparkSession, demo_consortium: Consortium, tmp_path: Path) -> None:
@@ -162,10 +161,12 @@ def test_the_transform_runs_unchanged_on_separate_executor_jvms(spark: SparkSess
     _land(folder, tmp_path / "local", "cascade")
     shutil.copytree(tmp_path / "local", tmp_path / "cluster")
     local = _transform(spark, tmp_path / "local", folder, "cascade", "r1")
-    key = tmp_path / "key"
+    key, linkage_key = tmp_path / "key", tmp_path / "linkage-key"
     key.write_text(SECRET.reveal())
+    linkage_key.write_text(LINKAGE.secret.reveal())
     command = [sys.executable, "-m", "ilp", "transform", "--centre", "cascade", "--root", str(tmp_path / "cluster"),
-               "--secret-file", str(key), "--identifier-system", NATIONAL_ID_SYSTEM,
+               "--secret-file", str(key), "--identifier-system", LINKAGE.identifier_system,
+               "--linkage-secret-file", str(linkage_key),
                "--spark-conf", "spark.master=local-cluster[2,1,1024]", "--spark-conf", "spark.executor.memory=768m"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -207,11 +208,13 @@ def test_a_transform_killed_mid_write_reruns_to_identical_tables(spark: SparkSes
     (tmp_path / "maps").mkdir()
     if (folder / "conceptmaps").is_dir():
         shutil.copytree(folder / "conceptmaps", tmp_path / "maps" / "cascade")
-    key = tmp_path / "key"
+    key, linkage_key = tmp_path / "key", tmp_path / "linkage-key"
     key.write_text(SECRET.reveal())
+    linkage_key.write_text(LINKAGE.secret.reveal())
     root = tmp_path / "killed"
     command = [sys.executable, "-m", "ilp", "transform", "--centre", "cascade", "--root", str(root),
-               "--secret-file", str(key), "--identifier-system", NATIONAL_ID_SYSTEM,
+               "--secret-file", str(key), "--identifier-system", LINKAGE.identifier_system,
+               "--linkage-secret-file", str(linkage_key),
                "--conceptmaps", str(tmp_path / "maps")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300

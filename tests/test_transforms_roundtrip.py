@@ -25,12 +25,14 @@ from ilp.config import CentreConfig
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState
 from transforms.facts import ResourceFacts
-from transforms.pseudonym import pseudonym
+from transforms.pseudonym import Linkage, pseudonym
 from transforms.tables import build_tables
 from transforms.view import ResourceView
 from transforms.views.catalogue import Catalogue
 
 SECRET = Secret("test-consortium-secret-0123456789")
+# The ground truth keys a patient by their national number: the pipeline does so where the consortium links.
+LINKAGE = Linkage(NATIONAL_ID_SYSTEM, Secret("test-linkage-secret-0123456789"))
 TYPES = ("Patient", "Condition", "Procedure", "Observation", "MedicationAdministration")
 Consortium = tuple[Path, dict[str, Any]]
 # Documented rounding: BMI is rounded to 0.1 by Spark (HALF_UP) for centres that send weight and height, and an
@@ -70,10 +72,10 @@ def view(spark: SparkSession, folders: dict[str, Path],
             ingest(source, LandingZone(root, centre), progress=LogProgress())
     lookup = CodeLookup({c: ConceptMapIndex.from_files(sorted((folders[c] / "conceptmaps").glob("*.json")))
                          for c in CENTRES})
-    facts = ResourceFacts(Catalogue({c: configs[c].views for c in CENTRES}), NATIONAL_ID_SYSTEM)
+    facts = ResourceFacts(Catalogue({c: configs[c].views for c in CENTRES}), LINKAGE.identifier_system)
     state = CurrentState(root, CENTRES)
     state.merge(spark, TYPES, lookup, facts, "t1")
-    with ResourceView.load(spark, state, lookup, SECRET, facts) as view:
+    with ResourceView.load(spark, state, lookup, SECRET, facts, linkage=LINKAGE) as view:
         yield view  # then its cache is dropped: it would crowd the session's memory for the modules after this one
 
 
@@ -86,13 +88,15 @@ def tables(view: ResourceView) -> Iterator[dict[str, DataFrame]]:
 
 
 def truth(folder: Path, table: str, centre: str) -> list[dict[str, Any]]:
-    """The ground truth with its keys pseudonymised as the pipeline does (source identities -> HMAC)."""
+    """The ground truth with its keys pseudonymised as the pipeline does under `LINKAGE` (patients by national
+    number under the linkage secret, other rows by centre and source reference under the centre's)."""
     rows = pq.read_table(folder / "truth" / f"{table}.parquet").to_pylist()
     keys = [c for c in BY_NAME[table].column_names if c.endswith("_id") and c not in ("centre_id", "run_id")]
     for row in rows:
         for key in keys:
             if row[key] is not None:
-                row[key] = pseudonym(SECRET, row[key] if key == "patient_id" else f"{centre}|{row[key]}")
+                row[key] = (pseudonym(LINKAGE.secret, row[key]) if key == "patient_id"
+                            else pseudonym(SECRET, f"{centre}|{row[key]}"))
     return rows
 
 

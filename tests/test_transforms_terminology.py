@@ -14,9 +14,8 @@ from connectors import RESOURCE_TYPES, TERMINOLOGY_TYPES, FilesSettings, FilesSo
 from connectors.progress import LogProgress
 from connectors.rest import RestSettings, RestSource
 from demo.fhir_server import FhirTestServer
-from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from foundation.model import BY_NAME
-from tests.test_transforms_roundtrip import SECRET, assert_same_table, truth
+from tests.test_transforms_roundtrip import LINKAGE, SECRET, assert_same_table, truth
 from transforms.landed import completed_runs
 from transforms.pipeline import CentreSettings, TransformOptions, transform
 from transforms.terminology import CentreConceptMaps, centre_conceptmaps
@@ -42,7 +41,7 @@ def test_conceptmaps_from_the_server_map_the_codes_as_the_files_do(spark: SparkS
     assert ids, "borealis sends local codes: it needs a ConceptMap"
     _pull(fhir_server, tmp_path)
     report = transform(spark, tmp_path, [CentreSettings("borealis", conceptmaps_from_source=True)], SECRET, "r1",
-                       TransformOptions(NATIONAL_ID_SYSTEM))["borealis"]
+                       TransformOptions(LINKAGE))["borealis"]
     manifest = report.snapshot.manifest("borealis")
     assert manifest.conceptmaps == [f"ConceptMap/{i}" for i in ids] and manifest.conceptmaps_rejected == []
     assert report.unmapped_codes == 0

@@ -7,6 +7,7 @@ merged, and what is pending), `profile_centres` (what the views make of a centre
 from transforms.current import CurrentState
 from transforms.pipeline import CentreSettings, TransformOptions, TransformReport, new_run_id, transform
 from transforms.profile import CentreFindings, profile_centres
+from transforms.pseudonym import Linkage
 
-__all__ = ["CentreFindings", "CentreSettings", "CurrentState", "TransformOptions", "TransformReport", "new_run_id",
-           "profile_centres", "transform"]
+__all__ = ["CentreFindings", "CentreSettings", "CurrentState", "Linkage", "TransformOptions", "TransformReport",
+           "new_run_id", "profile_centres", "transform"]

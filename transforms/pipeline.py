@@ -42,7 +42,7 @@ from transforms.codes import KIND_VALUESETS, CodeLookup
 from transforms.current import CurrentState
 from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts
 from transforms.landed import completed_runs
-from transforms.pseudonym import check_secret, date_shift_days
+from transforms.pseudonym import Linkage, check_secrets, date_shift_days
 from transforms.quarantine import write_quarantine
 from transforms.scope import cohort_found, describe_procedures, near_misses, qualifying_codes
 from transforms.tables import BASE_TABLES
@@ -74,7 +74,7 @@ class CentreSettings:
 
 @dataclass(frozen=True)
 class TransformOptions:
-    national_id_system: str | None = None  # identifier system that makes a patient the same at every centre
+    linkage: Linkage | None = None  # opt-in: one pseudonym for a person at every centre (see transforms.pseudonym)
     shift_dates: bool = False  # move each patient's dates by a keyed offset (intervals and endpoints unchanged)
     endpoints: tuple[Endpoint, ...] = DEFAULT_ENDPOINTS
     cohort: CohortDefinition = REFERENCE_STUDY  # who is in the study; resources of other patients are out of scope
@@ -112,7 +112,7 @@ def new_run_id() -> str:
 def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], secret: Secret, run_id: str,
               options: TransformOptions = TransformOptions()) -> dict[str, TransformReport]:
     """Transform the centres into the run's snapshot; return each centre's report."""
-    check_secret(secret)
+    check_secrets(secret, options.linkage)
     zones = Zones(root)
     ids = [c.centre_id for c in centres]
     landed = {c: completed_runs(root, c) for c in ids}
@@ -124,11 +124,12 @@ def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], se
             for c in centres}
     lookup = CodeLookup({c: ConceptMapIndex.from_resources(m.resources) for c, m in maps.items()})
     with progress_steps(f"transform {run_id}", len(BASE_TABLES) + 3, spark) as steps:
-        facts = ResourceFacts(Catalogue({c.centre_id: c.views for c in centres}), options.national_id_system)
+        facts = ResourceFacts(Catalogue({c.centre_id: c.views for c in centres}),
+                              options.linkage.identifier_system if options.linkage else None)
         state = CurrentState(root, ids)
         with steps.step("merge"):
             merges = state.merge(spark, RESOURCE_TYPES, lookup, facts, run_id)
-        with ResourceView.load(spark, state, lookup, secret, facts, options.cohort) as view:
+        with ResourceView.load(spark, state, lookup, secret, facts, options.cohort, options.linkage) as view:
             scope = view.scope_counts()
             inside = sum(n for counts in scope.values() for (_, in_scope), n in counts.items() if in_scope)
             if sum(n for counts in scope.values() for n in counts.values()) > 2 * inside:

@@ -1,10 +1,12 @@
-"""Pseudonyms: HMAC-SHA256 of a source identity under the consortium secret.
+"""Pseudonyms: HMAC-SHA256 of a source identity under the centre's own secret, or an opted-in linkage secret.
 
-The same source identity gives the same key at every centre and in every run, so a patient treated at two
-centres is recognisable as one without either centre revealing who it is. Patients are identified by the
-consortium's chosen identifier system (a national number) when they carry one, else by their centre and
-resource id; every other row by its centre and source reference. There is no default key: a missing secret is a
-configuration error.
+By default every key is the centre's alone: a patient is identified by their centre and resource id, every other
+row by its centre and source reference, all under the secret of the centre's deployment, which it shares with
+nobody. Another centre, even one holding a patient's national number, cannot compute the pseudonym. A consortium
+that must recognise the same person at two centres opts in to `Linkage`: patients carrying its identifier system
+(a national number) are then keyed by that number under a linkage secret every centre holds, and whoever holds it
+can compute the pseudonym of any number (docs/guarantees.md says so). Keys are the same in every run, so reruns
+and increments keep them. There is no default key: a missing secret is a configuration error.
 
 The Spark expression computes the HMAC inside the JVM (RFC 2104 with SHA-256), so pseudonymisation scales with
 the cluster; `pseudonym()` is the same function in Python, and a test keeps the two equal.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -24,21 +27,45 @@ from foundation.secrets import Secret
 BLOCK = 64  # SHA-256 block size in bytes
 
 
-def _key(secret: Secret) -> bytes:
+@dataclass(frozen=True)
+class Linkage:
+    """Opt-in linkage across centres: a patient with an identifier of `identifier_system` is keyed by it under
+    `secret`, shared by the consortium's centres, so the same person has one pseudonym at every centre."""
+
+    identifier_system: str
+    secret: Secret
+
+
+def _key(secret: Secret, what: str = "secret") -> bytes:
     key = secret.reveal().encode("utf-8")
     if len(key) < 16:
-        raise ConfigError("the consortium secret is shorter than 16 characters: too weak for pseudonymisation")
+        raise ConfigError(f"the {what} is shorter than 16 characters: too weak for pseudonymisation")
     return key
 
 
-def check_secret(secret: Secret) -> None:
-    """Refuse a weak consortium secret before any work is done (there is no default key)."""
+def check_secrets(secret: Secret, linkage: Linkage | None) -> None:
+    """Refuse a weak secret before any work is done (there is no default key), and a linkage secret that is the
+    centre's own: sharing it for linkage would let every centre compute every key of this one."""
     _key(secret)
+    if linkage is not None and _key(linkage.secret, "linkage secret") == _key(secret):
+        raise ConfigError("the linkage secret must differ from the centre's own secret: the linkage secret is "
+                          "shared with the consortium, the centre's is not")
 
 
 def pseudonym(secret: Secret, identity: str) -> str:
     """Hex HMAC-SHA256 of an identity."""
     return hmac.new(_key(secret), identity.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def patient_pseudonym(secret: Secret, linkage: Linkage | None, centre_id: Column, identity: Column) -> Column:
+    """A patient's key: under the linkage secret where `identity` is a linked identifier, else under the
+    centre's own secret. An unlinked identity is `<centre>|Patient/<id>`; a centre id has no `:`, which every
+    identifier system (a URI) has, so the two cannot be confused."""
+    own = pseudonym_column(secret, identity)
+    if linkage is None:
+        return own
+    unlinked = identity.startswith(F.concat(centre_id, F.lit("|Patient/")))
+    return F.when(unlinked, own).otherwise(pseudonym_column(linkage.secret, identity))
 
 
 def pseudonym_column(secret: Secret, identity: Column) -> Column:

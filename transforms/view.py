@@ -22,7 +22,7 @@ from foundation.secrets import Secret
 from transforms.codes import CodeLookup
 from transforms.current import CurrentState
 from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts, stored_name
-from transforms.pseudonym import pseudonym_column
+from transforms.pseudonym import Linkage, patient_pseudonym, pseudonym_column
 from transforms.scope import kept_subjects, mark, members
 from transforms.views.catalogue import Catalogue, view_for
 
@@ -39,6 +39,7 @@ class ResourceView:
     secret: Secret
     stored_facts: ResourceFacts  # what the facts were merged under (views, overrides, national id system)
     members: DataFrame  # subject_id of the cohort's patients (`transforms.scope.members`)
+    linkage: Linkage | None = None  # where the consortium opted in to one pseudonym per person
     # Pseudonyms are computed once (and cached: small).
     _patient_ids: DataFrame | None = field(default=None, repr=False)
     # (centre_id, ref, reason): resources a table read but could not use, and what would make them usable.
@@ -47,7 +48,8 @@ class ResourceView:
 
     @classmethod
     def load(cls, spark: SparkSession, state: CurrentState, lookup: CodeLookup, secret: Secret,
-             facts: ResourceFacts, cohort: CohortDefinition = REFERENCE_STUDY) -> ResourceView:
+             facts: ResourceFacts, cohort: CohortDefinition = REFERENCE_STUDY,
+             linkage: Linkage | None = None) -> ResourceView:
         """The current resources of the state's centres that the cohort definition keeps in scope, as merged under
         `facts`; nothing is read yet."""
         everything = state.read(spark, facts)
@@ -55,7 +57,7 @@ class ResourceView:
         kept = kept_subjects(everything, chosen).cache()  # and orphans' subjects: read by every table
         marked = mark(everything, kept)
         return cls(state.centre_ids, marked.where("in_scope").drop("in_scope"), marked, lookup, secret, facts,
-                   chosen, _cached=[chosen, kept])
+                   chosen, linkage, _cached=[chosen, kept])
 
     def keep_in_scope_in_memory(self) -> None:
         """Cache the resources in scope, for a view where most resources are out of scope (a whole hospital's
@@ -124,15 +126,16 @@ class ResourceView:
         return self._cached[-1]
 
     def patient_ids(self) -> DataFrame:
-        """subject_id -> centre_id and pseudonymised patient_id (national identifier when present, else centre
-        and id). The one frame of a table's joins that carries `centre_id`."""
+        """subject_id -> centre_id and pseudonymised patient_id (`transforms.pseudonym.patient_pseudonym`). The
+        one frame of a table's joins that carries `centre_id`."""
         if self._patient_ids is None:
             self._patient_ids = self.cached(self._pseudonymise_patients())
         return self._patient_ids
 
     def _pseudonymise_patients(self) -> DataFrame:
         return self.read_all().where((F.col("resource_type") == "Patient") & F.col("impossible").isNull()).select(
-            "subject_id", "centre_id", pseudonym_column(self.secret, F.col("identity")).alias("patient_id"))
+            "subject_id", "centre_id",
+            patient_pseudonym(self.secret, self.linkage, F.col("centre_id"), F.col("identity")).alias("patient_id"))
 
     def key(self, reference: Column) -> Column:
         """The pseudonymised key of a row derived from `reference` (`Condition/<id>`) at the row's centre."""

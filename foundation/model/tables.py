@@ -23,7 +23,8 @@ def _key(name: str, meaning: str) -> Column:
 
 def _patient_key() -> Column:
     return _key("patient_id",
-                "Pseudonymised patient key: HMAC-SHA256 of the source identity under the consortium secret")
+                "Pseudonymised patient key: HMAC-SHA256 of centre and resource id under the centre's own secret "
+                "(of the national identifier under the linkage secret where the consortium links)")
 
 
 def _provenance() -> tuple[Column, ...]:

@@ -71,15 +71,20 @@ def transform_command(
     centre: Annotated[list[str], typer.Option("--centre", help="Centre to transform (repeatable).")],
     root: Annotated[Path, typer.Option("--root", help="Root of the zones.")] = ZONES,
     secret_env: Annotated[str | None, typer.Option(
-        "--secret-env", help="Environment variable holding the consortium secret.")] = None,
+        "--secret-env", help="Environment variable holding the centre's own pseudonymisation secret.")] = None,
     secret_file: Annotated[Path | None, typer.Option(
-        "--secret-file", help="File holding the consortium secret.")] = None,
+        "--secret-file", help="File holding the centre's own pseudonymisation secret.")] = None,
     conceptmaps: Annotated[Path | None, typer.Option(
         "--conceptmaps", help="Folder of ConceptMap JSON files, one sub-folder per centre id.")] = None,
     conceptmaps_from_source: Annotated[bool, typer.Option(
         "--conceptmaps-from-source", help="Also use the ConceptMaps landed from each centre's source.")] = False,
     identifier_system: Annotated[str | None, typer.Option(
-        "--identifier-system", help="Patient identifier system that identifies a person across centres.")] = None,
+        "--identifier-system", help="Opt in to linkage: patients with an identifier of this system get one "
+        "pseudonym at every centre, under the linkage secret.")] = None,
+    linkage_secret_env: Annotated[str | None, typer.Option(
+        "--linkage-secret-env", help="Environment variable holding the consortium's linkage secret.")] = None,
+    linkage_secret_file: Annotated[Path | None, typer.Option(
+        "--linkage-secret-file", help="File holding the consortium's linkage secret.")] = None,
     spark_conf: SparkConf = None,
     shift_dates: Annotated[bool, typer.Option(
         "--shift-dates", help="Move each patient's dates by a keyed offset of up to a year (intervals kept).")] = False,
@@ -89,25 +94,34 @@ def transform_command(
 
     Examples:
 
-      ilp transform --centre aurora --secret-env ILP_CONSORTIUM_SECRET
+      ilp transform --centre aurora --secret-env ILP_CENTRE_SECRET
 
-      ilp transform --centre borealis --conceptmaps maps/ --secret-file /run/secrets/consortium
+      ilp transform --centre borealis --conceptmaps maps/ --secret-file /run/secrets/centre
+
+      ilp transform --centre aurora --secret-env ILP_CENTRE_SECRET --identifier-system urn:oid:1.2.3
+      --linkage-secret-env ILP_LINKAGE_SECRET
 
       ilp transform --centre aurora --secret-env KEY --spark-conf spark.master=spark://head:7077
     """
     from foundation.secrets import SecretRef
     from ilp.spark import get_spark
-    from transforms import CentreSettings, TransformOptions, new_run_id, transform
+    from transforms import CentreSettings, Linkage, TransformOptions, new_run_id, transform
 
     if (secret_env is None) == (secret_file is None):
-        raise ConfigError("the consortium secret is required for pseudonymisation: give --secret-env or "
+        raise ConfigError("the centre's secret is required for pseudonymisation: give --secret-env or "
                           "--secret-file (there is no default key)")
     secret = SecretRef(env=secret_env, file=secret_file).resolve()
+    linkage = None
+    if identifier_system is not None or linkage_secret_env is not None or linkage_secret_file is not None:
+        if identifier_system is None or (linkage_secret_env is None) == (linkage_secret_file is None):
+            raise ConfigError("linkage needs --identifier-system and one of --linkage-secret-env or "
+                              "--linkage-secret-file")
+        linkage = Linkage(identifier_system, SecretRef(env=linkage_secret_env, file=linkage_secret_file).resolve())
     settings = [CentreSettings(c, tuple(sorted((conceptmaps / c).glob("*.json"))) if conceptmaps else (),
                                conceptmaps_from_source) for c in centre]
     with centre_locks(root, centre):  # not beside an `ilp run` or `ilp ingest` of the same centres
         reports = transform(get_spark(spark_overrides(spark_conf)), root, settings, secret, new_run_id(),
-                            TransformOptions(identifier_system, shift_dates,
+                            TransformOptions(linkage, shift_dates,
                                              accept_smaller_cohort=accept_smaller_cohort))
     for report in reports.values():
         for line in report.lines():

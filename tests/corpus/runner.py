@@ -18,7 +18,6 @@ from pyspark.sql import SparkSession
 
 from connectors import RESOURCE_TYPES, FilesSettings, FilesSource, LandingZone, ingest
 from connectors.progress import LogProgress
-from demo.synth.fhir import NATIONAL_ID_SYSTEM
 from foundation.errors import IlpError
 from foundation.secrets import Secret
 from tests.corpus.cases import CASES, Case, Resource, is_ilp
@@ -66,7 +65,7 @@ def run_corpus(spark: SparkSession, record: list[Resource], root: Path,
         landed.append(case.name)
         _landing_outcome(outcomes[case.name], run, folder)
     reports = transform(spark, root, [CentreSettings(c, cohort_may_be_empty=True) for c in landed], SECRET, "corpus",
-                        TransformOptions(NATIONAL_ID_SYSTEM))
+                        TransformOptions())
     for centre, report in reports.items():
         outcome = outcomes[centre]
         outcome.rows = dict(report.rows)
