@@ -79,12 +79,25 @@ def published(tables: dict[str, pd.DataFrame], plan: AnalysisPlan, released: Col
             if o.name in tables}
 
 
+# Columns that hold numbers of patients, events or degrees of freedom, in any output.
+COUNT_COLUMNS = ("n", "total", "events", "competing_deaths", "smallest_group", "fewest_events", "df",
+                 "between_centres_df")
+
+
 def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
     folder.mkdir(parents=True)
     for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
-        table.astype({c: str for c in table.columns if table[c].dtype == object}).to_parquet(
-            folder / f"{name}.parquet", index=False)
+        typed = typed_table(table)
+        typed.to_csv(folder / f"{name}.csv", index=False)
+        typed.to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def typed_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A table as analysts read it: counts as integers (empty where a row has none, never '301.0' or a string),
+    text as text (empty, not 'None'), estimates as floats."""
+    counts = {c: "Int64" for c in table.columns if c in COUNT_COLUMNS or c.startswith("at_risk_")}
+    text = {c: "string" for c in table.columns if c not in counts and table[c].dtype == object}
+    return table.astype({**counts, **text})
 
 
 def _figures(data: CohortData, plan: AnalysisPlan, folder: Path) -> dict[str, list[Path]]:

@@ -94,9 +94,18 @@ def design_matrix(frame: pd.DataFrame, covariates: Sequence[str], categorical: S
             if values.nunique() > 1:
                 columns[name] = values.astype(float)
             continue
-        levels = sorted(values.astype(str).unique())
+        labels = categories(values)
+        levels = sorted(labels.unique())
         for level in levels[1:]:
-            columns[f"{name}={level}"] = (values.astype(str) == level).astype(float)
+            columns[f"{name}={level}"] = (labels == level).astype(float)
     return pd.DataFrame(columns, index=frame.index) if columns else pd.DataFrame(index=frame.index)
+
+
+def categories(values: pd.Series) -> pd.Series:
+    """A covariate's values as category labels, the same at every centre whatever dtype its column got there (a
+    grade column with a missing value is float elsewhere: 2.0 and 2 are both "2", so a term reads `grade=2`)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    whole = not pd.api.types.is_bool_dtype(values) and numbers.notna().all() and bool((numbers % 1 == 0).all())
+    return numbers.astype("int64").astype(str) if whole and len(values) else values.astype(str)
 
 

@@ -85,7 +85,7 @@ def groups(data: CohortData) -> list[tuple[str, CohortData]]:
 def table1(data: CohortData) -> pd.DataFrame:
     """Patient demographics and tumour characteristics (the study's Table 1), plus the ILP parameters."""
     return _by_group(data, lambda c: [_total_row(c), *_medians(c, TABLE1_MEDIANS),
-                                      *_categories(c, TABLE1_CATEGORIES)])
+                                      *_categories(c, TABLE1_CATEGORIES, data.cohort)])
 
 
 def table2(data: CohortData) -> pd.DataFrame:
@@ -93,7 +93,8 @@ def table2(data: CohortData) -> pd.DataFrame:
     def rows(c: pd.DataFrame) -> list[dict[str, Any]]:
         responders = int(c["objective_response"].eq(True).sum())
         orr = rate_row("Response", "Objective response rate (CR + PR)", "CR or PR", responders, len(c))
-        return [*_categories(c, RESPONSE_CATEGORIES[:1]), orr, *_categories(c, RESPONSE_CATEGORIES[1:]),
+        return [*_categories(c, RESPONSE_CATEGORIES[:1], data.cohort), orr,
+                *_categories(c, RESPONSE_CATEGORIES[1:], data.cohort),
                 *_medians(c, (("Follow-up", "Follow-up (months)", "follow_up_months"),))]
     return _by_group(data, rows)
 
@@ -105,7 +106,7 @@ def outcomes(data: CohortData) -> pd.DataFrame:
         per_term = ctcae.groupby("ctcae_term")["patient_id"].nunique()
         terms = [rate_row("Toxicity", "CTCAE adverse event (patients)", term.replace("_", " ").capitalize(),
                            int(per_term.get(term, 0)), len(c)) for term in v.CTCAE_TERM]
-        return [*_categories(c, OUTCOME_CATEGORIES), *terms]
+        return [*_categories(c, OUTCOME_CATEGORIES, data.cohort), *terms]
     frames = [_frame(group, rows(g.cohort, g.toxicities)) for group, g in groups(data)]
     return pd.concat(frames, ignore_index=True)
 
@@ -146,16 +147,19 @@ def _denominator(cohort: pd.DataFrame, column: str) -> pd.DataFrame:
     return cohort[cohort[flag].eq(True)] if flag else cohort
 
 
-def _categories(cohort: pd.DataFrame, specs: Sequence[tuple[str, str, str, Levels]]) -> list[dict[str, Any]]:
+def _categories(cohort: pd.DataFrame, specs: Sequence[tuple[str, str, str, Levels]],
+                pooled: pd.DataFrame) -> list[dict[str, Any]]:
+    """A row per level; and a "Not recorded" row (unknown is not no: a yes/no variable without data is its own
+    row, never counted as No) in every group where any patient of the `pooled` cohort lacks the value, so that a
+    centre with none missing shows 0 rather than a blank."""
     rows = []
     for section, variable, column, levels in specs:
         frame = _denominator(cohort, column)
         values = frame[column]
         for stored, label in levels:
             rows.append(rate_row(section, variable, label, int((values == stored).sum()), len(frame)))
-        missing = int(values.isna().sum())
-        if missing:  # unknown is not no: a yes/no variable without data is its own row, never counted as No
-            rows.append(rate_row(section, variable, NOT_RECORDED, missing, len(frame)))
+        if _denominator(pooled, column)[column].isna().any():
+            rows.append(rate_row(section, variable, NOT_RECORDED, int(values.isna().sum()), len(frame)))
     return rows
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analytics.descriptive import COUNT, MEDIAN
+from analytics.plan import AnalysisPlan, Factor
 
 WITHHELD = "withheld_because"
 
@@ -55,11 +56,7 @@ def descriptive(table: pd.DataFrame) -> pd.DataFrame:
                 return f"{_number(row['estimate'])} [range withheld]"
             return f"{_number(row['estimate'])} [{_number(row['lower'])}-{_number(row['upper'])}]"
         return str(int(row["n"]))
-    shown = table.assign(text=[text(row) for _, row in table.iterrows()])
-    order = list(dict.fromkeys(shown["group"]))
-    wide = shown.pivot_table(index=["section", "variable", "level"], columns="group", values="text",
-                             aggfunc="first", sort=False)
-    return _flatten(wide[order])
+    return _wide(table.assign(text=[text(row) for _, row in table.iterrows()]), ["section", "variable", "level"])
 
 
 def survival_summary(table: pd.DataFrame, horizons: tuple[int, ...]) -> pd.DataFrame:
@@ -102,37 +99,81 @@ def _by_horizon(table: pd.DataFrame, horizons: tuple[int, ...], estimate: str, c
     return pd.DataFrame(rows)
 
 
-def logrank(table: pd.DataFrame) -> pd.DataFrame:
-    """Endpoint and factor rows, one column per group: 'chi2 3.21, p=0.073'."""
+def logrank(table: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
+    """Endpoint (by its label) and factor rows, one column per group: 'chi2 3.21, p=0.073'."""
     def text(row: pd.Series) -> str:
         if pd.isna(row["p_value"]):
             return row["note"] or "n/a"
         return f"chi2 {row['chi_square']:.2f} (df {int(row['df'])}), p={row['p_value']:.3g}"
-    shown = table.assign(text=[text(row) for _, row in table.iterrows()])
-    order = list(dict.fromkeys(shown["group"]))
-    wide = shown.pivot_table(index=["endpoint", "factor"], columns="group", values="text", aggfunc="first",
-                             sort=False)
-    return _flatten(wide[order])
+    labels = {e.name: e.label for e in plan.endpoints}
+    shown = table.assign(text=[text(row) for _, row in table.iterrows()],
+                         endpoint=table["endpoint"].map(lambda e: labels.get(e, e)))
+    return _wide(shown, ["endpoint", "factor"])
 
 
-def _flatten(wide: pd.DataFrame) -> pd.DataFrame:
+def _wide(shown: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """`text` with a row per `index` and a column per group, both in the order they first appear in the tidy
+    table (a pivot alone sorts rows it meets late, so Grade V would come before Grade IIIa)."""
+    rows = pd.MultiIndex.from_tuples(list(dict.fromkeys(shown[index].itertuples(index=False, name=None))),
+                                     names=index)
+    wide = shown.pivot_table(index=index, columns="group", values="text", aggfunc="first", sort=False)
+    wide = wide.reindex(index=rows)[list(dict.fromkeys(shown["group"]))]
     wide.columns.name = None
     return wide.reset_index()
 
 
-def cox(table: pd.DataFrame, ratio: str = "HR") -> pd.DataFrame:
-    """One row per model term with HR (CI), p and, for Cox models, the proportional-hazards check."""
+def cox(table: pd.DataFrame, plan: AnalysisPlan, ratio: str = "HR") -> pd.DataFrame:
+    """One row per model term with HR (CI), p and, for Cox models, the proportional-hazards check; endpoints and
+    terms by their labels (`term_labels`)."""
     def hr(row: pd.Series) -> str:
         if row.get("note"):
             return row["note"]
         if pd.isna(row["hazard_ratio"]):
             return "n/a"
         return f"{row['hazard_ratio']:.2f} ({row['hr_lower']:.2f}-{row['hr_upper']:.2f})"
-    shown = pd.DataFrame({"Endpoint": table["endpoint"], "Model": table["model"], "Term": table.get("term"),
-                          f"{ratio} (95% CI)": [hr(row) for _, row in table.iterrows()]})
+    labels = {e.name: e.label for e in plan.endpoints}
+    shown = pd.DataFrame({"Endpoint": table["endpoint"].map(lambda e: labels.get(e, e)), "Model": table["model"],
+                          "Term": term_labels(table, plan), f"{ratio} (95% CI)": [hr(r) for _, r in table.iterrows()]})
     if "p" in table.columns:
         shown["p"] = table["p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
         if "ph_test_p" in table.columns:
             shown["PH test p"] = table["ph_test_p"].map(lambda p: "" if pd.isna(p) else f"{p:.3g}")
         shown["n / events"] = [f"{_count(r['n'])} / {_count(r['events'])}" for r in table.to_dict("records")]
     return shown
+
+
+def term_labels(table: pd.DataFrame, plan: AnalysisPlan) -> list[str]:
+    """Each model term as a reader reads it, against its reference where the model's other terms tell it:
+    `age_over_65` -> 'Age > 65 years (vs <= 65 years)', `fnclcc_grade=3` -> 'FNCLCC grade High (3) (vs Low (1))',
+    `centre_id=borealis` -> 'Centre borealis (vs aurora)' (the reference is the first level in sort order, as
+    `cox.design_matrix` codes it)."""
+    factors = {f.column: f for f in plan.factors}
+    terms = table["term"].fillna("").astype(str) if "term" in table.columns else pd.Series([""] * len(table))
+    keys = table[["endpoint", "model"]].astype(str).agg("|".join, axis=1) if len(table) else pd.Series(dtype=str)
+    in_model = {key: set(group) for key, group in terms.groupby(keys)} if len(table) else {}
+    centres = sorted({m.removeprefix("centre ") for m in table.get("model", pd.Series(dtype=str)).astype(str)
+                      if m.startswith("centre ") and m != "centre as covariate"})
+    labels = []
+    for key, term in zip(keys, terms, strict=True):
+        column, _, level = term.partition("=")
+        factor = factors.get(column)
+        if not term:
+            labels.append("")
+        elif not level:
+            labels.append(f"{factor.label} {factor.label_of(True)} (vs {factor.label_of(False)})"
+                          if factor and factor.label_of(True) and factor.label_of(False) else term)
+        else:
+            levels = [t.partition("=")[2] for t in in_model[key] if t.partition("=")[0] == column]
+            candidates = [str(stored) for stored, _ in factor.levels] if factor else centres
+            below = [c for c in candidates if c not in levels and c < min(levels)]
+            name, text = (factor.label, factor.label_of(_stored(factor, level)) or level) if factor else (
+                "Centre" if column == "centre_id" else column, level)
+            reference = below[0] if len(below) == 1 else None
+            shown = (factor.label_of(_stored(factor, reference)) or reference) if factor and reference else reference
+            labels.append(f"{name} {text}" + (f" (vs {shown})" if shown else ""))
+    return labels
+
+
+def _stored(factor: Factor, level: str | None) -> object:
+    """The stored value a term's level names (`2` -> 2, `male` -> 'male')."""
+    return next((stored for stored, _ in factor.levels if str(stored) == level), level)

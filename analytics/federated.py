@@ -31,12 +31,12 @@ from lifelines.exceptions import ConvergenceError
 
 from analytics import descriptive
 from analytics.cohort import CohortData
-from analytics.cox import coefficient_table
+from analytics.cox import categories, coefficient_table
 from analytics.kaplan_meier import KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan, Factor
 from analytics.policy import Refused
-from analytics.protection import WITHHELD, pool_centres, protect_centres
+from analytics.protection import WITHHELD, complete_not_recorded, pool_centres, protect_centres
 from analytics.risksets import PartialLikelihood, Ties, newton, partial_likelihood
 from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, endpoint_data, model_withheld, protected_rows
 
@@ -48,14 +48,6 @@ DESCRIPTIVE = {"table1": descriptive.table1, "table2": descriptive.table2, "outc
 def coarsen(times: np.ndarray, grid_months: float | None) -> np.ndarray:
     """Each time rounded up to the end of its interval of the grid (a time 0 stays 0); unchanged without a grid."""
     return times if not grid_months else np.ceil(np.asarray(times, float) / grid_months) * grid_months
-
-
-def categories(values: pd.Series) -> pd.Series:
-    """A covariate's values as category labels, the same at every centre whatever dtype its column got there (a
-    grade column with a missing value is float elsewhere: 2.0 and 2 are both "2")."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    whole = not pd.api.types.is_bool_dtype(values) and numbers.notna().all() and bool((numbers % 1 == 0).all())
-    return numbers.astype("int64").astype(str) if whole and len(values) else values.astype(str)
 
 
 def _numeric(values: pd.Series) -> bool:
@@ -192,7 +184,8 @@ def descriptive_tables(sites: Mapping[str, Transport]) -> dict[str, pd.DataFrame
     pooled as their sums (`protection.pool_centres`, as the report pools them)."""
     answers = {centre: pd.DataFrame(answer["rows"]) for centre, answer in
                _ask(sites, {"kind": "descriptive"}).items()}
-    every = pd.concat([rows.assign(group=centre) for centre, rows in answers.items()], ignore_index=True)
+    every = complete_not_recorded(pd.concat([rows.assign(group=centre) for centre, rows in answers.items()],
+                                            ignore_index=True))
     both = pd.concat([pool_centres(every), every], ignore_index=True)
     return {name: both[both["output"] == name][[*descriptive.COLUMNS, WITHHELD]].reset_index(drop=True)
             for name in DESCRIPTIVE}

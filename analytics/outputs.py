@@ -94,13 +94,13 @@ OUTPUTS = (
            lambda table, plan: display.survival_summary(table, plan.horizons_years),
            estimates=("median_*", "survival_*")),
     Output("logrank", survival_tables.logrank_tests, PROGNOSTIC, "Log-rank tests",
-           lambda table, _: display.logrank(table)),
-    Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", lambda table, _: display.cox(table),
+           display.logrank),
+    Output("cox", survival_tables.cox_models, PROGNOSTIC, "Cox models", display.cox,
            **_MODEL),  # type: ignore[arg-type]
     Output("competing_risks", survival_tables.competing_risks, COMPETING, "Cumulative incidence",
            lambda table, plan: display.competing_risks(table, plan.horizons_years), estimates=("incidence_*",)),
     Output("fine_gray", survival_tables.fine_gray_models, COMPETING, "Fine-Gray models (subdistribution hazard ratios)",
-           lambda table, _: display.cox(table, ratio="SHR"), **_MODEL),  # type: ignore[arg-type]
+           lambda table, plan: display.cox(table, plan, ratio="SHR"), **_MODEL),  # type: ignore[arg-type]
 )
 HEADINGS = (TABLE1, TABLE2, TOXICITY, TABLE3, PROGNOSTIC, COMPETING)  # the tables' sections; then the figures
 FIGURE2 = Heading("Figure 2. Cumulative incidence", "a local relapse, b distant metastasis, each with death "

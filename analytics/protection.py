@@ -82,6 +82,26 @@ def pool_centres(released: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).assign(group=POOLED)
 
 
+def complete_not_recorded(released: pd.DataFrame) -> pd.DataFrame:
+    """The centres' released rows (`group` = centre, with `output`) with a "Not recorded" row of 0 for each
+    variable some centre has one for and another has not, as the report's rows have them (`descriptive`: a
+    centre with none missing shows 0, not a blank); withheld where the centre's variable is withheld."""
+    keys = ["output", *_VARIABLE]
+    missing = released.loc[released["level"] == NOT_RECORDED, keys].drop_duplicates()
+    added = []
+    for _, variable in released.merge(missing, on=keys).groupby([*keys, "group"], sort=False):
+        if (variable["level"] == NOT_RECORDED).any():
+            continue
+        first = variable.iloc[0].to_dict()
+        if pd.isna(first["n"]):
+            added.append({**first, "level": NOT_RECORDED})
+        else:
+            zero = rate_row(first["section"], first["variable"], NOT_RECORDED, 0, int(first["total"]))
+            added.append({**first, **zero, WITHHELD: None})
+    return pd.concat([released, pd.DataFrame(added, columns=released.columns)], ignore_index=True) if added \
+        else released
+
+
 def protect_descriptive(table: pd.DataFrame, policy: OutputPolicy) -> pd.DataFrame:
     """A descriptive table (pooled and centre rows) as it may leave: the centres' rows released under the policy,
     the pooled rows their sums, and a pooled median (from the pooled rows, which only a report with every

@@ -4,19 +4,23 @@ rendered in headless Chromium, exact only when asked to be unprotected."""
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
-from analytics import UNPROTECTED, AnalysisPlan, CohortData, analyse, read_snapshot
+from analytics import UNPROTECTED, AnalysisPlan, CohortData, analyse, display, read_snapshot
+from analytics.analysis import COUNT_COLUMNS
 from analytics.outputs import OUTPUTS
 from analytics.survival_tables import table3
 from foundation import model
+from foundation.model import vocabulary
 from ilp.cli import app
 from tests.conftest import DemoRun
 
@@ -75,6 +79,35 @@ def test_every_table_and_figure_is_written(demo_run: DemoRun) -> None:
     # the default run publishes under the output policy: 41 patients leave as the midpoint of their band
     assert table1.query("group == 'aurora' and variable == 'Number of patients'")["n"].item() == 43
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def test_tables_read_as_a_reader_expects_them(demo_run: DemoRun) -> None:
+    """Counts are integers in the files (not '301.0' or strings), Table 2's levels keep the scale's order and
+    no cell is blank where a count is zero, and models print labels, not column names."""
+    folder = _report_folder(demo_run) / "tables"
+    for name in TABLES:
+        schema = pq.read_schema(folder / f"{name}.parquet")
+        for field in schema:
+            if field.name in COUNT_COLUMNS or field.name.startswith("at_risk_"):
+                assert pa.types.is_integer(field.type), (name, field.name, field.type)
+            elif field.name == "withheld_because":
+                assert "None" not in set(pq.read_table(folder / f"{name}.parquet")[field.name].to_pylist())
+        written = pd.read_csv(folder / f"{name}.csv", dtype=str)
+        counted = [c for c in written.columns if c in COUNT_COLUMNS or c.startswith("at_risk_")]
+        assert not [v for v in written[counted].stack() if "." in v], name  # '299', never '299.0'
+    for name in ("table1", "table2", "outcomes"):
+        wide = display.descriptive(pd.read_parquet(folder / f"{name}.parquet"))
+        assert not wide.isna().any().any() and not (wide.drop(columns="level") == "").any().any(), name
+    clavien = wide[wide["variable"].str.startswith("Clavien")]["level"].tolist()
+    assert clavien == [f"Grade {g}" for g in vocabulary.CLAVIEN_DINDO_GRADE] + ["Not recorded"]
+    plan = AnalysisPlan()
+    for name, ratio in (("cox", "HR"), ("fine_gray", "SHR")):
+        shown = display.cox(pd.read_parquet(folder / f"{name}.parquet"), plan, ratio)
+        assert set(shown["Endpoint"]) <= {e.label for e in plan.endpoints}
+        terms = [t for t in shown["Term"] if t]
+        assert terms and not [t for t in terms if re.search(r"\w=\w", t) or "_" in t], terms
+        assert "FNCLCC grade High (3) (vs Low (1))" in terms and "Sex Male (vs Female)" in terms
+    assert "Centre borealis (vs aurora)" in set(display.cox(pd.read_parquet(folder / "cox.parquet"), plan)["Term"])
 
 
 def test_the_report_renders_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
