@@ -1,21 +1,18 @@
 """Cox proportional-hazards models as R's `coxph` fits them, with R 3.x's `cox.zph` proportional-hazards test.
 
-Efron ties (R's default) are fitted by lifelines' `CoxPHFitter`; Breslow ties, which lifelines lacks, by Newton
-iterations over the risk sets (`analytics.risksets`). Covariates may be booleans, numbers or categories;
-categories are dummy-coded against their first level so the table reads like R's. Centre effects enter either as
-strata (a baseline hazard per centre, the default for pooled consortium data) or as a covariate. The
-proportional-hazards test is `cox.zph`'s (survival 3.x, Kaplan-Meier transform, `terms=FALSE`).
+Efron ties (R's default) and Breslow ties are both fitted by R's Newton iterations over the risk sets
+(`analytics.risksets`), with R's checks for non-convergence and for coefficients that may be infinite. Covariates
+may be booleans, numbers or categories; categories are dummy-coded against their first level so the table reads like
+R's. Centre effects enter either as strata (a baseline hazard per centre, the default for pooled consortium data) or
+as a covariate. The proportional-hazards test is `cox.zph`'s (survival 3.x, Kaplan-Meier transform, `terms=FALSE`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from lifelines import CoxPHFitter
-from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from scipy.stats import norm
 
 from analytics import risksets
@@ -46,24 +43,10 @@ class CoxModel:
         x = model_frame[names].to_numpy(float)
         times, events = model_frame[duration].to_numpy(float), model_frame[event].to_numpy(bool)
         groups = model_frame[list(strata)].astype(str).agg("/".join, axis=1).to_numpy() if strata else None
-        if self.ties == "efron":
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                fitter = CoxPHFitter(alpha=self.alpha).fit(model_frame, duration_col=duration, event_col=event,
-                                                           strata=list(strata) or None,
-                                                           fit_options={"precision": 1e-10})  # as far as R
-            trouble = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-            if trouble:  # a coefficient running off to infinity (monotone likelihood) is no estimate
-                raise ConvergenceError(f"the model did not converge: {trouble[0].split('. ')[0].strip()}")
-            coef = fitter.params_[names].to_numpy(float)
-            se = fitter.standard_errors_[names].to_numpy(float)
-            self.loglik_ = float(fitter.log_likelihood_)
-        else:
-            coef, likelihood = risksets.fit(x, times, events, groups, self.ties)
-            if not likelihood.converged:
-                raise ConvergenceError("the model did not converge (a covariate may separate events perfectly)")
-            se = np.sqrt(np.diag(np.linalg.inv(likelihood.information)))
-            self.loglik_ = likelihood.loglik
+        coef, likelihood = risksets.fit(x, times, events, groups, self.ties)
+        risksets.check_estimable(likelihood, names)
+        se = np.sqrt(np.diag(np.linalg.inv(likelihood.information)))
+        self.loglik_ = likelihood.loglik
         self.n_ = len(model_frame)
         self.events_ = int(events.sum())
         self.ph_test_ = zph_test(x, coef, times, events, names, groups, self.ties)

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lifelines.exceptions import ConvergenceError
 
 from analytics import descriptive
 from analytics.cohort import CohortData
@@ -37,7 +36,7 @@ from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan, Factor
 from analytics.policy import Refused
 from analytics.protection import WITHHELD, complete_not_recorded, pool_centres, protect_centres
-from analytics.risksets import PartialLikelihood, Ties, newton, partial_likelihood
+from analytics.risksets import PartialLikelihood, Ties, check_estimable, newton, partial_likelihood
 from analytics.survival_tables import CATEGORICAL, COX_COVARIATES, endpoint_data, model_withheld, protected_rows
 
 Transport = Callable[[dict[str, Any]], dict[str, Any]]
@@ -284,8 +283,7 @@ class FederatedCox:
                                      np.sum([a["information"] for a in answers.values()], axis=0))
 
         coef, likelihood = newton(evaluate, len(terms))
-        if not likelihood.converged:  # as CoxModel: a coefficient running off to infinity is no estimate
-            raise ConvergenceError("the model did not converge (a covariate may separate events perfectly)")
+        check_estimable(likelihood, terms)  # as CoxModel: a coefficient running off to infinity is no estimate
         self.loglik_ = likelihood.loglik
         self.n_ = sum(int(a["n"]) for a in answers.values())
         self.events_ = sum(int(a["events"]) for a in answers.values())

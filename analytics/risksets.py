@@ -1,10 +1,11 @@
-"""The Cox partial likelihood over risk sets, as R's `coxph` computes it: log-likelihood, score and information
-for given coefficients, Efron or Breslow ties, strata, right-censored data.
+"""The Cox partial likelihood over risk sets, as R's `coxph` computes it: log-likelihood, score and information for
+given coefficients, Efron or Breslow ties, strata, right-censored data.
 
-lifelines fits the Efron model; this module is what it does not offer: Breslow ties, and the information matrix of
-a model extended by time-varying terms x * g(t), which the proportional-hazards score test of R's `cox.zph`
-(survival 3.x) needs. Risk-set sums are cumulated from the longest time down, so each distinct event time costs
-O(p^2), not a pass over the data.
+Every Cox model of the project is fitted here (pooled, per centre, federated), by R's Newton iterations and R's
+convergence and separation checks, so that they agree with `coxph` to its own precision and with each other; the
+information matrix of a model extended by time-varying terms x * g(t) is what the proportional-hazards score test of
+R's `cox.zph` (survival 3.x) needs. Risk-set sums are cumulated from the longest time down, so each distinct event
+time costs O(p^2), not a pass over the data.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from lifelines.exceptions import ConvergenceError
 
 from analytics.counting import per_time
 
@@ -28,7 +30,10 @@ class PartialLikelihood:
     loglik: float
     score: np.ndarray
     information: np.ndarray
-    converged: bool = True  # set by `fit`: whether the iterations met the tolerance
+    converged: bool = True  # set by `newton`: whether the iterations met the tolerance
+    # set by `newton`: terms whose next step is still large when the log-likelihood has converged (R: "Loglik
+    # converged before variable k; coefficient may be infinite"), i.e. separation
+    infinite: tuple[int, ...] = ()
 
 
 def partial_likelihood(x: np.ndarray, beta: np.ndarray, times: np.ndarray, events: np.ndarray,
@@ -138,4 +143,19 @@ def newton(evaluate: Callable[[np.ndarray], PartialLikelihood], p: int, max_iter
         if converged:
             break
     current.converged = converged and bool(np.all(np.isfinite(beta)))
+    if current.converged:
+        following = np.abs(np.linalg.solve(current.information, current.score))  # R: abs(u %*% var)
+        flagged = (following > tolerance) & (following > np.sqrt(tolerance) * np.abs(beta))
+        current.infinite = tuple(int(i) for i in np.flatnonzero(flagged))
     return beta, current
+
+
+def check_estimable(likelihood: PartialLikelihood, names: Sequence[str]) -> None:
+    """Raise what R warns about instead of passing a runaway coefficient off as an estimate: iterations that did
+    not converge, or a coefficient that may be infinite (a covariate separating the events)."""
+    if not likelihood.converged:
+        raise ConvergenceError("the model did not converge (a covariate may separate events perfectly)")
+    if likelihood.infinite:
+        terms = ", ".join(names[i] for i in likelihood.infinite)
+        raise ConvergenceError(f"the log-likelihood converged before {terms}: its coefficient may be infinite "
+                               "(a covariate separates the events)")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
+from lifelines.exceptions import ConvergenceError
 
 from analytics import CoxModel, KaplanMeier, LogRankTest
 from analytics.competing_risks import CumulativeIncidence, GrayTest
@@ -113,10 +114,61 @@ def test_cox_and_its_proportional_hazards_test_match_r(reference: Reference, tie
     r = reference[1]
     for dataset, frame in _computed_by_r(reference, f"{ties}_coef", 0.45):
         model = CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"], strata=["stratum"])  # type: ignore[arg-type]
-        assert _close(model.summary_["coef"].to_numpy(), r[(dataset, f"{ties}_coef")], 1e-5), (dataset, ties)
-        assert _close(model.summary_["se"].to_numpy(), r[(dataset, f"{ties}_se")], 1e-5), (dataset, ties)
-        assert _close(np.array([model.loglik_]), r[(dataset, f"{ties}_loglik")], 1e-7), (dataset, ties)
+        assert _close(model.summary_["coef"].to_numpy(), r[(dataset, f"{ties}_coef")], 1e-9), (dataset, ties)
+        assert _close(model.summary_["se"].to_numpy(), r[(dataset, f"{ties}_se")], 1e-9), (dataset, ties)
+        assert _close(np.array([model.loglik_]), r[(dataset, f"{ties}_loglik")], 1e-10), (dataset, ties)
         assert _close(model.ph_test_["chisq"].to_numpy(), r[(dataset, f"{ties}_zph")], 1e-4), (dataset, ties)
+
+
+CORNERS_R = """
+for (id in unique(d$dataset)) {
+  s <- d[d$dataset == id, ]
+  for (ties in c("efron", "breslow")) {
+    warned <- 0
+    f <- withCallingHandlers(coxph(Surv(time, status) ~ x1 + x2, data = s, ties = ties),
+                             warning = function(w) { warned <<- 1; invokeRestart("muffleWarning") })
+    emit(id, paste0(ties, "_warned"), warned)
+    emit(id, paste0(ties, "_coef"), coef(f)); emit(id, paste0(ties, "_se"), sqrt(diag(vcov(f))))
+  }
+}
+"""
+
+
+def _corners(seed: int = 7) -> pd.DataFrame:
+    """0: many ties (R's precision is the bar); 1: a covariate of variance 1e-5 (a rare centre's dummy scaled
+    down), which R estimates; 2: a binary covariate that separates the events (every x2 = 1 patient has the event,
+    no x2 = 0 patient has), for which R warns that the coefficient may be infinite."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for dataset in range(3):
+        n = 150
+        x1, x2 = rng.normal(size=n), rng.integers(0, 2, size=n)
+        time = np.ceil(rng.exponential(12, size=n) / np.exp(0.5 * x1 - 0.7 * x2))
+        status = (rng.random(n) > 0.3).astype(int)
+        if dataset == 1:
+            x1 = x1 * np.sqrt(1e-5)
+        if dataset == 2:
+            status = x2.copy()
+        frames.append(pd.DataFrame({"dataset": dataset, "time": time, "status": status, "x1": x1.round(12),
+                                    "x2": x2}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_cox_meets_r_at_its_precision_small_variance_and_separation(tmp_path_factory: pytest.TempPathFactory,
+                                                                    ties: str) -> None:
+    require_r("survival")
+    data = _corners()
+    r = run_r(CORNERS_R, data, tmp_path_factory.mktemp("corners"))
+    for dataset, frame in data.groupby("dataset"):
+        if r[(dataset, f"{ties}_warned")][0]:
+            with pytest.raises(ConvergenceError, match="may be infinite"):
+                CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"])  # type: ignore[arg-type]
+            continue
+        model = CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"])  # type: ignore[arg-type]
+        assert _close(model.summary_["coef"].to_numpy(), r[(dataset, f"{ties}_coef")], 1e-9), (dataset, ties)
+        assert _close(model.summary_["se"].to_numpy(), r[(dataset, f"{ties}_se")], 1e-9), (dataset, ties)
+    assert [r[(d, f"{ties}_warned")][0] for d in range(3)] == [0, 0, 1]  # the corners are the ones named
 
 
 INCIDENCE_R = """

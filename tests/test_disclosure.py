@@ -287,16 +287,20 @@ def test_two_releases_a_few_patients_apart_are_not_both_published(demo_run: Demo
     assert ledger.check(data, POLICY) is None
     ledger.record(data, "first", POLICY)
 
-    def joined(patients: int) -> CohortData:
-        """`patients` new patients at aurora, copies of existing ones under new keys."""
-        new = data.for_centre("aurora").cohort.head(patients).assign(
+    def joined(patients: int, start: int = 0) -> CohortData:
+        """`patients` new patients at aurora, copies of existing ones (from its `start`th) under new keys."""
+        new = data.for_centre("aurora").cohort.iloc[start:start + patients].assign(
             patient_id=[f"new-{i}" for i in range(patients)])
         return CohortData(pd.concat([data.cohort, new], ignore_index=True), data.toxicities, "next")
 
-    one = joined(1)
-    first = published({"table1": OUTPUTS[0].build(data, AnalysisPlan())}, AnalysisPlan())["table1"]
-    second = published({"table1": OUTPUTS[0].build(one, AnalysisPlan())}, AnalysisPlan())["table1"]
-    assert (first["n"].astype(float) != second["n"].astype(float)).any(), "rounding alone: the difference shows"
+    def table1(of: CohortData) -> pd.Series:
+        return published({"table1": OUTPUTS[0].build(of, AnalysisPlan())}, AnalysisPlan())["table1"]["n"]
+
+    # under rounding alone most one-patient differences show in some count: the ledger is what stops them
+    first = table1(data).astype(float)
+    shows = [i for i in range(10) if (table1(joined(1, i)).astype(float) != first).any()]
+    assert shows, "rounding alone: the difference shows"
+    one = joined(1, shows[0])
     held = ledger.check(one, POLICY)
     assert held is not None and (held.centre, held.release, held.patients) == ("aurora", "first", 1)
     assert ledger.check(joined(POLICY.threshold), POLICY) is None
