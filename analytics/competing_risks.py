@@ -22,7 +22,8 @@ CENSORED = 0
 
 class CumulativeIncidence:
     """`fit` returns self. After it: `table_` (time, at_risk, events of the cause, competing events, incidence,
-    variance, lower, upper) at each distinct event time (of any cause), and `n_`, `events_`."""
+    variance, lower, upper) at each distinct event time (of any cause), and `n_`, `events_`, `follow_up_` (the
+    longest time observed)."""
 
     def __init__(self, alpha: float = 0.05) -> None:
         self.alpha = alpha
@@ -46,6 +47,7 @@ class CumulativeIncidence:
         self.table_["lower"], self.table_["upper"] = self._band(incidence, variance)
         self.n_ = int(times.size)
         self.events_ = int(of_interest.sum())
+        self.follow_up_ = float(times.max())
         return self
 
     def _band(self, incidence: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,11 +59,14 @@ class CumulativeIncidence:
         return np.where(undefined, np.nan, lower), np.where(undefined, np.nan, upper)
 
     def at(self, horizons: Sequence[float]) -> pd.DataFrame:
-        """The estimate at each horizon: the last step at or before it (0 before the first event)."""
+        """The estimate at each horizon: the last step at or before it (0 before the first event); missing past the
+        longest follow-up, as cmprsk's `timepoints` (an estimate there would be extrapolation)."""
         rows = []
         for horizon in horizons:
             before = self.table_[self.table_["time"] <= horizon]
-            if before.empty:
+            if horizon > self.follow_up_:
+                rows.append((horizon, float("nan"), float("nan"), float("nan"), float("nan")))
+            elif before.empty:
                 rows.append((horizon, 0.0, 0.0, float("nan"), float("nan")))
             else:
                 last = before.iloc[-1]

@@ -15,13 +15,15 @@ import pandas as pd
 from scipy.stats import norm
 
 from analytics.counting import left_product_limit, per_time
+from analytics.risksets import runaway
 
 CENSORED, CAUSE, OTHER = 0, 1, 2
 
 
 class FineGray:
     """`fit` returns self; after it: `params_`, `standard_errors_`, `summary_` (term, coef, se, hazard_ratio with
-    CI, z, p), `loglik_`, `converged_`, `n_`, `events_`."""
+    CI, z, p), `loglik_`, `converged_` (false also where a coefficient may be infinite, named in `infinite_`),
+    `n_`, `events_`."""
 
     def __init__(self, alpha: float = 0.05, max_iter: int = 30, tolerance: float = 1e-9) -> None:
         self.alpha, self.max_iter, self.tolerance = alpha, max_iter, tolerance
@@ -50,6 +52,10 @@ class FineGray:
             if done:
                 self.converged_ = bool(np.all(np.isfinite(beta)))
                 break
+        # crr stops after 10 iterations and says it did not converge; a separating covariate is no estimate here
+        self.infinite_ = tuple(covariates.columns[i] for i in runaway(beta, current[1], current[2], self.tolerance)) \
+            if self.converged_ else ()
+        self.converged_ = self.converged_ and not self.infinite_
         information_inverse = np.linalg.inv(current[2])
         covariance = information_inverse @ self._data.sandwich_middle(beta) @ information_inverse
         se = np.sqrt(np.diag(covariance))

@@ -144,10 +144,16 @@ def newton(evaluate: Callable[[np.ndarray], PartialLikelihood], p: int, max_iter
             break
     current.converged = converged and bool(np.all(np.isfinite(beta)))
     if current.converged:
-        following = np.abs(np.linalg.solve(current.information, current.score))  # R: abs(u %*% var)
-        flagged = (following > tolerance) & (following > np.sqrt(tolerance) * np.abs(beta))
-        current.infinite = tuple(int(i) for i in np.flatnonzero(flagged))
+        current.infinite = runaway(beta, current.score, current.information, tolerance)
     return beta, current
+
+
+def runaway(beta: np.ndarray, score: np.ndarray, information: np.ndarray, tolerance: float) -> tuple[int, ...]:
+    """The terms whose next Newton step is still large once the log-likelihood has converged (R's coxph: abs(u %*%
+    var) > eps and > sqrt(eps) * abs(beta)): a monotone likelihood, the coefficient heading for infinity."""
+    following = np.abs(np.linalg.solve(information, score))
+    flagged = (following > tolerance) & (following > np.sqrt(tolerance) * np.abs(beta))
+    return tuple(int(i) for i in np.flatnonzero(flagged))
 
 
 def check_estimable(likelihood: PartialLikelihood, names: Sequence[str]) -> None:
@@ -156,6 +162,10 @@ def check_estimable(likelihood: PartialLikelihood, names: Sequence[str]) -> None
     if not likelihood.converged:
         raise ConvergenceError("the model did not converge (a covariate may separate events perfectly)")
     if likelihood.infinite:
-        terms = ", ".join(names[i] for i in likelihood.infinite)
-        raise ConvergenceError(f"the log-likelihood converged before {terms}: its coefficient may be infinite "
-                               "(a covariate separates the events)")
+        raise may_be_infinite([names[i] for i in likelihood.infinite])
+
+
+def may_be_infinite(terms: Sequence[str]) -> ConvergenceError:
+    """What a table says of a model with runaway terms, in R's words."""
+    return ConvergenceError(f"the log-likelihood converged before {', '.join(terms)}: its coefficient may be "
+                            "infinite (a covariate separates the events)")

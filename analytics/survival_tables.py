@@ -26,6 +26,7 @@ from analytics.kaplan_meier import CI_LABEL, KaplanMeier
 from analytics.logrank import LogRankTest
 from analytics.plan import AnalysisPlan
 from analytics.policy import OutputPolicy, Refused, protected_outcomes
+from analytics.risksets import may_be_infinite
 from foundation.model import Endpoint
 
 MONTHS_PER_YEAR = 12.0
@@ -312,6 +313,8 @@ def _fine_gray(frame: pd.DataFrame, covariates: list[str], plan: AnalysisPlan) -
     if design.shape[1] == 0 or not (frame["cause"] == CAUSE).any():
         raise ValueError("no covariate varies, or no event")
     model = FineGray(plan.alpha).fit(frame["time"], frame["cause"], design, CAUSE)
+    if model.infinite_:
+        raise may_be_infinite(model.infinite_)
     if not model.converged_:
         raise ConvergenceError("the model did not converge")
     return model

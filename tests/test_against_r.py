@@ -180,6 +180,8 @@ for (id in unique(d$dataset)) {
   times <- sort(unique(s$time[s$cause != 0]))
   at <- timepoints(f, times)
   emit(id, "cif_time", times); emit(id, "cif_est", at$est["1 1", ]); emit(id, "cif_var", at$var["1 1", ])
+  last <- max(s$time)
+  emit(id, "cif_edge", c(last, last + 0.5)); emit(id, "cif_edge_est", timepoints(f, c(last, last + 0.5))$est["1 1", ])
   if (s$kind[1] == "cox") {
     f <- crr(s$time, s$cause, cbind(s$x1, s$x2), failcode = 1, cencode = 0, gtol = 1e-10)
     if (f$converged) { emit(id, "crr_coef", f$coef); emit(id, "crr_se", sqrt(diag(f$var))) }
@@ -211,6 +213,10 @@ def test_cumulative_incidence_matches_r_cmprsk(incidence_reference: Reference) -
         assert np.array_equal(table.index.to_numpy(), r[(dataset, "cif_time")]), dataset
         assert _close(table["incidence"].to_numpy(), r[(dataset, "cif_est")], 1e-10), dataset
         assert _close(table["variance"].to_numpy(), r[(dataset, "cif_var")], 1e-10), dataset
+        # at the last follow-up the estimate, past it nothing (R: NA): incidence is not carried beyond the data
+        edge = CumulativeIncidence().fit(frame["time"], frame["cause"], 1).at(r[(dataset, "cif_edge")])
+        assert _close(edge["incidence"].to_numpy(), r[(dataset, "cif_edge_est")], 1e-10), dataset
+        assert np.isnan(r[(dataset, "cif_edge_est")][1]) and np.isnan(edge["lower"].iloc[1]), dataset
 
 
 def test_fine_gray_matches_r_crr(incidence_reference: Reference) -> None:
