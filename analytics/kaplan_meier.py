@@ -81,7 +81,8 @@ class KaplanMeier:
         return self
 
     def _band(self, survival: np.ndarray, std_err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise (1 - alpha) limits by the chosen transform; NaN where S is 0 (as R reports)."""
+        """Pointwise (1 - alpha) limits by the chosen transform; NaN where S is 0, and on the log-log scale where S is
+        1 (as R reports)."""
         z = float(norm.ppf(1 - self.alpha / 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.ci_method == "log":
@@ -90,8 +91,8 @@ class KaplanMeier:
                 log_s = np.log(survival)
                 spread = z * std_err / log_s
                 lower, upper = np.exp(-np.exp(np.log(-log_s) - spread)), np.exp(-np.exp(np.log(-log_s) + spread))
-                whole = survival >= 1.0
-                lower, upper = np.where(whole, 1.0, lower), np.where(whole, 1.0, upper)
+                whole = survival >= 1.0  # log(-log 1) is undefined: R reports NA, not [1, 1]
+                lower, upper = np.where(whole, np.nan, lower), np.where(whole, np.nan, upper)
             else:
                 lower, upper = survival - z * survival * std_err, survival + z * survival * std_err
         zero = survival <= 0

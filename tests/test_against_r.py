@@ -30,6 +30,8 @@ for (id in unique(d$dataset)) {
   fit <- survfit(Surv(time, status) ~ 1, data = s, conf.type = "log")
   emit(id, "km_time", fit$time); emit(id, "km_surv", fit$surv)
   emit(id, "km_lower", fit$lower); emit(id, "km_upper", fit$upper)
+  loglog <- survfit(Surv(time, status) ~ 1, data = s, conf.type = "log-log")
+  emit(id, "km_loglog_lower", loglog$lower); emit(id, "km_loglog_upper", loglog$upper)
   q <- quantile(fit, 0.5)
   emit(id, "median", c(q$quantile, q$lower, q$upper))
   if (length(unique(s$group)) > 1) {
@@ -94,6 +96,10 @@ def test_kaplan_meier_and_its_median_match_r_survfit(reference: Reference) -> No
         table = km.table_.set_index("time").reindex(r[(dataset, "km_time")])
         for ours, theirs in (("survival", "km_surv"), ("lower", "km_lower"), ("upper", "km_upper")):
             assert _close(table[ours].to_numpy(), r[(dataset, theirs)], 1e-10), (dataset, ours)
+        loglog = KaplanMeier("log-log").fit(frame["time"], frame["status"]).table_.set_index("time").reindex(
+            r[(dataset, "km_time")])  # NA where S is 1, as R
+        for ours, theirs in (("lower", "km_loglog_lower"), ("upper", "km_loglog_upper")):
+            assert _close(loglog[ours].to_numpy(), r[(dataset, theirs)], 1e-10), (dataset, ours)
         median = np.array([km.median_, km.median_lower_, km.median_upper_])
         assert _close(median, r[(dataset, "median")], 1e-10), (dataset, median, r[(dataset, "median")])
 
