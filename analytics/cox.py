@@ -43,16 +43,28 @@ class CoxModel:
         x = model_frame[names].to_numpy(float)
         times, events = model_frame[duration].to_numpy(float), model_frame[event].to_numpy(bool)
         groups = model_frame[list(strata)].astype(str).agg("/".join, axis=1).to_numpy() if strata else None
-        coef, likelihood = risksets.fit(x, times, events, groups, self.ties)
-        risksets.check_estimable(likelihood, names)
-        se = np.sqrt(np.diag(np.linalg.inv(likelihood.information)))
+        # A term constant within every stratum has no information: R reports NA for it and estimates the rest.
+        informative = _varies_within_strata(x, groups)
+        if not informative.any():
+            raise ValueError("no covariate varies within a stratum")
+        kept = [name for name, varies in zip(names, informative, strict=True) if varies]
+        coef, se = np.full(len(names), np.nan), np.full(len(names), np.nan)
+        coef[informative], likelihood = risksets.fit(x[:, informative], times, events, groups, self.ties)
+        risksets.check_estimable(likelihood, kept)
+        se[informative] = np.sqrt(np.diag(np.linalg.inv(likelihood.information)))
         self.loglik_ = likelihood.loglik
         self.n_ = len(model_frame)
         self.events_ = int(events.sum())
-        self.ph_test_ = zph_test(x, coef, times, events, names, groups, self.ties)
+        self.ph_test_ = zph_test(x[:, informative], coef[informative], times, events, kept, groups, self.ties)
         self.summary_ = coefficient_table(names, coef, se, self.alpha)
         self.summary_["ph_test_p"] = self.ph_test_.set_index("term")["p"].reindex(names).to_numpy(float)
         return self
+
+
+def _varies_within_strata(x: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
+    """Per column of `x`, whether it takes two values within some stratum (one stratum where there are none)."""
+    layers = np.zeros(len(x), int) if strata is None else pd.factorize(strata)[0]
+    return (pd.DataFrame(x).groupby(layers).nunique() > 1).any(axis=0).to_numpy()
 
 
 def coefficient_table(names: Sequence[str], coef: np.ndarray, se: np.ndarray, alpha: float) -> pd.DataFrame:

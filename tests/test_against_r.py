@@ -127,15 +127,18 @@ def test_cox_and_its_proportional_hazards_test_match_r(reference: Reference, tie
 
 
 CORNERS_R = """
+suppressPackageStartupMessages(library(cmprsk))
 for (id in unique(d$dataset)) {
   s <- d[d$dataset == id, ]
   for (ties in c("efron", "breslow")) {
     warned <- 0
-    f <- withCallingHandlers(coxph(Surv(time, status) ~ x1 + x2, data = s, ties = ties),
+    f <- withCallingHandlers(coxph(Surv(time, status) ~ x1 + x2 + strata(stratum), data = s, ties = ties),
                              warning = function(w) { warned <<- 1; invokeRestart("muffleWarning") })
     emit(id, paste0(ties, "_warned"), warned)
     emit(id, paste0(ties, "_coef"), coef(f)); emit(id, paste0(ties, "_se"), sqrt(diag(vcov(f))))
   }
+  g <- crr(s$time, s$cause, cbind(s$x1, s$x2), failcode = 1, cencode = 0, gtol = 1e-10)
+  emit(id, "crr_converged", as.numeric(g$converged)); emit(id, "crr_coef", g$coef)
 }
 """
 
@@ -143,10 +146,11 @@ for (id in unique(d$dataset)) {
 def _corners(seed: int = 7) -> pd.DataFrame:
     """0: many ties (R's precision is the bar); 1: a covariate of variance 1e-5 (a rare centre's dummy scaled
     down), which R estimates; 2: a binary covariate that separates the events (every x2 = 1 patient has the event,
-    no x2 = 0 patient has), for which R warns that the coefficient may be infinite."""
+    no x2 = 0 patient has), for which R warns that the coefficient may be infinite; 3: x2 constant within every
+    stratum, which R reports as NA while it estimates x1."""
     rng = np.random.default_rng(seed)
     frames = []
-    for dataset in range(3):
+    for dataset in range(4):
         n = 150
         x1, x2 = rng.normal(size=n), rng.integers(0, 2, size=n)
         time = np.ceil(rng.exponential(12, size=n) / np.exp(0.5 * x1 - 0.7 * x2))
@@ -155,26 +159,38 @@ def _corners(seed: int = 7) -> pd.DataFrame:
             x1 = x1 * np.sqrt(1e-5)
         if dataset == 2:
             status = x2.copy()
-        frames.append(pd.DataFrame({"dataset": dataset, "time": time, "status": status, "x1": x1.round(12),
-                                    "x2": x2}))
+        cause = np.where(status == 1, 1, np.where(rng.random(n) < 0.3, 2, 0))  # death competes with the event
+        stratum = x2 if dataset == 3 else np.zeros(n, int)  # 3: x2 constant within every stratum
+        frames.append(pd.DataFrame({"dataset": dataset, "time": time, "status": status, "cause": cause,
+                                    "x1": x1.round(12), "x2": x2, "stratum": stratum}))
     return pd.concat(frames, ignore_index=True)
 
 
 @pytest.mark.parametrize("ties", ["efron", "breslow"])
 def test_cox_meets_r_at_its_precision_small_variance_and_separation(tmp_path_factory: pytest.TempPathFactory,
                                                                     ties: str) -> None:
-    require_r("survival")
+    require_r("survival", "cmprsk")
     data = _corners()
     r = run_r(CORNERS_R, data, tmp_path_factory.mktemp("corners"))
     for dataset, frame in data.groupby("dataset"):
         if r[(dataset, f"{ties}_warned")][0]:
             with pytest.raises(ConvergenceError, match="may be infinite"):
-                CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"])  # type: ignore[arg-type]
+                CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"], ["stratum"])  # type: ignore[arg-type]
             continue
-        model = CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"])  # type: ignore[arg-type]
+        model = CoxModel(ties=ties).fit(frame, "time", "status", ["x1", "x2"], ["stratum"])  # type: ignore[arg-type]
         assert _close(model.summary_["coef"].to_numpy(), r[(dataset, f"{ties}_coef")], 1e-9), (dataset, ties)
-        assert _close(model.summary_["se"].to_numpy(), r[(dataset, f"{ties}_se")], 1e-9), (dataset, ties)
-    assert [r[(d, f"{ties}_warned")][0] for d in range(3)] == [0, 0, 1]  # the corners are the ones named
+        # R's vcov holds 0 for a term it reports as NA (print.coxph shows NA); ours is NaN
+        theirs_se = np.where(np.isnan(r[(dataset, f"{ties}_coef")]), np.nan, r[(dataset, f"{ties}_se")])
+        assert _close(model.summary_["se"].to_numpy(), theirs_se, 1e-9), (dataset, ties)
+    assert [r[(d, f"{ties}_warned")][0] for d in range(4)] == [0, 0, 1, 0]  # the corners are the ones named
+    assert np.isnan(r[(3, f"{ties}_coef")][1])  # R: NA for the term constant within strata
+    for dataset, frame in data[data["dataset"] < 3].groupby("dataset"):  # Fine-Gray: crr fails on the third only
+        fine_gray = FineGray().fit(frame["time"], frame["cause"], frame[["x1", "x2"]], 1)
+        assert fine_gray.converged_ == bool(r[(dataset, "crr_converged")][0]) == (dataset != 2), dataset
+        if fine_gray.converged_:
+            assert _close(fine_gray.params_, r[(dataset, "crr_coef")], 1e-6), dataset
+        else:
+            assert fine_gray.infinite_ == ("x2",), dataset
 
 
 INCIDENCE_R = """
