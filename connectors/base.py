@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.landing import LandingRun, LandingZone
-from connectors.progress import PullProgress, pull_progress
+from connectors.progress import CentreProgress, PullProgress, pull_progress
 
 CONNECTOR_VERSION = "0.1.0"
 
@@ -52,9 +52,9 @@ def ingest(source: Source, zone: LandingZone, incremental: bool = True,
     try:
         if progress is None:
             with pull_progress() as bars:
-                described = source.pull(run, bars)
+                described = source.pull(run, CentreProgress(bars, zone.centre_id))
         else:
-            described = source.pull(run, progress)
+            described = source.pull(run, CentreProgress(progress, zone.centre_id))
     except Exception as error:
         run.failed(error)
         raise

@@ -33,6 +33,20 @@ class LogProgress:
         log.info("%s: done", stream)
 
 
+class CentreProgress:
+    """Another progress with each stream named by its centre too (`borealis Observation`): a consortium's pulls
+    share one log, and "Observation: +200 of 2733" thirteen times says not whose."""
+
+    def __init__(self, inner: PullProgress, centre_id: str) -> None:
+        self.inner, self.centre_id = inner, centre_id
+
+    def advance(self, stream: str, resources: int, total: int | None = None, note: str = "") -> None:
+        self.inner.advance(f"{self.centre_id} {stream}", resources, total, note)
+
+    def finish(self, stream: str) -> None:
+        self.inner.finish(f"{self.centre_id} {stream}")
+
+
 class BarProgress:
     def __init__(self, bars: Progress) -> None:
         self.bars = bars

@@ -29,6 +29,7 @@ from connectors.ndjson import classify
 from connectors.paging import Pager, restart
 from connectors.progress import PullProgress
 from connectors.settings import RestSettings
+from foundation import logs
 from foundation.cohort import CohortDefinition
 from foundation.errors import AuthenticationFailed, CohortNotFound, SourceProtocolError
 from foundation.model.resources import RESOURCE_TYPES, TERMINOLOGY_TYPES
@@ -123,7 +124,8 @@ class RestSource(Source):
             self._find_patients(run, plans.get("Procedure"))
         pending = [t for t in resource_types if not run.progress[t].state.get("deletions")]
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="pull") as pool:
-            for future in [pool.submit(self._pull_type, run, t, progress, plans[t]) for t in pending]:
+            pull = logs.in_context(self._pull_type)  # the pull's log fields (centre, step) in every thread
+            for future in [pool.submit(pull, run, t, progress, plans[t]) for t in pending]:
                 future.result()
 
     def _scoped(self, resource_type: str, plan: TypePlan) -> bool:

@@ -30,6 +30,7 @@ from expectations import checks
 from expectations.offline import make_offline
 from expectations.rules import CRITICAL
 from expectations.suites import all_suites, index_columns
+from foundation import logs
 from foundation.manifests import Finding, ValidationSummary
 from foundation.progress import steps as progress_steps
 from foundation.zones import VALIDATION_SUMMARY, Snapshot, Zones
@@ -59,6 +60,12 @@ class ValidationReport:
     @property
     def data_docs(self) -> Path:
         return self.folder / "data_docs" / "index.html"
+
+    def published_line(self) -> str:
+        """What a run says of the snapshot it published (whose findings are all warnings)."""
+        warnings = len(self.findings)
+        return (f"published {self.snapshot.folder.name}: {self.evaluated} expectations, {warnings} "
+                f"warning{'' if warnings == 1 else 's'} ({self.seconds:.0f} s)")
 
     def summary(self) -> ValidationSummary:
         return ValidationSummary(
@@ -102,7 +109,7 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path | Snapshot
         # Suites are independent: running them side by side overlaps one suite's Python work (GX builds every
         # metric through py4j) with another's Spark jobs.
         with ThreadPoolExecutor(max_workers=PARALLEL_SUITES) as pool:
-            results = dict(zip(suites, pool.map(first_pass, suites), strict=True))
+            results = dict(zip(suites, pool.map(logs.in_context(first_pass), suites), strict=True))
         with steps.step("failures in detail"):
             for name, result in results.items():
                 report.evaluated += len(result.results)

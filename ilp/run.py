@@ -20,6 +20,7 @@ from pathlib import Path
 import connectors
 from analytics import AnalysisPlan, CohortData, OutputPolicy, ReleaseLedger, analyse, read_snapshot
 from expectations import audit_and_publish
+from foundation import logs
 from foundation.errors import ValidationBlocked
 from foundation.manifests import ValidationSummary
 from foundation.model import TABLES
@@ -67,12 +68,14 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
     state = CurrentState(root, [c.id for c in selected])
     with centre_locks(root, list(state.centre_ids)):
         for centre in selected:
-            with connectors.open_source(centre.source, centre.pulled_types, cohort_search(config, centre)) as source:
-                run = connectors.ingest(source, connectors.LandingZone(root, centre.id), progress=progress)
-            outcome.landed[centre.id] = connectors.landed_count(run)
-            outcome.changes[centre.id] = state.pending_changes(centre.id, centre.pulled_types)
-            echo(f"{centre.id}: landed {outcome.landed[centre.id]} resources, "
-                 f"{outcome.changes[centre.id]} new versions or deletions")
+            with logs.context(centre=centre.id, step="ingest"):
+                search = cohort_search(config, centre)
+                with connectors.open_source(centre.source, centre.pulled_types, search) as source:
+                    run = connectors.ingest(source, connectors.LandingZone(root, centre.id), progress=progress)
+                outcome.landed[centre.id] = connectors.landed_count(run)
+                outcome.changes[centre.id] = state.pending_changes(centre.id, centre.pulled_types)
+                echo(f"{centre.id}: landed {outcome.landed[centre.id]} resources, "
+                     f"{outcome.changes[centre.id]} new versions or deletions")
         pointer = read_pointer(root)
         published = set(pointer.centres) if pointer else set()
         changed = [c for c in selected if outcome.changes[c.id] or c.id not in published]
@@ -81,20 +84,24 @@ def run_consortium(config: ConsortiumConfig, centre_ids: list[str] | None = None
             outcome.seconds = time.perf_counter() - started
             echo(f"nothing new: the published cohort ({pointer.snapshot if pointer else '-'}) is unchanged")
             return outcome
-        outcome.snapshot = _transform(config, changed, new_run_id(), echo, accept_smaller_cohort)
-        if pointer:
-            _carry_over(published_snapshot(root), outcome.snapshot, {c.id for c in changed})
+        run_id = new_run_id()
+        with logs.context(run=run_id, step="transform"):
+            outcome.snapshot = _transform(config, changed, run_id, echo, accept_smaller_cohort)
+            if pointer:
+                _carry_over(published_snapshot(root), outcome.snapshot, {c.id for c in changed})
         plan = AnalysisPlan(ci_method=config.analysis.ci, horizons_years=config.analysis.horizons_years,
                             policy=OutputPolicy(**config.analysis.policy.model_dump()))
-        try:
-            publication = audit_and_publish(get_spark(config.spark), root, outcome.snapshot)
-        except ValidationBlocked as blocked:
-            raise _with_preview(blocked, config, outcome.snapshot, plan) from None
-        outcome.data_docs = publication.report.data_docs
-        echo(f"published {outcome.snapshot.name}: {publication.report.evaluated} expectations, "
-             f"{len(publication.report.findings)} warnings")
+        with logs.context(run=run_id, step="audit"):
+            try:
+                publication = audit_and_publish(get_spark(config.spark), root, outcome.snapshot)
+            except ValidationBlocked as blocked:
+                raise _with_preview(blocked, config, outcome.snapshot, plan) from None
+            outcome.data_docs = publication.report.data_docs
+            echo(publication.report.published_line())
         in_force = published_snapshot(root)
-        outcome.report = released_report(read_snapshot(in_force), Zones(root), in_force, plan, config.name, echo)
+        with logs.context(run=in_force.folder.name.removeprefix("run="), step="analyse"):
+            outcome.report = released_report(read_snapshot(in_force), Zones(root), in_force, plan, config.name,
+                                             echo)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -108,8 +115,12 @@ def released_report(data: CohortData, zones: Zones, snapshot: Snapshot, plan: An
     if held is not None:
         echo(f"report of {snapshot.name} {held}")
         return None
+    started = time.perf_counter()
     report = analyse(data, folder or zones.reports(snapshot), plan, title=title).report
     ledger.record(data, snapshot.name, plan.policy)
+    policy = f"protected (threshold {plan.policy.threshold})" if plan.policy.protect else "UNPROTECTED"
+    echo(f"analysed {snapshot.name}: {len(data.cohort)} patients of {len(data.centres)} centres, {policy}, "
+         f"in {time.perf_counter() - started:.0f} s -> {report}")
     return report
 
 
@@ -172,9 +183,10 @@ def _transform(config: ConsortiumConfig, centres: list[CentreConfig], run_id: st
     spark = get_spark(config.spark)
     reports = transform(spark, config.root, centre_settings(centres), config.secret.resolve(), run_id,
                         transform_options(config, accept_smaller_cohort))
-    for report in reports.values():
-        for line in report.lines():
-            echo(line)
+    for centre, report in reports.items():
+        with logs.context(centre=centre):
+            for line in report.lines():
+                echo(line)
     return Zones(config.root).snapshot(run_id)
 
 

@@ -73,11 +73,19 @@ def test_a_third_run_picks_up_exactly_the_server_changes(second_run: tuple[DemoR
     patient = server.direct.get("/Patient", params={"_count": 1}).json()["entry"][0]["resource"]
     patient["gender"] = "female" if patient["gender"] == "male" else "male"
     assert server.direct.put(f"/Patient/{patient['id']}", json=patient).status_code == 200
-    code, output = _cli("run", "--config", str(result.config))
+    code, output = _cli("--log-format", "json", "run", "--config", str(result.config))
     assert code == 0, output
     assert "aurora: landed 1 resources, 1 new versions or deletions" in output
     assert "borealis: landed 0 resources, 0 new versions or deletions" in output
     snapshot = published_snapshot(zones).folder
+    # a scheduler's log: one JSON object per line, each step's lines with their centre and run; no library noise
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    fields = {(e.get("step"), e.get("centre"), e.get("run")) for e in lines}
+    run = snapshot.name.removeprefix("run=")
+    assert {("ingest", "aurora", None), ("transform", "aurora", run), ("audit", None, run)} <= fields, fields
+    assert any(e.get("centre") == "aurora" and "aurora Patient: +1 resources" in e["message"] for e in lines)
+    assert [line for line in output.splitlines() if not line.startswith("{")] == [
+        "WARNING: Using incubator modules: jdk.incubator.vector"]  # the JVM's own, which Spark asks for
     assert snapshot != first
     # published, but its report is held back: one patient apart from the first release, it would give theirs away
     assert "held back: at aurora, 1 patient(s) changed since release" in output

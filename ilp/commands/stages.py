@@ -154,8 +154,7 @@ def validate_command(
     report = publication.report
     for finding in report.findings:
         typer.echo(finding.line())
-    typer.echo(f"published {target.name}: {report.evaluated} expectations, {len(report.findings)} warnings "
-               f"({report.seconds:.0f} s)")
+    typer.echo(report.published_line())
     typer.echo(f"Data Docs: {report.data_docs}")
 
 
