@@ -61,6 +61,7 @@ COMPANIONS = {"@fortawesome/fontawesome-free/css/all.min.css": "@fortawesome/fon
 _LINK = re.compile(r"""(?P<quote>["'])(?P<url>https://[^"']+)(?P=quote)""")
 _TAG = re.compile(r"<(?:script|link|img)\b[^>]*>")
 _CSS_URL = re.compile(r"""url\((["']?)(https://[^"')]+)\1\)""")
+_NEWSLETTER = re.compile(r"<footer>\s*<p>Stay current on everything GX.*?</footer>", re.DOTALL)
 _INTEGRITY = re.compile(r"""\s+(?:integrity|crossorigin)=(["'])[^"']*\1""")
 
 
@@ -79,6 +80,10 @@ def make_offline(site: Path) -> list[str]:
     this table does not know: a GX upgrade that links something new), so the caller can say so. Without the
     offline copies (no npm to install them) the site stays as GX wrote it, which `_packages` has said."""
     packages = _packages()
+    for page in site.rglob("*.html"):  # a vendor's newsletter is not part of a centre's audit
+        html = page.read_text(encoding="utf-8")
+        if (plain := _NEWSLETTER.sub("", html)) != html:
+            page.write_text(plain, encoding="utf-8")
     if packages is None:
         return []
     for path in {*VENDORED.values(), *COMPANIONS.values()}:

@@ -28,7 +28,12 @@ class Plausible:
     column: str
     low: float
     high: float
-    why: str
+    why: str  # why values outside are suspect
+
+    @property
+    def description(self) -> str:
+        """What Data Docs say of the rule: the range it checks, and why."""
+        return f"plausible between {self.low:g} and {self.high:g}: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,8 @@ PLAUSIBLE: tuple[Plausible, ...] = (
     Plausible("tumours", "size_cm", 1, 40, "limb sarcoma treated by ILP"),
     Plausible("perfusions", "tnf_dose_mg", 0.5, 4, "protocol 0.5-4 mg"),
     Plausible("perfusions", "melphalan_dose_mg_per_l", 10, 13, "protocol 10 (leg) to 13 (arm) mg/L"),
-    Plausible("perfusions", "max_temperature_c", 37, 41, "mild hyperthermia 38-39.5 C"),
-    Plausible("perfusions", "duration_min", 30, 120, "protocol 60 min"),
+    Plausible("perfusions", "max_temperature_c", 37, 41, "the protocol's mild hyperthermia is 38-39.5 C"),
+    Plausible("perfusions", "duration_min", 30, 120, "the protocol perfuses for 60 min"),
     Plausible("perfusions", "leakage_pct", 0, 10, "leakage above 10% stops a perfusion"),
 )
 

@@ -59,7 +59,7 @@ def _clinical(table: Table) -> Iterator[Expectation]:
     for rule in PLAUSIBLE:
         if rule.table == table.name:
             yield gxe.ExpectColumnValuesToBeBetween(column=rule.column, min_value=rule.low, max_value=rule.high,
-                                                    severity=WARNING, description=f"plausible: {rule.why}")
+                                                    severity=WARNING, description=rule.description)
     for order in TIME_ORDER:
         if order.table == table.name:
             yield gxe.ExpectColumnPairValuesAToBeGreaterThanB(
