@@ -24,6 +24,7 @@ import great_expectations as gx
 from great_expectations.core import ExpectationSuiteValidationResult
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.validator.v1_validator import Validator
 from pyspark.sql import DataFrame, SparkSession
 
 from expectations import checks
@@ -131,16 +132,30 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path | Snapshot
 
 def _failures(context: Any, batch: Any, frame: DataFrame, name: str, result: ExpectationSuiteValidationResult,
               run_name: str) -> tuple[list[Finding], ExpectationSuiteValidationResult]:
-    """The suite's failed expectations run again, alone, for counts and offending keys (4x the cost of the first
-    pass, so only for what failed); their findings, and the result to keep (the detailed one where any failed)."""
+    """The suite's failed expectations run again, alone, for counts, observed values and offending keys (4x the
+    cost of the first pass, so only for what failed); their findings, and the suite's result with those details
+    in place of the first pass's bare verdicts, stored back so that its Data Docs page shows them (one page per
+    suite, no page of its own for the details)."""
     failed = [r.expectation_config for r in result.results if not r.success and r.expectation_config]
     if not failed:
         return [], result
     details = gx.ExpectationSuite(name=f"{name}-failures", expectations=failed)
-    detailed = _run(_definition(context, batch, details), frame, {
-        "result_format": "SUMMARY", "unexpected_index_column_names": index_columns(name),
-        "partial_unexpected_count": SAMPLE_KEYS}, run_name)
-    return _findings(name, detailed), detailed
+    detailed = Validator(batch, {"result_format": "SUMMARY", "unexpected_index_column_names": index_columns(name),
+                                 "partial_unexpected_count": SAMPLE_KEYS},
+                         {"dataframe": frame}).validate_expectation_suite(details)
+    by_expectation = {_identity(r.expectation_config): r for r in detailed.results}
+    result.results = [by_expectation.get(_identity(r.expectation_config), r) for r in result.results]
+    store = context.validation_results_store
+    key = next(k for k in store.list_keys() if k.expectation_suite_identifier.name == name
+               and k.run_id.run_name == run_name)
+    store.set(key, result)
+    return _findings(name, detailed), result
+
+
+def _identity(config: Any) -> str:
+    """An expectation as its type and arguments (the same in the first pass and in the detailed one)."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"} if config is not None else {}
+    return json.dumps([getattr(config, "type", None), kwargs], sort_keys=True, default=str)
 
 
 def _context(docs: Path) -> Any:

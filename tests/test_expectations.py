@@ -128,6 +128,16 @@ def test_broken_data_blocks_publication_and_names_every_broken_expectation(spark
     failed = [f for f in summary["findings"] if f["severity"] == "critical"]
     assert len(failed) >= len(BREAKS) and all(f["sample_keys"] or f["observed"] is not None for f in failed)
     assert not re.search(r"\d{4}-\d{2}-\d{2}", message)  # keys only: no dates or values in the summary
+    # Data Docs: one page per suite, whose failed expectations show what was found (not the first pass's "--")
+    docs = published / "validation" / snapshot.name / "data_docs"
+    assert "-failures" not in (docs / "index.html").read_text()
+    for suite in {suite for _, suite, _ in BREAKS.values()}:
+        (page,) = (docs / "validations" / suite).rglob("*.html")
+        text = " ".join(re.sub(r"<[^>]+>", " ", page.read_text()).split())
+        assert "unexpected values found" in text, suite
+        kept = json.loads((published / "validation" / snapshot.name / "results" / f"{suite}.json").read_text())
+        shown = [r for r in kept["results"] if not r["success"]]
+        assert shown and all(r["result"] for r in shown), suite
 
 
 def test_blocked_validation_exits_5_from_the_cli_with_an_actionable_message(published: Path) -> None:
