@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from expectations import checks
 from expectations.offline import make_offline
-from expectations.rules import CRITICAL
+from expectations.rules import CRITICAL, WARNING
 from expectations.suites import all_suites, index_columns
 from foundation import logs
 from foundation.manifests import Finding, ValidationSummary
@@ -37,6 +37,7 @@ from foundation.progress import steps as progress_steps
 from foundation.zones import VALIDATION_SUMMARY, Snapshot, Zones
 
 SAMPLE_KEYS = 5
+WARNING_LABEL = "Warning (does not block publication): "
 PARALLEL_SUITES = 3
 log = logging.getLogger(__name__)
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -114,8 +115,9 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path | Snapshot
         with steps.step("failures in detail"):
             for name, result in results.items():
                 report.evaluated += len(result.results)
-                findings, kept = _failures(context, batches[name], frames[name], name, result, run_name)
+                findings, kept = _failures(batches[name], frames[name], name, result)
                 report.findings.extend(findings)
+                _store_for_docs(context, name, run_name, kept)
                 (folder / "results" / f"{name}.json").write_text(json.dumps(kept.to_json_dict(), indent=1),
                                                                  encoding="utf-8")
         for frame in tables.values():
@@ -130,12 +132,11 @@ def validate_snapshot(spark: SparkSession, root: Path, snapshot: Path | Snapshot
     return report
 
 
-def _failures(context: Any, batch: Any, frame: DataFrame, name: str, result: ExpectationSuiteValidationResult,
-              run_name: str) -> tuple[list[Finding], ExpectationSuiteValidationResult]:
+def _failures(batch: Any, frame: DataFrame, name: str, result: ExpectationSuiteValidationResult
+              ) -> tuple[list[Finding], ExpectationSuiteValidationResult]:
     """The suite's failed expectations run again, alone, for counts, observed values and offending keys (4x the
     cost of the first pass, so only for what failed); their findings, and the suite's result with those details
-    in place of the first pass's bare verdicts, stored back so that its Data Docs page shows them (one page per
-    suite, no page of its own for the details)."""
+    in place of the first pass's bare verdicts (one Data Docs page per suite, none of its own for the details)."""
     failed = [r.expectation_config for r in result.results if not r.success and r.expectation_config]
     if not failed:
         return [], result
@@ -145,11 +146,19 @@ def _failures(context: Any, batch: Any, frame: DataFrame, name: str, result: Exp
                          {"dataframe": frame}).validate_expectation_suite(details)
     by_expectation = {_identity(r.expectation_config): r for r in detailed.results}
     result.results = [by_expectation.get(_identity(r.expectation_config), r) for r in result.results]
-    store = context.validation_results_store
-    key = next(k for k in store.list_keys() if k.expectation_suite_identifier.name == name
-               and k.run_id.run_name == run_name)
-    store.set(key, result)
     return _findings(name, detailed), result
+
+
+def _store_for_docs(context: Any, name: str, run_name: str, result: ExpectationSuiteValidationResult) -> None:
+    """The suite's result as its Data Docs page shows it: with the details of what failed, and each warning
+    saying that it is one (GX marks every unmet expectation as failed, whatever its severity)."""
+    for outcome in result.results:
+        config = outcome.expectation_config
+        if config is not None and str(getattr(config.severity, "value", config.severity)) == WARNING.value:
+            config.description = f"{WARNING_LABEL}{(config.description or '').removeprefix(WARNING_LABEL)}"
+    store = context.validation_results_store
+    store.set(next(k for k in store.list_keys() if k.expectation_suite_identifier.name == name
+                   and k.run_id.run_name == run_name), result)
 
 
 def _identity(config: Any) -> str:
