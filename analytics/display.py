@@ -7,6 +7,7 @@ medians not reached 'NR'. Groups (pooled, then centres) become columns, as a rea
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -126,8 +127,8 @@ def cox(table: pd.DataFrame, plan: AnalysisPlan, ratio: str = "HR") -> pd.DataFr
     """One row per model term with HR (CI), p and, for Cox models, the proportional-hazards check; endpoints and
     terms by their labels (`term_labels`)."""
     def hr(row: pd.Series) -> str:
-        if row.get("note"):
-            return row["note"]
+        if row.get("note"):  # a note names the term it is about as a reader knows it
+            return re.sub(r"term (\S+):", lambda m: f"term {term_label(m[1], plan)}:", row["note"])
         if pd.isna(row["hazard_ratio"]):
             return "n/a"
         return f"{row['hazard_ratio']:.2f} ({row['hr_lower']:.2f}-{row['hr_upper']:.2f})"
@@ -157,21 +158,29 @@ def term_labels(table: pd.DataFrame, plan: AnalysisPlan) -> list[str]:
     for key, term in zip(keys, terms, strict=True):
         column, _, level = term.partition("=")
         factor = factors.get(column)
-        if not term:
-            labels.append("")
-        elif not level:
-            labels.append(f"{factor.label} {factor.label_of(True)} (vs {factor.label_of(False)})"
-                          if factor and factor.label_of(True) and factor.label_of(False) else term)
-        else:
-            levels = [t.partition("=")[2] for t in in_model[key] if t.partition("=")[0] == column]
-            candidates = [str(stored) for stored, _ in factor.levels] if factor else centres
-            below = [c for c in candidates if c not in levels and c < min(levels)]
-            name, text = (factor.label, factor.label_of(_stored(factor, level)) or level) if factor else (
-                "Centre" if column == "centre_id" else column, level)
-            reference = below[0] if len(below) == 1 else None
-            shown = (factor.label_of(_stored(factor, reference)) or reference) if factor and reference else reference
-            labels.append(f"{name} {text}" + (f" (vs {shown})" if shown else ""))
+        if not term or not level:
+            labels.append(term_label(term, plan) + (f" (vs {factor.label_of(False)})" if term and factor and
+                                                   factor.label_of(False) else ""))
+            continue
+        levels = [t.partition("=")[2] for t in in_model[key] if t.partition("=")[0] == column]
+        candidates = [str(stored) for stored, _ in factor.levels] if factor else centres
+        below = [c for c in candidates if c not in levels and c < min(levels)]
+        reference = below[0] if len(below) == 1 else None
+        shown = (factor.label_of(_stored(factor, reference)) or reference) if factor and reference else reference
+        labels.append(term_label(term, plan) + (f" (vs {shown})" if shown else ""))
     return labels
+
+
+def term_label(term: str, plan: AnalysisPlan) -> str:
+    """One term by the plan's labels: `fnclcc_grade=3` -> 'FNCLCC grade High (3)', `age_over_65` -> 'Age > 65
+    years', `centre_id=borealis` -> 'Centre borealis'; a term the plan does not know stays as it is."""
+    column, _, level = term.partition("=")
+    factor = next((f for f in plan.factors if f.column == column), None)
+    if not level:
+        return f"{factor.label} {factor.label_of(True)}" if factor and factor.label_of(True) else term
+    if factor:
+        return f"{factor.label} {factor.label_of(_stored(factor, level)) or level}"
+    return f"Centre {level}" if column == "centre_id" else term
 
 
 def _stored(factor: Factor, level: str | None) -> object:

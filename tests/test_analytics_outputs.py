@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 from typer.testing import CliRunner
 
-from analytics import UNPROTECTED, AnalysisPlan, CohortData, analyse, display, read_snapshot
+from analytics import UNPROTECTED, AnalysisPlan, CohortData, analyse, descriptive, display, read_snapshot
 from analytics.analysis import COUNT_COLUMNS
 from analytics.outputs import OUTPUTS
 from analytics.survival_tables import table3
@@ -108,6 +109,26 @@ def test_tables_read_as_a_reader_expects_them(demo_run: DemoRun) -> None:
         assert terms and not [t for t in terms if re.search(r"\w=\w", t) or "_" in t], terms
         assert "FNCLCC grade High (3) (vs Low (1))" in terms and "Sex Male (vs Female)" in terms
     assert "Centre borealis (vs aurora)" in set(display.cox(pd.read_parquet(folder / "cox.parquet"), plan)["Term"])
+
+
+def test_the_report_reads_in_clinical_order_with_labels_and_whole_counts(demo_run: DemoRun) -> None:
+    """Every ordered variable's levels in the report's HTML come in the order the study declares them (a
+    "Not recorded" row last), and no table prints a column name, a model term's code or a count as '299.0'."""
+    html = (_report_folder(demo_run) / "report.html").read_text(encoding="utf-8")
+    cells = re.compile(r"<t[dh][^>]*>(.*?)</t[dh]>", re.S)
+    rows = [[unescape(" ".join(re.sub(r"<[^>]+>", " ", cell).split())) for cell in cells.findall(row)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S)]
+    counts = [r for r in rows if len(r) > 3 and re.match(r"\d+/\d+ \(|withheld|0$", r[3])]  # Tables 1, 2, outcomes
+    specs = (*descriptive.TABLE1_CATEGORIES, *descriptive.RESPONSE_CATEGORIES, *descriptive.OUTCOME_CATEGORIES)
+    for _, variable, _, levels in specs:
+        shown = list(dict.fromkeys(r[2] for r in counts if r[1] == variable))
+        declared = [label for _, label in levels]
+        assert shown in (declared, [*declared, descriptive.NOT_RECORDED]), (variable, shown)
+    text = " ".join(" ".join(r) for r in rows)
+    for raw in ("fnclcc_grade", "age_over_65", "bmi_over_30", "size_over_10cm", "centre_id", "=2.0"):
+        assert raw not in text, raw
+    assert not re.search(r"\b\d+\.0 / \d+", text)  # n / events as whole numbers
+    assert {r[0] for r in rows if r and r[0] in {"os", "rfs", "lrfs", "mfs"}} == set()  # endpoints by label
 
 
 def test_the_report_renders_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
