@@ -129,6 +129,10 @@ def test_the_report_reads_in_clinical_order_with_labels_and_whole_counts(demo_ru
         assert raw not in text, raw
     assert not re.search(r"\b\d+\.0 / \d+", text)  # n / events as whole numbers
     assert {r[0] for r in rows if r and r[0] in {"os", "rfs", "lrfs", "mfs"}} == set()  # endpoints by label
+    # what the output policy held back, and why, is a column of its own in the HTML and in the files
+    assert "<th>Withheld</th>" in html
+    for name in ("table1", "table2", "outcomes", "table3", "competing_risks", "logrank"):
+        assert "withheld_because" in pq.read_schema(_report_folder(demo_run) / "tables" / f"{name}.parquet").names
 
 
 def test_the_report_renders_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
