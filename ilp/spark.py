@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from foundation.errors import ConfigError
+
 LOG4J = Path(__file__).with_name("log4j2.properties")
 LOCAL_DEFAULTS: dict[str, str] = {
     "spark.master": "local[*]",
@@ -50,7 +52,7 @@ def spark_settings(overrides: Mapping[str, str] | None = None) -> dict[str, str]
     settings.update({k: str(v) for k, v in (overrides or {}).items()})
     unknown = [k for k in settings if not k.startswith("spark.")]
     if unknown:
-        raise ValueError(f"Spark settings must start with 'spark.': {sorted(unknown)}")
+        raise ConfigError(f"Spark settings must start with 'spark.': {sorted(unknown)}")
     return settings
 
 

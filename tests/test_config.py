@@ -6,12 +6,15 @@ import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from connectors import BulkSettings, FilesSettings, RestSettings
 from demo.synth.dialects import OwnExtensionsRenderer
 from demo.synth.profiles import DORADO
 from foundation.errors import ConfigError
+from ilp.cli import app
 from ilp.config import load_config
+from ilp.spark import spark_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -111,3 +114,17 @@ def test_a_secret_pasted_into_the_file_is_not_echoed(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_usage_mistakes_are_configuration_errors_before_any_work(tmp_path: Path) -> None:
+    """A snapshot that is not there, a centre with nothing landed, a setting that is not Spark's: exit 2 with
+    what to do (the first two are checked before a Spark session is asked for)."""
+    runner = CliRunner()
+    missing = runner.invoke(app, ["validate", "--root", str(tmp_path), "--snapshot", str(tmp_path / "run=nope")])
+    assert isinstance(missing.exception, ConfigError) and missing.exception.exit_code == 2
+    assert "no cohort snapshot at" in str(missing.exception)
+    nothing = runner.invoke(app, ["transform", "--root", str(tmp_path), "--centre", "zeta", "--secret-env",
+                                  "ILP_TEST_SECRET"], env={"ILP_TEST_SECRET": "a-centre-secret-0123456789"})
+    assert isinstance(nothing.exception, ConfigError) and "nothing landed yet for zeta" in str(nothing.exception)
+    with pytest.raises(ConfigError, match=r"must start with 'spark\.'"):
+        spark_settings({"foo": "bar"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
+from foundation.errors import ConfigError
 from ilp.spark import LOCAL_DEFAULTS, get_spark, spark_settings
 
 
@@ -16,7 +17,7 @@ def test_overrides_win_over_local_defaults() -> None:
 
 
 def test_only_spark_settings_are_accepted() -> None:
-    with pytest.raises(ValueError, match=r"must start with 'spark\.'"):
+    with pytest.raises(ConfigError, match=r"must start with 'spark\.'"):
         spark_settings({"master": "local[1]"})
 
 

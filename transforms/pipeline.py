@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from foundation.cohort import REFERENCE_STUDY, CohortDefinition
 from foundation.completeness import WrittenCompleteness, gap_warning, gaps
-from foundation.errors import CohortNotFound, IlpError
+from foundation.errors import CohortNotFound, ConfigError
 from foundation.manifests import Reconciled, SnapshotManifest
 from foundation.model import BY_NAME, DEFAULT_ENDPOINTS, RESOURCE_TYPES, Endpoint
 from foundation.progress import steps as progress_steps
@@ -41,7 +41,7 @@ from foundation.zones import Snapshot, Zones
 from transforms.codes import KIND_VALUESETS, CodeLookup
 from transforms.current import CurrentState
 from transforms.facts import FACT_KEYS, TRACE_KEYS, ResourceFacts
-from transforms.landed import completed_runs
+from transforms.landed import LandedRun, completed_runs
 from transforms.pseudonym import Linkage, check_secrets, date_shift_days
 from transforms.quarantine import write_quarantine
 from transforms.scope import cohort_found, describe_procedures, near_misses, qualifying_codes
@@ -109,17 +109,25 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def check_landed(root: Path, centre_ids: list[str]) -> dict[str, list[LandedRun]]:
+    """Each centre's completed landed runs; a usage error, before any Spark work, where a centre has neither
+    landed data nor a merged state to transform."""
+    zones = Zones(root)
+    landed = {c: completed_runs(root, c) for c in centre_ids}
+    missing = [c for c in centre_ids if not landed[c] and not zones.current_pointer(c).exists()]
+    if missing:
+        raise ConfigError(f"nothing landed yet for {', '.join(missing)} under {zones.landing_root}: run `ilp "
+                          "ingest` (or `ilp run`) for them first")
+    return landed
+
+
 def transform(spark: SparkSession, root: Path, centres: list[CentreSettings], secret: Secret, run_id: str,
               options: TransformOptions = TransformOptions()) -> dict[str, TransformReport]:
     """Transform the centres into the run's snapshot; return each centre's report."""
     check_secrets(secret, options.linkage)
     zones = Zones(root)
     ids = [c.centre_id for c in centres]
-    landed = {c: completed_runs(root, c) for c in ids}
-    missing = [c for c in ids if not landed[c] and not zones.current_pointer(c).exists()]
-    if missing:
-        raise IlpError(f"nothing landed yet for {', '.join(missing)} under {zones.landing_root}: run `ilp ingest` "
-                       "(or `ilp run`) for them first")
+    landed = check_landed(root, ids)
     maps = {c.centre_id: centre_conceptmaps(c.conceptmaps, landed[c.centre_id], c.conceptmaps_from_source)
             for c in centres}
     lookup = CodeLookup({c: ConceptMapIndex.from_resources(m.resources) for c, m in maps.items()})

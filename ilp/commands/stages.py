@@ -106,6 +106,7 @@ def transform_command(
     from foundation.secrets import SecretRef
     from ilp.spark import get_spark
     from transforms import CentreSettings, Linkage, TransformOptions, new_run_id, transform
+    from transforms.pipeline import check_landed
 
     if (secret_env is None) == (secret_file is None):
         raise ConfigError("the centre's secret is required for pseudonymisation: give --secret-env or "
@@ -120,6 +121,7 @@ def transform_command(
     settings = [CentreSettings(c, tuple(sorted((conceptmaps / c).glob("*.json"))) if conceptmaps else (),
                                conceptmaps_from_source) for c in centre]
     with centre_locks(root, centre):  # not beside an `ilp run` or `ilp ingest` of the same centres
+        check_landed(root, centre)  # before Spark starts
         reports = transform(get_spark(spark_overrides(spark_conf)), root, settings, secret, new_run_id(),
                             TransformOptions(linkage, shift_dates,
                                              accept_smaller_cohort=accept_smaller_cohort))
@@ -147,9 +149,12 @@ def validate_command(
     """
     from expectations import audit_and_publish
     from foundation.publication import latest_snapshot
+    from foundation.zones import Snapshot
     from ilp.spark import get_spark
 
     target = snapshot or latest_snapshot(root)
+    if not Snapshot.at(target).exists():
+        raise ConfigError(f"no cohort snapshot at {target}: give a folder under cohort/snapshots/")
     publication = audit_and_publish(get_spark(spark_overrides(spark_conf)), root, target)
     report = publication.report
     for finding in report.findings:
