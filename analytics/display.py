@@ -157,17 +157,18 @@ def term_labels(table: pd.DataFrame, plan: AnalysisPlan) -> list[str]:
     labels = []
     for key, term in zip(keys, terms, strict=True):
         column, _, level = term.partition("=")
-        factor = factors.get(column)
-        if not term or not level:
-            labels.append(term_label(term, plan) + (f" (vs {factor.label_of(False)})" if term and factor and
-                                                   factor.label_of(False) else ""))
-            continue
-        levels = [t.partition("=")[2] for t in in_model[key] if t.partition("=")[0] == column]
-        candidates = [str(stored) for stored, _ in factor.levels] if factor else centres
-        below = [c for c in candidates if c not in levels and c < min(levels)]
-        reference = below[0] if len(below) == 1 else None
-        shown = (factor.label_of(_stored(factor, reference)) or reference) if factor and reference else reference
-        labels.append(term_label(term, plan) + (f" (vs {shown})" if shown else ""))
+        factor, label = factors.get(column), term_label(term, plan)
+        if not level:  # a 0/1 term: against its False level
+            shown = factor.label_of(False) if factor and label != term else None
+        else:  # a category: against the one level below its terms that the model does not show
+            levels = [t.partition("=")[2] for t in in_model[key] if t.partition("=")[0] == column]
+            known = [str(stored) for stored, _ in factor.levels] if factor else (
+                centres if column == "centre_id" else [])
+            below = [c for c in known if c not in levels and c < min(levels)]
+            reference = below[0] if len(below) == 1 else None
+            shown = (factor.label_of(_stored(factor, reference)) or reference) if factor and reference \
+                else reference
+        labels.append(label + (f" (vs {shown})" if shown else ""))
     return labels
 
 
