@@ -13,13 +13,14 @@ from typing import Annotated
 import typer
 
 from foundation import logs
-from foundation.errors import ConfigError, IlpError
+from foundation.errors import ConfigError, IlpError, exit_codes_text
 from ilp.commands import consortium, demo, operations, stages
 
 _debug = False  # set by `run()` from --debug, which may appear anywhere on the command line
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma.")
+                  help="Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma.",
+                  epilog=f"Exit codes: {exit_codes_text()}. Add --debug anywhere for a traceback.")
 
 COMMANDS: dict[str, Callable[..., None]] = {  # in the order --help lists them
     "dictionary": operations.dictionary_command,
@@ -47,14 +48,7 @@ def main(
     log_format: Annotated[str, typer.Option(
         "--log-format", help="text (for people) or json (one object per line, for schedulers).")] = "text",
 ) -> None:
-    """Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma.
-
-    Exit codes: 0 done; 1 internal error; 2 configuration or usage error; 3 source unreachable; 4 authentication
-    refused; 5 validation blocked publication; 6 a server broke the FHIR protocol; 7 another run holds the lock;
-    8 a centre package was refused at the hub; 9 the cohort definition found no patient at a centre; 10 a
-    package of aggregates is held back (too few patients changed since the last release).
-    Add --debug anywhere for a traceback.
-    """
+    """Multicentre FHIR data integration for isolated limb perfusion (ILP) in limb sarcoma."""
     if log_format not in ("text", "json"):
         raise ConfigError(f"--log-format must be text or json, not {log_format!r}")
     logs.configure("json" if log_format == "json" else "text", debug=_debug)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from connectors import BulkSettings, FilesSettings, RestSettings
 from demo.synth.dialects import OwnExtensionsRenderer
 from demo.synth.profiles import DORADO
-from foundation.errors import ConfigError
+from foundation.errors import ConfigError, exit_codes, exit_codes_text
 from ilp.cli import app
 from ilp.config import load_config
 from ilp.spark import spark_settings
@@ -128,3 +128,13 @@ def test_usage_mistakes_are_configuration_errors_before_any_work(tmp_path: Path)
     assert isinstance(nothing.exception, ConfigError) and "nothing landed yet for zeta" in str(nothing.exception)
     with pytest.raises(ConfigError, match=r"must start with 'spark\.'"):
         spark_settings({"foo": "bar"})
+
+
+def test_exit_codes_are_listed_once_and_shown_by_help() -> None:
+    """The codes come from the error classes; `ilp --help` and docs/running.md say exactly those."""
+    codes = exit_codes()
+    assert list(codes) == list(range(11)), codes  # every code from 0 to 10 has a meaning
+    shown = " ".join(CliRunner().invoke(app, ["--help"], terminal_width=200).output.split())
+    documented = " ".join((Path(__file__).parents[1] / "docs" / "running.md").read_text(encoding="utf-8").split())
+    for text in (shown, documented):
+        assert exit_codes_text() in text
