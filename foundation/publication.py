@@ -8,6 +8,7 @@ writes the pointer; readers (analytics, queries) only follow it.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,5 +48,9 @@ def publish(root: Path, snapshot: Snapshot, validation: Path, evaluated: int, wa
         published_at=datetime.now(UTC).isoformat(timespec="seconds"), centres=snapshot.centres(),
         expectations_evaluated=evaluated, warnings=warnings)
     record.write(zones.publication)
+    staged = zones.cohort / f".published-{os.getpid()}"
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(Path(record.snapshot), target_is_directory=True)
+    os.replace(staged, zones.published)  # readers of the link see the old snapshot or the new one, never none
     fsync_dir(zones.publication.parent)
     return record

@@ -10,6 +10,7 @@ state/centre=<id>/checkpoint.json             the pull in progress; watermarks.j
 resources/centre=<id>/current.json            the current state of every resource (transforms)
 cohort/snapshots/run=<id>/<table>/centre_id=<id>/, manifest-<centre>.json
 cohort/published.json                         the publication pointer (expectations)
+cohort/published -> snapshots/run=<id>        a stable path to the published snapshot, for readers
 quarantine/stage=<stage>/centre=<id>/run=<id>/, quarantine/unmapped_codes/centre=<id>/run=<id>/
 validation/run=<id>/                          results, summary.json, Data Docs
 reports/run=<id>/                             analytics outputs; reports/unpublished/run=<id>/ previews
@@ -167,6 +168,13 @@ class Zones:
     def publication(self) -> Path:
         """The pointer to the published snapshot (replaced atomically; the expectations stage writes it)."""
         return self.cohort / "published.json"
+
+    @property
+    def published(self) -> Path:
+        """A symbolic link to the published snapshot, replaced atomically after the pointer: a path analysts' tools
+        read without resolving the pointer, and without a `run=` folder that Hive-style readers take for a
+        column."""
+        return self.cohort / "published"
 
     def quarantine_stage(self, stage: str) -> Path:
         return self.root / "quarantine" / f"stage={stage}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 from demo.fhir_server import FhirTestServer
 from foundation.errors import ValidationBlocked
 from foundation.manifests import ValidationSummary
+from foundation.model import BY_NAME
 from foundation.publication import published_snapshot
 from foundation.zones import VALIDATION_SUMMARY, Zones
 from ilp.cli import app
@@ -97,6 +99,21 @@ def test_a_third_run_picks_up_exactly_the_server_changes(second_run: tuple[DemoR
     for centre in ("borealis", "cascade"):  # carried over unchanged
         assert _fingerprint(snapshot / "cohort" / f"centre_id={centre}") == \
             _fingerprint(first / "cohort" / f"centre_id={centre}")
+
+
+def test_the_published_cohort_reads_from_its_stable_path(second_run: tuple[DemoResult, dict[str, str], str]) -> None:
+    """docs/running.md's readers: DuckDB and pandas on `cohort/published/`, the link to the published snapshot,
+    get exactly the data dictionary's columns (no `run` column from a `run=` folder) with integer types kept."""
+    result, _, _ = second_run
+    zones = Zones(result.config.parent / "zones")
+    assert zones.published.resolve() == published_snapshot(zones.root).folder.resolve()
+    described = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{zones.published}/cohort/*/*.parquet', "
+                           "hive_partitioning = true)").fetchall()
+    types = {name: kind for name, kind, *_ in described}
+    assert set(types) == set(BY_NAME["cohort"].column_names) and types["fnclcc_grade"] == "INTEGER"
+    cohort = pd.read_parquet(zones.published / "cohort", dtype_backend="numpy_nullable")
+    assert set(cohort.columns) == set(BY_NAME["cohort"].column_names) and str(cohort["fnclcc_grade"].dtype) == "Int32"
+    assert len(cohort) == 303
 
 
 def test_status_and_query_work_on_the_demo_output(second_run: tuple[DemoResult, dict[str, str], str]) -> None:
