@@ -157,9 +157,11 @@ class BulkSource(Source):
                         "export's deleted entries until the next full export")
                 log.warning("%s", note)
                 state.setdefault("warnings", []).append(note)
-        return {"method": "the export's deleted entries",
-                "next_id_reconciliation": deletions.reconciliation_due(run, resource_type,
-                                                                       self.settings.reconcile_every_days)}
+        due = deletions.reconciliation_due(run, resource_type, self.settings.reconcile_every_days)
+        log.info("%s: deletions only as the export's deleted entries list them (which servers may omit); the next "
+                 "full export compares every id, due %s (reconcile_every_days)", resource_type,
+                 due or "at the next run")
+        return {"method": "the export's deleted entries", "next_id_reconciliation": due}
 
     def _kick_off(self, since: str | None) -> str:
         params = {"_type": ",".join(self.exported_types)}

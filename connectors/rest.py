@@ -307,7 +307,9 @@ class RestSource(Source):
                 state.state["plan"] = replace(plan, history=False).describe()
         elif not listed_by_search:
             due = deletions.reconciliation_due(run, resource_type, self.settings.reconcile_every_days)
-            if due:
+            if due:  # said in the log: a deletion stays published until then
+                log.info("%s: deletions not checked this run (the server lists no _history); the next id "
+                         "reconciliation is due %s (reconcile_every_days)", resource_type, due)
                 return {"method": "not checked this run", "next_id_reconciliation": due}
         if since is None and not run.zone.runs():
             state.state["reconciled_at"] = state.watermark

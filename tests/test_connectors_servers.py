@@ -114,13 +114,17 @@ def test_the_page_size_is_asked_for_when_the_statement_does_not_list_count_and_d
 
 
 def test_without_history_deletions_are_reconciled_periodically_and_on_every_full_pull(
-        aurora: FhirTestServer, tmp_path: Path) -> None:
+        aurora: FhirTestServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     aurora.configure(features={"history": False})
     _pull(aurora, tmp_path)
     changed = change_server(aurora)
-    incremental = _pull(aurora, tmp_path)
+    with caplog.at_level(logging.INFO, logger="connectors.rest"):
+        incremental = _pull(aurora, tmp_path)
     not_yet = manifest(incremental)["deletions"]["Procedure"]
     assert not_yet["method"] == "not checked this run" and "next_id_reconciliation" in not_yet
+    # the log says so: a deleted resource stays published until the reconciliation, which is when
+    assert f"Procedure: deletions not checked this run (the server lists no _history); the next id reconciliation " \
+           f"is due {not_yet['next_id_reconciliation']}" in caplog.text
     assert not landed_lines(incremental, "tombstones")
     full = _pull(aurora, tmp_path, full=True)
     assert manifest(full)["deletions"]["Procedure"] == {
