@@ -153,8 +153,8 @@ class BulkSource(Source):
             except (SourceProtocolError, AuthenticationFailed) as error:
                 if not deletions.refused(error):
                     raise
-                note = (f"{resource_type}: the server refused its _history ({error}); deletions come from the "
-                        "export's deleted entries until the next full export")
+                note = (f"{resource_type}: the server refused its _history (HTTP {error.status}); deletions come "
+                        "from the export's deleted entries until the next full export")
                 log.warning("%s", note)
                 state.setdefault("warnings", []).append(note)
         due = deletions.reconciliation_due(run, resource_type, self.settings.reconcile_every_days)

@@ -62,7 +62,9 @@ def plan_types(capability: dict[str, Any], resource_types: tuple[str, ...],
     for resource_type in resource_types:
         entry = entries.get(resource_type)
         if entry is None:
-            said = {"last_updated": True, "count": True, "history": True, "system_search": True}
+            # a statement that lists other types but not this one says nothing of it: search it, but do not count
+            # on its `_history` (deletions are then found by comparing ids)
+            said = {"last_updated": True, "count": True, "history": not entries, "system_search": True}
         else:
             interactions = _names(entry.get("interaction"), "code")
             params = _names(entry.get("searchParam"), "name")

@@ -301,7 +301,8 @@ class RestSource(Source):
             except (SourceProtocolError, AuthenticationFailed) as error:
                 if not deletions.refused(error):
                     raise
-                note = f"{resource_type}: the server refused its _history ({error}); finding deletions by ids instead"
+                note = (f"{resource_type}: the server refused its _history (HTTP {error.status}); finding deletions "
+                        "by ids instead")
                 log.warning("%s", note)
                 state.state.setdefault("warnings", []).append(note)
                 state.state["plan"] = replace(plan, history=False).describe()

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from connectors import AuthSettings, LandingZone, SecretRef, ingest
+from connectors.capabilities import plan_types
 from connectors.progress import LogProgress
+from connectors.settings import ServerFeatures
 from demo.fhir_server import FhirTestServer
 from foundation.errors import AuthenticationFailed, SourceProtocolError, SourceUnreachable
 from tests.landing_helpers import (
@@ -219,3 +221,17 @@ def test_connector_errors_say_what_to_do_next(aurora: FhirTestServer, tmp_path: 
     with pytest.raises(error) as failure:
         _pull(aurora, tmp_path, **settings)
     assert advice in str(failure.value) and "a-wrong-one" not in str(failure.value)
+
+
+def test_a_type_the_statement_leaves_out_is_searched_without_counting_on_its_history(
+        fhir_server: FhirTestServer) -> None:
+    """A hospital's CapabilityStatement that lists its clinical types but not ConceptMap says nothing of ConceptMap's
+    `_history`: the plan finds its deletions by ids instead of trying `_history` on every incremental run. A
+    statement that lists no type at all leaves every type as the server may have it."""
+    statement = fhir_server.admin.get("/fhir/metadata").json()
+    for entry in statement["rest"]:
+        entry["resource"] = [r for r in entry["resource"] if r["type"] != "ConceptMap"]
+    plans = plan_types(statement, ("Patient", "ConceptMap"), ServerFeatures())
+    assert plans["Patient"].history and plans["Patient"].described
+    assert not plans["ConceptMap"].history and not plans["ConceptMap"].described
+    assert plan_types({"resourceType": "CapabilityStatement"}, ("ConceptMap",), ServerFeatures())["ConceptMap"].history
