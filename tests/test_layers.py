@@ -6,6 +6,7 @@ Every import statement of every module counts, those inside functions too (the C
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,27 @@ def test_a_stage_importing_another_stage_or_the_application_is_found(tmp_path: P
     (tmp_path / "foundation" / "zones.py").write_text("from ilp.run import run_consortium\n")
     (tmp_path / "analytics" / "report.py").write_text("import foundation.zones\nimport analytics.plan\n")
     assert violations(tmp_path) == ["foundation.zones imports ilp", "transforms.pipeline imports connectors"]
+
+
+def test_the_readme_and_docs_link_only_to_files_of_the_repository() -> None:
+    """Every relative link in README.md and docs/ names a file or folder that exists, inside the repository (a
+    link to a file on the developers' machine works for them and for nobody else), and every `#anchor` into a
+    Markdown file names one of its headings."""
+    broken = []
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto
+            path, _, anchor = target.partition("#")
+            resolved = (document.parent / path).resolve() if path else document
+            if not resolved.exists() or not resolved.is_relative_to(ROOT):
+                broken.append(f"{document.name}: {target}")
+            elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
+                broken.append(f"{document.name}: {target} (no such heading)")
+    assert broken == []
+
+
+def _anchors(document: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+\s+(.+)$", document.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}

@@ -223,7 +223,8 @@ def _markdown(profile: CentreFindings) -> Iterator[str]:
                    f"{r['resources']} | {r['resources_left_unmapped']} |")
         yield ""
         yield ("To map one, add it to a ConceptMap of the centre (`conceptmaps` in its configuration): source "
-               "system and code, target the canonical coding it means (docs/domain.md lists them).")
+               "system and code, target the canonical coding it means (the ValueSets in foundation/terminology/ "
+               "list them).")
     yield ""
     yield f"## Resources no table used ({sum(profile.unused.values())})"
     yield ""

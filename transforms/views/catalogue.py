@@ -1,6 +1,6 @@
 """The project's views (where each canonical element lives in FHIR), with each centre's overrides.
 
-One ViewDefinition per resource type (`defaults/*.json`: mCODE and docs/domain.md's conventions) names the
+One ViewDefinition per resource type (`defaults/*.json`: mCODE's conventions) names the
 elements the canonical tables read, as FHIRPath. A centre whose data keeps an element elsewhere overrides that
 column's path in its configuration (`[centres.views.procedure] ilp_level = "..."`); the table builders read the
 columns, never the resources, so an override reaches every table that uses the element, and the centre's

@@ -1,4 +1,4 @@
-"""FHIRPath expressions parsed into a small syntax tree, for compiling to Spark (`transforms.views.compiler`).
+"""FHIRPath expressions parsed into a small syntax tree, for compiling to Spark (`transforms.views.expressions`).
 
 Why our own parser: the FHIRPath libraries for Python evaluate expressions on one resource at a time in Python;
 the views need the expression's structure, to turn it into Spark column expressions that run on a cluster. The
