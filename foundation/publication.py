@@ -9,6 +9,7 @@ writes the pointer; readers (analytics, queries) only follow it.
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def publish(root: Path, snapshot: Snapshot, validation: Path, evaluated: int, wa
     staged = zones.cohort / f".published-{os.getpid()}"
     staged.unlink(missing_ok=True)
     staged.symlink_to(Path(record.snapshot), target_is_directory=True)
+    if zones.published.is_dir() and not zones.published.is_symlink():
+        shutil.rmtree(zones.published)  # a copy of the zones that followed the link (cp -r): the pointer rules
     os.replace(staged, zones.published)  # readers of the link see the old snapshot or the new one, never none
     fsync_dir(zones.publication.parent)
     return record

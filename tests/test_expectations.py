@@ -165,6 +165,9 @@ def test_a_patient_at_two_centres_is_a_warning_not_a_block(spark: SparkSession, 
     assert duplicates.severity == "warning" and duplicates.unexpected_count == 2 * 41
     assert {k["centre_id"] for k in duplicates.sample_keys} <= {CENTRE, "aurora_twin"}
     assert read_pointer(published).snapshot == "snapshots/run=two-centres"  # type: ignore[union-attr]
+    # the zones were copied following the `cohort/published` link (a real folder here): a link again, to the new one
+    link = Zones(published).published
+    assert link.is_symlink() and link.resolve() == snapshot.resolve()
 
 
 def test_a_killed_validation_publishes_nothing(published: Path) -> None:
