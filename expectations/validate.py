@@ -155,7 +155,7 @@ def _store_for_docs(context: Any, name: str, run_name: str, result: ExpectationS
     for outcome in result.results:
         config = outcome.expectation_config
         if config is not None and str(getattr(config.severity, "value", config.severity)) == WARNING.value:
-            config.description = f"{WARNING_LABEL}{(config.description or '').removeprefix(WARNING_LABEL)}"
+            config.description = f"{WARNING_LABEL}{config.description or ''}"  # once: each result is stored once
     store = context.validation_results_store
     store.set(next(k for k in store.list_keys() if k.expectation_suite_identifier.name == name
                    and k.run_id.run_name == run_name), result)
